@@ -1,0 +1,16 @@
+//! Gatehouse domain: the vocabulary of `DESIGN.md` as types, and the rules that
+//! decide what may happen. Everything here is pure: no IO, no async, no SQL, no
+//! HTTP. The store persists these values, the server exposes them.
+
+pub mod audit;
+pub mod authz;
+pub mod error;
+pub mod inventory;
+pub mod names;
+pub mod subject;
+pub mod timestamp;
+
+pub use error::{ErrorCode, InvalidInput};
+pub use names::{BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, Username};
+pub use subject::Subject;
+pub use timestamp::Timestamp;
