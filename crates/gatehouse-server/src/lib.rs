@@ -1,1 +1,14 @@
+//! The Gatehouse HTTP server: REST API under `/api/v1`, authentication and
+//! authorisation, OpenAPI document, health and metrics. Handlers parse and
+//! authorise, then call the store; they decide no policy themselves.
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod demo;
+pub mod error;
+pub mod extract;
+
+pub use app::{Application, Settings, StartError};
+pub use clock::Clock;

@@ -1,1 +1,252 @@
+//! Persistence for Gatehouse on SQLite (embedded, default) and PostgreSQL (shared
+//! by several server replicas). Only this crate contains SQL.
+//!
+//! Every write goes through a [`Tx`]: the repository functions that change state
+//! take the transaction, the capability from `gatehouse_core::authz` that proves
+//! the caller may do it, and append their audit event in the same transaction.
 
+pub mod audit;
+pub mod bundles;
+pub mod error;
+pub mod groups;
+pub mod infra;
+pub mod models;
+pub mod page;
+pub mod projects;
+pub mod tokens;
+pub mod users;
+pub mod versions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::Timestamp;
+use gatehouse_core::authz::Principal;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+pub use error::StoreError;
+pub use page::{Page, PageRequest};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database engine a [`Store`] talks to, decided by the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported database URL {:?}: use sqlite:PATH or postgres://…",
+                redact_url(url)
+            )))
+        }
+    }
+}
+
+/// A URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite has one writer: writes queue here instead of failing with SQLITE_BUSY.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// The context of one change: who makes it and when.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub actor: Principal,
+    pub now: Timestamp,
+}
+
+impl Ctx {
+    pub fn actor_name(&self) -> &str {
+        self.actor.username.as_str()
+    }
+}
+
+impl Store {
+    /// Connects, creating the SQLite file if needed, and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let opts: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("bad database URL: {e}")))?;
+        let pool_opts = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            });
+        let pool_opts = match backend {
+            Backend::Sqlite => pool_opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => pool_opts,
+        };
+        let pool = pool_opts
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let store = Store {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for reads outside a transaction.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A connection for a series of reads.
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Is the database reachable?
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.pool.acquire().await?;
+        c.ping().await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction. On SQLite writes are serialised (one writer),
+    /// and the transaction takes the write lock at once (`BEGIN IMMEDIATE`).
+    pub async fn begin(&self) -> Result<Tx> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+            _guard: guard,
+        })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A write transaction. Dropping it without [`Tx::commit`] rolls everything back.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// 0/1 integer flags, portable across both engines.
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> String {
+    gatehouse_core::audit::canonical_json(&serde_json::to_value(v).unwrap_or_default())
+}
+
+pub(crate) fn from_json_text<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(Backend::from_url("sqlite:x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert!(Backend::from_url("mysql://x").is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:a.db"), "sqlite:a.db");
+    }
+}
