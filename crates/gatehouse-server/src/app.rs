@@ -100,18 +100,20 @@ impl Application {
             clock: settings.clock.clone(),
             metrics: Arc::new(Metrics::default()),
         };
-        let bootstrap = crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;
+        let bootstrap =
+            crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;
         let demo_users = if settings.demo {
             crate::demo::seed(&state).await?
         } else {
             Vec::new()
         };
-        let listener = TcpListener::bind(settings.bind)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: settings.bind,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.bind)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.bind,
+                    source,
+                })?;
         Ok(Application {
             listener,
             state,

@@ -28,9 +28,9 @@ impl From<sqlx::Error> for StoreError {
         use sqlx::error::ErrorKind;
         match &e {
             sqlx::Error::Database(db) => match db.kind() {
-                ErrorKind::UniqueViolation => StoreError::Conflict(
-                    "an object with this key already exists".to_owned(),
-                ),
+                ErrorKind::UniqueViolation => {
+                    StoreError::Conflict("an object with this key already exists".to_owned())
+                }
                 ErrorKind::ForeignKeyViolation => StoreError::Conflict(
                     "the object is still referenced by another object".to_owned(),
                 ),

@@ -5,6 +5,12 @@
 //! take the transaction, the capability from `gatehouse_core::authz` that proves
 //! the caller may do it, and append their audit event in the same transaction.
 
+/// SQL text assembled from this crate's own constants (column lists, shared
+/// SELECT prefixes); never from input, which is always bound.
+macro_rules! sqlf {
+    ($($t:tt)*) => { sqlx::AssertSqlSafe(format!($($t)*)) };
+}
+
 pub mod audit;
 pub mod bundles;
 pub mod error;

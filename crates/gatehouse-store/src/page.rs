@@ -31,11 +31,18 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows, keyed by `key`.
-    pub(crate) fn from_rows(mut rows: Vec<T>, req: &PageRequest, key: impl Fn(&T) -> String) -> Self {
+    pub(crate) fn from_rows(
+        mut rows: Vec<T>,
+        req: &PageRequest,
+        key: impl Fn(&T) -> String,
+    ) -> Self {
         let more = rows.len() as i64 > req.limit;
         rows.truncate(req.limit.max(0) as usize);
         let next_cursor = if more { rows.last().map(key) } else { None };
-        Page { items: rows, next_cursor }
+        Page {
+            items: rows,
+            next_cursor,
+        }
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {

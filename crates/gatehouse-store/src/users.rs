@@ -60,7 +60,8 @@ pub struct UserFilter {
     pub disabled: Option<bool>,
 }
 
-const COLS: &str = "id, username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at";
+const COLS: &str =
+    "id, username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
     let username: String = r.try_get("username")?;
@@ -68,8 +69,7 @@ fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
         id: r.try_get("id")?,
         password_hash: r.try_get("password_hash")?,
         user: User {
-            username: Username::parse(username)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            username: Username::parse(username).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             display_name: r.try_get("display_name")?,
             email: r.try_get("email")?,
             is_admin: r.try_get::<i64, _>("is_admin")? != 0,
@@ -81,7 +81,7 @@ fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
 }
 
 pub async fn find(conn: &mut AnyConnection, username: &str) -> Result<Option<Credentials>> {
-    let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE username = $1"))
+    let row = sqlx::query(sqlf!("SELECT {COLS} FROM users WHERE username = $1"))
         .bind(username)
         .fetch_optional(conn)
         .await?;
@@ -110,9 +110,13 @@ pub async fn count(conn: &mut AnyConnection) -> Result<i64> {
         .await?)
 }
 
-pub async fn list(conn: &mut AnyConnection, f: &UserFilter, page: &PageRequest) -> Result<Page<User>> {
+pub async fn list(
+    conn: &mut AnyConnection,
+    f: &UserFilter,
+    page: &PageRequest,
+) -> Result<Page<User>> {
     let q = f.q.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(sqlf!(
         "SELECT {COLS} FROM users WHERE username > $1 \
          AND ($2 IS NULL OR LOWER(username) LIKE $2 OR LOWER(display_name) LIKE $2) \
          AND ($3 IS NULL OR is_admin = $3) AND ($4 IS NULL OR disabled = $4) \
@@ -156,9 +160,13 @@ async fn insert(tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<User> {
     record(
         tx,
         ctx,
-        NewAuditEvent::new(ctx.actor_name(), "user.create", format!("user:{}", user.username))
-            .after(json!(user))
-            .detail("password_set", json!(new.password_hash.is_some())),
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "user.create",
+            format!("user:{}", user.username),
+        )
+        .after(json!(user))
+        .detail("password_set", json!(new.password_hash.is_some())),
     )
     .await?;
     Ok(user)
@@ -202,7 +210,8 @@ pub async fn update(
         return Err(Denied("only an administrator may change is_admin or disabled".into()).into());
     }
     let before = get(tx.conn(), username).await?;
-    let loses_admin = before.is_admin && !before.disabled
+    let loses_admin = before.is_admin
+        && !before.disabled
         && (patch.is_admin == Some(false) || patch.disabled == Some(true));
     if loses_admin && other_active_admins(tx.conn(), username).await? == 0 {
         return Err(StoreError::Conflict(

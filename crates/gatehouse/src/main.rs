@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "Model governance: sign-off, deployment gate, audit trail")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Model governance: sign-off, deployment gate, audit trail"
+)]
 struct Cli {
     #[command(flatten)]
     client: cli::ClientOpts,
@@ -39,7 +43,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

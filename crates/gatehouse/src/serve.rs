@@ -61,7 +61,9 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok(FileConfig::default())
+        }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
@@ -70,7 +72,9 @@ fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),
@@ -85,7 +89,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Human);
+    let log_format = args
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Human);
     init_tracing(log_format);
 
     let bind = args
@@ -109,7 +116,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let settings = Settings {
         bind,
         database_url: database_url.clone(),
-        admin_password: std::env::var("GATEHOUSE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),
+        admin_password: std::env::var("GATEHOUSE_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret::new),
         demo: args.demo || file.demo.unwrap_or(false),
         clock: Clock::system(),
     };
@@ -123,10 +133,17 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     match app.bootstrap() {
         Bootstrap::AdminGenerated(pw) => {
-            println!("Created user 'admin' with one-time password: {}", pw.expose());
-            println!("Log in with `gatehouse login --username admin` and change it with `gatehouse user passwd admin`.");
+            println!(
+                "Created user 'admin' with one-time password: {}",
+                pw.expose()
+            );
+            println!(
+                "Log in with `gatehouse login --username admin` and change it with `gatehouse user passwd admin`."
+            );
         }
-        Bootstrap::AdminFromSettings => println!("Created user 'admin' with the password from GATEHOUSE_ADMIN_PASSWORD."),
+        Bootstrap::AdminFromSettings => {
+            println!("Created user 'admin' with the password from GATEHOUSE_ADMIN_PASSWORD.")
+        }
         Bootstrap::Existing => {}
     }
     if !app.demo_users().is_empty() {

@@ -1,0 +1,147 @@
+//! Bundles of a project.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use gatehouse_core::BundleTag;
+use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
+use gatehouse_store::bundles::{self, Bundle, BundleItem};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::projects::contribute_right;
+use super::{PageOf, PageParams, Problems, created};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBundle {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub tag: BundleTag,
+    pub description: Option<String>,
+    /// Model versions of this project; at least one.
+    pub versions: Vec<BundleItem>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBundle {
+    pub description: Option<String>,
+}
+
+/// List a project's bundles.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/bundles", tag = "bundles",
+    params(("key" = String, Path), PageParams), responses((status = 200, body = PageOf<Bundle>), Problems))]
+async fn list_bundles(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<PageOf<Bundle>>> {
+    let page = q.request()?;
+    let mut conn = state.store.conn().await?;
+    Ok(Json(bundles::list(&mut conn, &key, &page).await?.into()))
+}
+
+/// Create a bundle of model versions (contributors and owners).
+#[utoipa::path(post, path = "/api/v1/projects/{key}/bundles", tag = "bundles",
+    params(("key" = String, Path)), request_body = CreateBundle, responses((status = 201, body = Bundle), Problems))]
+async fn create_bundle(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateBundle>,
+) -> ApiResult<Response> {
+    let description = body.description.unwrap_or_default();
+    check_text("description", &description, DESCRIPTION_MAX)?;
+    if body.versions.is_empty() {
+        return Err(ApiError::invalid(
+            "versions",
+            "a bundle lists at least one model version",
+        ));
+    }
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let b = bundles::create(
+        &mut tx,
+        &right,
+        &ctx,
+        &key,
+        &body.tag,
+        &description,
+        &body.versions,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created(b))
+}
+
+/// Get a bundle.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/bundles/{tag}", tag = "bundles",
+    params(("key" = String, Path), ("tag" = String, Path)), responses((status = 200, body = Bundle), Problems))]
+async fn get_bundle(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath((key, tag)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Bundle>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(bundles::get(&mut conn, &key, &tag).await?))
+}
+
+/// Update a bundle's description; its content is immutable.
+#[utoipa::path(patch, path = "/api/v1/projects/{key}/bundles/{tag}", tag = "bundles",
+    params(("key" = String, Path), ("tag" = String, Path)), request_body = UpdateBundle,
+    responses((status = 200, body = Bundle), Problems))]
+async fn update_bundle(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, tag)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<UpdateBundle>,
+) -> ApiResult<Json<Bundle>> {
+    if let Some(d) = &body.description {
+        check_text("description", d, DESCRIPTION_MAX)?;
+    }
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let b = bundles::update(
+        &mut tx,
+        &right,
+        &ctx,
+        &key,
+        &tag,
+        body.description.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(b))
+}
+
+/// Delete a bundle.
+#[utoipa::path(delete, path = "/api/v1/projects/{key}/bundles/{tag}", tag = "bundles",
+    params(("key" = String, Path), ("tag" = String, Path)), responses((status = 204, description = "Deleted"), Problems))]
+async fn delete_bundle(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, tag)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    bundles::delete(&mut tx, &right, &ctx, &key, &tag).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_bundles, create_bundle))
+        .routes(routes!(get_bundle, update_bundle, delete_bundle))
+}

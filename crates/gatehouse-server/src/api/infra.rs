@@ -1,0 +1,185 @@
+//! Infrastructures (administrators write, everyone reads).
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use gatehouse_core::InfraName;
+use gatehouse_core::authz;
+use gatehouse_core::inventory::{DESCRIPTION_MAX, InfraKind, Policy, Stage, check_text};
+use gatehouse_store::infra::{self, InfraFilter, InfraPatch, Infrastructure, NewInfra};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{PageOf, PageParams, Problems, created};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInfra {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub name: InfraName,
+    #[schema(value_type = String, example = "api_node")]
+    pub kind: InfraKind,
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    #[schema(value_type = String, example = "prevent")]
+    pub policy: Policy,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInfra {
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<InfraKind>,
+    #[schema(value_type = Option<String>)]
+    pub stage: Option<Stage>,
+    #[schema(value_type = Option<String>)]
+    pub policy: Option<Policy>,
+    pub description: Option<String>,
+    pub archived: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InfraQuery {
+    #[param(value_type = Option<String>)]
+    pub kind: Option<InfraKind>,
+    #[param(value_type = Option<String>)]
+    pub stage: Option<Stage>,
+    #[param(value_type = Option<String>)]
+    pub policy: Option<Policy>,
+    /// Archived infrastructures instead of active ones (default false).
+    pub archived: Option<bool>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// List infrastructures.
+#[utoipa::path(get, path = "/api/v1/infrastructures", tag = "infrastructures", params(InfraQuery),
+    responses((status = 200, body = PageOf<Infrastructure>), Problems))]
+async fn list_infras(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiQuery(q): ApiQuery<InfraQuery>,
+) -> ApiResult<Json<PageOf<Infrastructure>>> {
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
+    let f = InfraFilter {
+        kind: q.kind,
+        stage: q.stage,
+        policy: q.policy,
+        archived: q.archived,
+    };
+    let mut conn = state.store.conn().await?;
+    Ok(Json(infra::list(&mut conn, &f, &page).await?.into()))
+}
+
+/// Create an infrastructure (administrators).
+#[utoipa::path(post, path = "/api/v1/infrastructures", tag = "infrastructures", request_body = CreateInfra,
+    responses((status = 201, body = Infrastructure), Problems))]
+async fn create_infra(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateInfra>,
+) -> ApiResult<Response> {
+    let right = authz::admin(&auth.0)?;
+    let description = body.description.unwrap_or_default();
+    check_text("description", &description, DESCRIPTION_MAX)?;
+    let new = NewInfra {
+        name: body.name,
+        kind: body.kind,
+        stage: body.stage,
+        policy: body.policy,
+        description,
+    };
+    let ctx = auth.ctx(&state);
+    let mut tx = state.store.begin().await?;
+    let i = infra::create(&mut tx, &right, &ctx, &new).await?;
+    tx.commit().await?;
+    Ok(created(i))
+}
+
+/// Get an infrastructure.
+#[utoipa::path(get, path = "/api/v1/infrastructures/{name}", tag = "infrastructures",
+    params(("name" = String, Path)), responses((status = 200, body = Infrastructure), Problems))]
+async fn get_infra(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Infrastructure>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(infra::get(&mut conn, &name).await?))
+}
+
+async fn patch(
+    state: &AppState,
+    auth: &Auth,
+    name: &str,
+    patch: InfraPatch,
+) -> ApiResult<Infrastructure> {
+    let right = authz::admin(&auth.0)?;
+    let ctx = auth.ctx(state);
+    let mut tx = state.store.begin().await?;
+    let i = infra::update(&mut tx, &right, &ctx, name, &patch).await?;
+    tx.commit().await?;
+    Ok(i)
+}
+
+/// Update an infrastructure (administrators).
+#[utoipa::path(patch, path = "/api/v1/infrastructures/{name}", tag = "infrastructures",
+    params(("name" = String, Path)), request_body = UpdateInfra, responses((status = 200, body = Infrastructure), Problems))]
+async fn update_infra(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateInfra>,
+) -> ApiResult<Json<Infrastructure>> {
+    if let Some(d) = &body.description {
+        check_text("description", d, DESCRIPTION_MAX)?;
+    }
+    let p = InfraPatch {
+        kind: body.kind,
+        stage: body.stage,
+        policy: body.policy,
+        description: body.description,
+        archived: body.archived,
+    };
+    Ok(Json(patch(&state, &auth, &name, p).await?))
+}
+
+/// Archive an infrastructure (administrators); never deleted.
+#[utoipa::path(delete, path = "/api/v1/infrastructures/{name}", tag = "infrastructures",
+    params(("name" = String, Path)), responses((status = 200, body = Infrastructure), Problems))]
+async fn archive_infra(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Infrastructure>> {
+    Ok(Json(
+        patch(
+            &state,
+            &auth,
+            &name,
+            InfraPatch {
+                archived: Some(true),
+                ..Default::default()
+            },
+        )
+        .await?,
+    ))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_infras, create_infra))
+        .routes(routes!(get_infra, update_infra, archive_infra))
+}

@@ -1,0 +1,211 @@
+//! Routes of the REST API. Every handler is documented with `#[utoipa::path]`
+//! and registered through `OpenApiRouter`, so the served OpenAPI document and
+//! the router cannot disagree.
+
+mod audit;
+mod bundles;
+mod groups;
+mod health;
+mod identity;
+mod infra;
+mod models;
+mod projects;
+mod users;
+mod versions;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gatehouse_core::ErrorCode;
+use gatehouse_store::page::{DEFAULT_LIMIT, MAX_LIMIT};
+use gatehouse_store::{Page, PageRequest};
+use serde::Deserialize;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, ResponsesBuilder};
+use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::BODY_LIMIT;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Gatehouse API",
+        description = "Model governance: inventory, sign-off, deployment gate and audit trail. \
+                       Errors are application/problem+json with a stable `code`.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The error answers every operation may give, all `application/problem+json`.
+pub struct Problems;
+
+impl IntoResponses for Problems {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        let mut b = ResponsesBuilder::new();
+        for (status, what) in [
+            ("400", "Invalid input (invalid_input)"),
+            ("401", "Missing or invalid token (unauthenticated)"),
+            ("403", "Not allowed (forbidden)"),
+            ("404", "No such object (not_found)"),
+            ("405", "Method not allowed (method_not_allowed)"),
+            ("409", "Conflict (conflict and the workflow codes)"),
+            ("412", "Stale revision (stale_revision)"),
+            ("413", "Body over 1 MiB (invalid_input)"),
+            ("500", "Internal error (internal)"),
+            ("503", "Database unavailable (unavailable)"),
+        ] {
+            b = b.response(
+                status,
+                ResponseBuilder::new().description(what).content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "Problem",
+                        ))))
+                        .build(),
+                ),
+            );
+        }
+        b.build().into()
+    }
+}
+
+/// `limit` and `cursor` of every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1–500 (default 100).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn request(&self) -> ApiResult<PageRequest> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        Ok(PageRequest {
+            limit,
+            after: self.cursor.clone().filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PageOf<T: ToSchema> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> From<Page<T>> for PageOf<T> {
+    fn from(p: Page<T>) -> Self {
+        PageOf {
+            items: p.items,
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(identity::router())
+        .merge(users::router())
+        .merge(groups::router())
+        .merge(projects::router())
+        .merge(models::router())
+        .merge(versions::router())
+        .merge(bundles::router())
+        .merge(infra::router())
+        .merge(audit::router())
+}
+
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+pub fn router(state: AppState) -> axum::Router {
+    let (router, doc) = api_router().split_for_parts();
+    let doc_json = doc.to_json().unwrap_or_else(|_| "{}".to_owned());
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let body = doc_json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let res = next.run(req).await;
+    if res.status().is_server_error() {
+        state.metrics.errors_5xx.fetch_add(1, Ordering::Relaxed);
+    }
+    res
+}
+
+/// `201 Created` with a JSON body.
+pub fn created<T: serde::Serialize>(v: T) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}

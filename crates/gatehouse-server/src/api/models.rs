@@ -1,0 +1,148 @@
+//! Models within a project.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use gatehouse_core::ModelName;
+use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
+use gatehouse_store::models::{self, Model};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::projects::contribute_right;
+use super::{PageOf, PageParams, Problems, created};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateModel {
+    /// Free text, 1–256 characters, no '/' and no control characters.
+    #[schema(value_type = String, min_length = 1, max_length = 256)]
+    pub name: ModelName,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateModel {
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ModelQuery {
+    /// Substring of the name.
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// List a project's models.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/models", tag = "models",
+    params(("key" = String, Path), ModelQuery), responses((status = 200, body = PageOf<Model>), Problems))]
+async fn list_models(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ModelQuery>,
+) -> ApiResult<Json<PageOf<Model>>> {
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        models::list(&mut conn, &key, q.q.as_deref(), &page)
+            .await?
+            .into(),
+    ))
+}
+
+/// Create a model (project contributors and owners).
+#[utoipa::path(post, path = "/api/v1/projects/{key}/models", tag = "models",
+    params(("key" = String, Path)), request_body = CreateModel, responses((status = 201, body = Model), Problems))]
+async fn create_model(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateModel>,
+) -> ApiResult<Response> {
+    let description = body.description.unwrap_or_default();
+    check_text("description", &description, DESCRIPTION_MAX)?;
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let m = models::create(&mut tx, &right, &ctx, &key, &body.name, &description).await?;
+    tx.commit().await?;
+    Ok(created(m))
+}
+
+/// Get a model.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}", tag = "models",
+    params(("key" = String, Path), ("name" = String, Path)), responses((status = 200, body = Model), Problems))]
+async fn get_model(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath((key, name)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Model>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(models::get(&mut conn, &key, &name).await?))
+}
+
+/// Update a model's description.
+#[utoipa::path(patch, path = "/api/v1/projects/{key}/models/{name}", tag = "models",
+    params(("key" = String, Path), ("name" = String, Path)), request_body = UpdateModel,
+    responses((status = 200, body = Model), Problems))]
+async fn update_model(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<UpdateModel>,
+) -> ApiResult<Json<Model>> {
+    if let Some(d) = &body.description {
+        check_text("description", d, DESCRIPTION_MAX)?;
+    }
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let m = models::update(
+        &mut tx,
+        &right,
+        &ctx,
+        &key,
+        &name,
+        body.description.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(m))
+}
+
+/// Delete a model that has no versions.
+#[utoipa::path(delete, path = "/api/v1/projects/{key}/models/{name}", tag = "models",
+    params(("key" = String, Path), ("name" = String, Path)), responses((status = 204, description = "Deleted"), Problems))]
+async fn delete_model(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, name)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    models::delete(&mut tx, &right, &ctx, &key, &name).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_models, create_model))
+        .routes(routes!(get_model, update_model, delete_model))
+}

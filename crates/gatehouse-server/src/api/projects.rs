@@ -1,0 +1,252 @@
+//! Governed projects and their members.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use gatehouse_core::authz::{self, ProjectRole};
+use gatehouse_core::inventory::{
+    DESCRIPTION_MAX, DISPLAY_NAME_MAX, RiskTier, check_line, check_text,
+};
+use gatehouse_core::{ProjectKey, Username};
+use gatehouse_store::projects::{self, NewProject, Project, ProjectFilter, ProjectPatch};
+use gatehouse_store::{Ctx, Store};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{PageOf, PageParams, Problems, created};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub key: ProjectKey,
+    pub name: String,
+    pub description: Option<String>,
+    /// 1 (ad hoc) to 4 (critical); default 2.
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
+    pub risk_tier: Option<RiskTier>,
+    /// Further owners besides the creator.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub owners: Option<Vec<Username>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub contributors: Option<Vec<Username>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
+    pub risk_tier: Option<RiskTier>,
+    pub archived: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMember {
+    #[schema(value_type = String, example = "contributor")]
+    pub role: ProjectRole,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectQuery {
+    #[param(minimum = 1, maximum = 4)]
+    pub risk_tier: Option<i64>,
+    /// Archived projects instead of active ones (default false).
+    pub archived: Option<bool>,
+    /// Substring of the key or name.
+    pub q: Option<String>,
+    /// Only projects where this user is owner or contributor.
+    pub member: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The caller's right to edit a project, checked against its members.
+async fn own_right(store: &Store, ctx: &Ctx, key: &str) -> ApiResult<authz::OwnRight> {
+    let mut conn = store.conn().await?;
+    projects::load(&mut conn, key).await?;
+    let role = projects::role_of(&mut conn, key, ctx.actor_name()).await?;
+    Ok(authz::own(&ctx.actor, role)?)
+}
+
+/// The caller's right to register things in a project.
+pub(crate) async fn contribute_right(
+    store: &Store,
+    ctx: &Ctx,
+    key: &str,
+) -> ApiResult<authz::ContributeRight> {
+    let mut conn = store.conn().await?;
+    projects::load(&mut conn, key).await?;
+    let role = projects::role_of(&mut conn, key, ctx.actor_name()).await?;
+    Ok(authz::contribute(&ctx.actor, role)?)
+}
+
+/// List governed projects.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ProjectQuery),
+    responses((status = 200, body = PageOf<Project>), Problems))]
+async fn list_projects(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiQuery(q): ApiQuery<ProjectQuery>,
+) -> ApiResult<Json<PageOf<Project>>> {
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
+    let risk_tier = q.risk_tier.map(RiskTier::new).transpose()?;
+    let f = ProjectFilter {
+        risk_tier,
+        archived: q.archived,
+        q: q.q,
+        member: q.member,
+    };
+    let mut conn = state.store.conn().await?;
+    Ok(Json(projects::list(&mut conn, &f, &page).await?.into()))
+}
+
+/// Create a governed project; the creator becomes an owner.
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject,
+    responses((status = 201, body = Project), Problems))]
+async fn create_project(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> ApiResult<Response> {
+    check_line("name", &body.name, DISPLAY_NAME_MAX)?;
+    let description = body.description.unwrap_or_default();
+    check_text("description", &description, DESCRIPTION_MAX)?;
+    let new = NewProject {
+        key: body.key,
+        name: body.name,
+        description,
+        risk_tier: body.risk_tier.unwrap_or(RiskTier::new(2)?),
+        owners: body.owners.unwrap_or_default(),
+        contributors: body.contributors.unwrap_or_default(),
+    };
+    let ctx = auth.ctx(&state);
+    let mut tx = state.store.begin().await?;
+    let p = projects::create(&mut tx, &ctx, &new).await?;
+    tx.commit().await?;
+    Ok(created(p))
+}
+
+/// Get a governed project.
+#[utoipa::path(get, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path)),
+    responses((status = 200, body = Project), Problems))]
+async fn get_project(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<Project>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(projects::get(&mut conn, &key).await?))
+}
+
+async fn patch(
+    state: &AppState,
+    auth: &Auth,
+    key: &str,
+    patch: ProjectPatch,
+) -> ApiResult<Project> {
+    let ctx = auth.ctx(state);
+    let right = own_right(&state.store, &ctx, key).await?;
+    let mut tx = state.store.begin().await?;
+    let p = projects::update(&mut tx, &right, &ctx, key, &patch).await?;
+    tx.commit().await?;
+    Ok(p)
+}
+
+/// Update a governed project (owners).
+#[utoipa::path(patch, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path)),
+    request_body = UpdateProject, responses((status = 200, body = Project), Problems))]
+async fn update_project(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateProject>,
+) -> ApiResult<Json<Project>> {
+    if let Some(n) = &body.name {
+        check_line("name", n, DISPLAY_NAME_MAX)?;
+    }
+    if let Some(d) = &body.description {
+        check_text("description", d, DESCRIPTION_MAX)?;
+    }
+    let p = ProjectPatch {
+        name: body.name,
+        description: body.description,
+        risk_tier: body.risk_tier,
+        archived: body.archived,
+    };
+    Ok(Json(patch(&state, &auth, &key, p).await?))
+}
+
+/// Archive a governed project (owners); projects are never deleted.
+#[utoipa::path(delete, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path)),
+    responses((status = 200, body = Project), Problems))]
+async fn archive_project(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<Project>> {
+    let p = ProjectPatch {
+        archived: Some(true),
+        ..Default::default()
+    };
+    Ok(Json(patch(&state, &auth, &key, p).await?))
+}
+
+async fn set_member(
+    state: AppState,
+    auth: Auth,
+    key: String,
+    username: String,
+    role: Option<ProjectRole>,
+) -> ApiResult<Json<Project>> {
+    let ctx = auth.ctx(&state);
+    let right = own_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let p = projects::set_member(&mut tx, &right, &ctx, &key, &username, role).await?;
+    tx.commit().await?;
+    Ok(Json(p))
+}
+
+/// Make a user owner or contributor of the project (owners).
+#[utoipa::path(put, path = "/api/v1/projects/{key}/members/{username}", tag = "projects",
+    params(("key" = String, Path), ("username" = String, Path)), request_body = SetMember,
+    responses((status = 200, body = Project), Problems))]
+async fn put_member(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, username)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SetMember>,
+) -> ApiResult<Json<Project>> {
+    set_member(state, auth, key, username, Some(body.role)).await
+}
+
+/// Remove a user from the project's members (owners); the last owner stays.
+#[utoipa::path(delete, path = "/api/v1/projects/{key}/members/{username}", tag = "projects",
+    params(("key" = String, Path), ("username" = String, Path)), responses((status = 200, body = Project), Problems))]
+async fn remove_member(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, username)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Project>> {
+    set_member(state, auth, key, username, None).await
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, update_project, archive_project))
+        .routes(routes!(put_member, remove_member))
+}

@@ -1,0 +1,185 @@
+//! Infrastructures: deployment targets. Created and edited by admins, archived
+//! rather than deleted.
+
+use gatehouse_core::audit::NewAuditEvent;
+use gatehouse_core::authz::AdminRight;
+use gatehouse_core::inventory::{InfraKind, Policy, Stage};
+use gatehouse_core::{InfraName, Timestamp};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use crate::audit::record;
+use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, flag};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Infrastructure {
+    #[schema(value_type = String)]
+    pub name: InfraName,
+    #[schema(value_type = String, example = "api_node")]
+    pub kind: InfraKind,
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    #[schema(value_type = String, example = "prevent")]
+    pub policy: Policy,
+    pub description: String,
+    pub archived: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInfra {
+    pub name: InfraName,
+    pub kind: InfraKind,
+    pub stage: Stage,
+    pub policy: Policy,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InfraPatch {
+    pub kind: Option<InfraKind>,
+    pub stage: Option<Stage>,
+    pub policy: Option<Policy>,
+    pub description: Option<String>,
+    pub archived: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InfraFilter {
+    pub kind: Option<InfraKind>,
+    pub stage: Option<Stage>,
+    pub policy: Option<Policy>,
+    pub archived: Option<bool>,
+}
+
+const COLS: &str = "name, kind, stage, policy, description, archived, created_at, updated_at";
+
+fn decode<T>(v: Option<T>, what: &str) -> Result<T, sqlx::Error> {
+    v.ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} in database").into()))
+}
+
+fn from_row(r: &AnyRow) -> Result<Infrastructure> {
+    Ok(Infrastructure {
+        name: InfraName::parse(r.try_get::<String, _>("name")?)?,
+        kind: decode(InfraKind::parse(&r.try_get::<String, _>("kind")?), "kind")?,
+        stage: decode(Stage::parse(&r.try_get::<String, _>("stage")?), "stage")?,
+        policy: decode(Policy::parse(&r.try_get::<String, _>("policy")?), "policy")?,
+        description: r.try_get("description")?,
+        archived: r.try_get::<i64, _>("archived")? != 0,
+        created_at: Timestamp::from_micros(r.try_get("created_at")?),
+        updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+    })
+}
+
+pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Infrastructure> {
+    let row = sqlx::query(sqlf!("SELECT {COLS} FROM infrastructures WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("infrastructure '{name}'")))?;
+    from_row(&row)
+}
+
+pub async fn list(
+    conn: &mut AnyConnection,
+    f: &InfraFilter,
+    page: &PageRequest,
+) -> Result<Page<Infrastructure>> {
+    let rows = sqlx::query(sqlf!(
+        "SELECT {COLS} FROM infrastructures WHERE name > $1 AND ($2 IS NULL OR kind = $2) \
+         AND ($3 IS NULL OR stage = $3) AND ($4 IS NULL OR policy = $4) AND archived = $5 ORDER BY name LIMIT $6"
+    ))
+    .bind(page.after.as_deref().unwrap_or(""))
+    .bind(f.kind.map(|k| k.as_str()))
+    .bind(f.stage.map(|s| s.as_str()))
+    .bind(f.policy.map(|p| p.as_str()))
+    .bind(flag(f.archived.unwrap_or(false)))
+    .bind(page.fetch())
+    .fetch_all(conn)
+    .await?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, page, |i| i.name.to_string()))
+}
+
+pub async fn create(
+    tx: &mut Tx,
+    _: &AdminRight,
+    ctx: &Ctx,
+    new: &NewInfra,
+) -> Result<Infrastructure> {
+    if get(tx.conn(), new.name.as_str()).await.is_ok() {
+        return Err(StoreError::Conflict(format!(
+            "infrastructure '{}' already exists",
+            new.name
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO infrastructures (name, kind, stage, policy, description, archived, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+    )
+    .bind(new.name.as_str())
+    .bind(new.kind.as_str())
+    .bind(new.stage.as_str())
+    .bind(new.policy.as_str())
+    .bind(&new.description)
+    .bind(ctx.now.as_micros())
+    .execute(tx.conn())
+    .await?;
+    let infra = get(tx.conn(), new.name.as_str()).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "infrastructure.create",
+            format!("infrastructure:{}", new.name),
+        )
+        .after(json!(infra)),
+    )
+    .await?;
+    Ok(infra)
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    _: &AdminRight,
+    ctx: &Ctx,
+    name: &str,
+    patch: &InfraPatch,
+) -> Result<Infrastructure> {
+    let before = get(tx.conn(), name).await?;
+    sqlx::query(
+        "UPDATE infrastructures SET kind = COALESCE($1, kind), stage = COALESCE($2, stage), policy = COALESCE($3, policy), \
+         description = COALESCE($4, description), archived = COALESCE($5, archived), updated_at = $6 WHERE name = $7",
+    )
+    .bind(patch.kind.map(|k| k.as_str()))
+    .bind(patch.stage.map(|s| s.as_str()))
+    .bind(patch.policy.map(|p| p.as_str()))
+    .bind(patch.description.as_deref())
+    .bind(patch.archived.map(flag))
+    .bind(ctx.now.as_micros())
+    .bind(name)
+    .execute(tx.conn())
+    .await?;
+    let after = get(tx.conn(), name).await?;
+    let action = match (before.archived, after.archived) {
+        (false, true) => "infrastructure.archive",
+        (true, false) => "infrastructure.unarchive",
+        _ => "infrastructure.update",
+    };
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), action, format!("infrastructure:{name}"))
+            .before(json!(before))
+            .after(json!(after)),
+    )
+    .await?;
+    Ok(after)
+}

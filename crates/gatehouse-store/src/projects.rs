@@ -1,0 +1,333 @@
+//! Governed projects and their owners and contributors. Never deleted, only archived.
+
+use gatehouse_core::audit::NewAuditEvent;
+use gatehouse_core::authz::{self, OwnRight, ProjectRole};
+use gatehouse_core::inventory::RiskTier;
+use gatehouse_core::{ProjectKey, Timestamp, Username};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use crate::audit::record;
+use crate::groups::at_field;
+use crate::users;
+use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, flag};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Project {
+    #[schema(value_type = String)]
+    pub key: ProjectKey,
+    pub name: String,
+    pub description: String,
+    #[schema(value_type = u8, minimum = 1, maximum = 4)]
+    pub risk_tier: RiskTier,
+    pub archived: bool,
+    pub owners: Vec<String>,
+    pub contributors: Vec<String>,
+    pub created_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub key: ProjectKey,
+    pub name: String,
+    pub description: String,
+    pub risk_tier: RiskTier,
+    pub owners: Vec<Username>,
+    pub contributors: Vec<Username>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProjectPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub risk_tier: Option<RiskTier>,
+    pub archived: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFilter {
+    pub risk_tier: Option<RiskTier>,
+    pub archived: Option<bool>,
+    pub q: Option<String>,
+    pub member: Option<String>,
+}
+
+/// Internal id and public record of a project.
+pub struct Loaded {
+    pub id: i64,
+    pub project: Project,
+}
+
+async fn members(conn: &mut AnyConnection, id: i64, role: ProjectRole) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT u.username FROM project_members m JOIN users u ON u.id = m.user_id \
+         WHERE m.project_id = $1 AND m.role = $2 ORDER BY u.username",
+    )
+    .bind(id)
+    .bind(role.as_str())
+    .fetch_all(conn)
+    .await?)
+}
+
+async fn from_row(conn: &mut AnyConnection, r: &AnyRow) -> Result<Loaded> {
+    let id: i64 = r.try_get("id")?;
+    let key: String = r.try_get("key")?;
+    Ok(Loaded {
+        id,
+        project: Project {
+            key: ProjectKey::parse(key)?,
+            name: r.try_get("name")?,
+            description: r.try_get("description")?,
+            risk_tier: RiskTier::new(r.try_get("risk_tier")?)?,
+            archived: r.try_get::<i64, _>("archived")? != 0,
+            owners: members(conn, id, ProjectRole::Owner).await?,
+            contributors: members(conn, id, ProjectRole::Contributor).await?,
+            created_by: r.try_get("created_by")?,
+            created_at: Timestamp::from_micros(r.try_get("created_at")?),
+            updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+        },
+    })
+}
+
+const COLS: &str =
+    "id, key, name, description, risk_tier, archived, created_by, created_at, updated_at";
+
+pub async fn load(conn: &mut AnyConnection, key: &str) -> Result<Loaded> {
+    let row = sqlx::query(sqlf!("SELECT {COLS} FROM projects WHERE key = $1"))
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("project '{key}'")))?;
+    from_row(conn, &row).await
+}
+
+pub async fn get(conn: &mut AnyConnection, key: &str) -> Result<Project> {
+    Ok(load(conn, key).await?.project)
+}
+
+/// The caller's role in a project, if any.
+pub async fn role_of(
+    conn: &mut AnyConnection,
+    key: &str,
+    username: &str,
+) -> Result<Option<ProjectRole>> {
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT m.role FROM project_members m JOIN projects p ON p.id = m.project_id \
+         JOIN users u ON u.id = m.user_id WHERE p.key = $1 AND u.username = $2",
+    )
+    .bind(key)
+    .bind(username)
+    .fetch_optional(conn)
+    .await?;
+    Ok(role.as_deref().and_then(ProjectRole::parse))
+}
+
+pub async fn list(
+    conn: &mut AnyConnection,
+    f: &ProjectFilter,
+    page: &PageRequest,
+) -> Result<Page<Project>> {
+    let q = f.q.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
+    let rows = sqlx::query(sqlf!(
+        "SELECT {COLS} FROM projects p WHERE key > $1 AND ($2 IS NULL OR risk_tier = $2) \
+         AND archived = $3 \
+         AND ($4 IS NULL OR LOWER(key) LIKE $4 OR LOWER(name) LIKE $4) \
+         AND ($5 IS NULL OR EXISTS (SELECT 1 FROM project_members m JOIN users u ON u.id = m.user_id \
+              WHERE m.project_id = p.id AND u.username = $5)) \
+         ORDER BY key LIMIT $6"
+    ))
+    .bind(page.after.as_deref().unwrap_or(""))
+    .bind(f.risk_tier.map(|t| i64::from(t.get())))
+    .bind(flag(f.archived.unwrap_or(false)))
+    .bind(q)
+    .bind(f.member.as_deref())
+    .bind(page.fetch())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push(from_row(conn, r).await?.project);
+    }
+    Ok(Page::from_rows(items, page, |p| p.key.to_string()))
+}
+
+async fn put_member(tx: &mut Tx, project_id: i64, user_id: i64, role: ProjectRole) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3) \
+         ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Any authenticated user may create a project; the creator becomes an owner.
+pub async fn create(tx: &mut Tx, ctx: &Ctx, new: &NewProject) -> Result<Project> {
+    if load(tx.conn(), new.key.as_str()).await.is_ok() {
+        return Err(StoreError::Conflict(format!(
+            "project '{}' already exists",
+            new.key
+        )));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO projects (key, name, description, risk_tier, archived, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $6) RETURNING id",
+    )
+    .bind(new.key.as_str())
+    .bind(&new.name)
+    .bind(&new.description)
+    .bind(i64::from(new.risk_tier.get()))
+    .bind(ctx.actor_name())
+    .bind(ctx.now.as_micros())
+    .fetch_one(tx.conn())
+    .await?;
+    let creator = users::id_of(tx.conn(), ctx.actor_name()).await?;
+    put_member(tx, id, creator, ProjectRole::Owner).await?;
+    for (field, list, role) in [
+        ("contributors", &new.contributors, ProjectRole::Contributor),
+        ("owners", &new.owners, ProjectRole::Owner),
+    ] {
+        for (i, u) in list.iter().enumerate() {
+            let uid = users::id_of(tx.conn(), u.as_str())
+                .await
+                .map_err(|e| at_field(e, &format!("{field}[{i}]")))?;
+            if uid != creator {
+                put_member(tx, id, uid, role).await?;
+            }
+        }
+    }
+    let project = get(tx.conn(), new.key.as_str()).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "project.create",
+            format!("project:{}", new.key),
+        )
+        .project(new.key.as_str())
+        .after(json!(project)),
+    )
+    .await?;
+    Ok(project)
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    _: &OwnRight,
+    ctx: &Ctx,
+    key: &str,
+    patch: &ProjectPatch,
+) -> Result<Project> {
+    let Loaded {
+        id,
+        project: before,
+    } = load(tx.conn(), key).await?;
+    sqlx::query(
+        "UPDATE projects SET name = COALESCE($1, name), description = COALESCE($2, description), \
+         risk_tier = COALESCE($3, risk_tier), archived = COALESCE($4, archived), updated_at = $5 WHERE id = $6",
+    )
+    .bind(patch.name.as_deref())
+    .bind(patch.description.as_deref())
+    .bind(patch.risk_tier.map(|t| i64::from(t.get())))
+    .bind(patch.archived.map(flag))
+    .bind(ctx.now.as_micros())
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    let after = get(tx.conn(), key).await?;
+    let action = match (before.archived, after.archived) {
+        (false, true) => "project.archive",
+        (true, false) => "project.unarchive",
+        _ => "project.update",
+    };
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), action, format!("project:{key}"))
+            .project(key)
+            .before(json!(before))
+            .after(json!(after)),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Sets a member's role (`Some`) or removes them (`None`). A project keeps at
+/// least one owner.
+pub async fn set_member(
+    tx: &mut Tx,
+    _: &OwnRight,
+    ctx: &Ctx,
+    key: &str,
+    username: &str,
+    role: Option<ProjectRole>,
+) -> Result<Project> {
+    let Loaded {
+        id,
+        project: before,
+    } = load(tx.conn(), key).await?;
+    let uid = users::id_of(tx.conn(), username).await?;
+    let current = role_of(tx.conn(), key, username).await?;
+    if current == role {
+        return Ok(before);
+    }
+    if current == Some(ProjectRole::Owner) {
+        let remaining = before.owners.iter().filter(|o| *o != username).count();
+        authz::check_owner_removal(remaining).map_err(|d| StoreError::Conflict(d.0))?;
+    }
+    match role {
+        Some(r) => put_member(tx, id, uid, r).await?,
+        None => {
+            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(id)
+                .bind(uid)
+                .execute(tx.conn())
+                .await?;
+        }
+    }
+    sqlx::query("UPDATE projects SET updated_at = $1 WHERE id = $2")
+        .bind(ctx.now.as_micros())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    let after = get(tx.conn(), key).await?;
+    let action = if role.is_some() {
+        "project.member_set"
+    } else {
+        "project.member_remove"
+    };
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), action, format!("project:{key}"))
+            .project(key)
+            .detail("member", json!(username))
+            .detail("role", json!(role.map(|r| r.as_str())))
+            .detail("previous_role", json!(current.map(|r| r.as_str()))),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Refuses new content in an archived project.
+pub fn ensure_active(p: &Project) -> Result<()> {
+    if p.archived {
+        Err(StoreError::Conflict(format!(
+            "project '{}' is archived; unarchive it first",
+            p.key
+        )))
+    } else {
+        Ok(())
+    }
+}

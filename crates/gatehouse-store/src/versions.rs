@@ -1,0 +1,314 @@
+//! Model versions: numbered per model (never reused), immutable once registered
+//! except for description and tags, whose every edit is audited.
+
+use std::collections::BTreeMap;
+
+use gatehouse_core::audit::NewAuditEvent;
+use gatehouse_core::authz::ContributeRight;
+use gatehouse_core::{Digest, ModelName, ProjectKey, Subject, Timestamp};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use crate::audit::record;
+use crate::{
+    Ctx, Page, PageRequest, Result, StoreError, Tx, from_json_text, json_text, models, projects,
+};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelVersion {
+    #[schema(value_type = String)]
+    pub project: ProjectKey,
+    #[schema(value_type = String)]
+    pub model: ModelName,
+    pub version: i64,
+    /// `version:PROJECT/MODEL/N`
+    pub subject: String,
+    pub artifact_uri: String,
+    /// SHA-256 of the artifact, lower-case hex.
+    pub digest: Option<String>,
+    pub metrics: BTreeMap<String, f64>,
+    pub params: BTreeMap<String, String>,
+    pub training_data_ref: Option<String>,
+    pub code_ref: Option<String>,
+    pub sensitivity: Vec<String>,
+    pub description: String,
+    pub tags: BTreeMap<String, String>,
+    pub created_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewVersion {
+    pub artifact_uri: String,
+    pub digest: Option<Digest>,
+    pub metrics: BTreeMap<String, f64>,
+    pub params: BTreeMap<String, String>,
+    pub training_data_ref: Option<String>,
+    pub code_ref: Option<String>,
+    pub sensitivity: Vec<String>,
+    pub description: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionPatch {
+    pub description: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionFilter {
+    pub sensitivity: Option<String>,
+    pub tag: Option<(String, String)>,
+}
+
+pub struct Loaded {
+    pub id: i64,
+    pub version: ModelVersion,
+}
+
+const SELECT: &str = "SELECT v.id, p.key AS project, m.name AS model, v.version, v.artifact_uri, v.digest, v.metrics, v.params, \
+    v.training_data_ref, v.code_ref, v.sensitivity, v.description, v.tags, v.created_by, v.created_at, v.updated_at \
+    FROM model_versions v JOIN models m ON m.id = v.model_id JOIN projects p ON p.id = m.project_id";
+
+fn from_row(r: &AnyRow) -> Result<Loaded> {
+    let project = ProjectKey::parse(r.try_get::<String, _>("project")?)?;
+    let model = ModelName::parse(r.try_get::<String, _>("model")?)?;
+    let version: i64 = r.try_get("version")?;
+    let subject = Subject::Version {
+        project: project.clone(),
+        model: model.clone(),
+        version: u32::try_from(version).unwrap_or(0),
+    }
+    .to_string();
+    Ok(Loaded {
+        id: r.try_get("id")?,
+        version: ModelVersion {
+            project,
+            model,
+            version,
+            subject,
+            artifact_uri: r.try_get("artifact_uri")?,
+            digest: r.try_get("digest")?,
+            metrics: from_json_text(&r.try_get::<String, _>("metrics")?),
+            params: from_json_text(&r.try_get::<String, _>("params")?),
+            training_data_ref: r.try_get("training_data_ref")?,
+            code_ref: r.try_get("code_ref")?,
+            sensitivity: from_json_text(&r.try_get::<String, _>("sensitivity")?),
+            description: r.try_get("description")?,
+            tags: from_json_text(&r.try_get::<String, _>("tags")?),
+            created_by: r.try_get("created_by")?,
+            created_at: Timestamp::from_micros(r.try_get("created_at")?),
+            updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+        },
+    })
+}
+
+pub async fn load(
+    conn: &mut AnyConnection,
+    project: &str,
+    model: &str,
+    version: i64,
+) -> Result<Loaded> {
+    let m = models::load(conn, project, model).await?;
+    let row = sqlx::query(sqlf!("{SELECT} WHERE v.model_id = $1 AND v.version = $2"))
+        .bind(m.id)
+        .bind(version)
+        .fetch_optional(conn)
+        .await?;
+    match row {
+        Some(r) => from_row(&r),
+        None => Err(StoreError::not_found(format!(
+            "version {version} of model '{model}' in project '{project}'"
+        ))),
+    }
+}
+
+pub async fn get(
+    conn: &mut AnyConnection,
+    project: &str,
+    model: &str,
+    version: i64,
+) -> Result<ModelVersion> {
+    Ok(load(conn, project, model, version).await?.version)
+}
+
+pub async fn list(
+    conn: &mut AnyConnection,
+    project: &str,
+    model: &str,
+    f: &VersionFilter,
+    page: &PageRequest,
+) -> Result<Page<ModelVersion>> {
+    let m = models::load(conn, project, model).await?;
+    let after: i64 = page
+        .after
+        .as_deref()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    // Filters on JSON text are applied after loading; pages are small.
+    let mut items = Vec::new();
+    let mut cursor = after;
+    loop {
+        let rows = sqlx::query(sqlf!(
+            "{SELECT} WHERE v.model_id = $1 AND v.version > $2 ORDER BY v.version LIMIT $3"
+        ))
+        .bind(m.id)
+        .bind(cursor)
+        .bind(page.fetch())
+        .fetch_all(&mut *conn)
+        .await?;
+        let exhausted = (rows.len() as i64) < page.fetch();
+        for r in &rows {
+            let v = from_row(r)?.version;
+            cursor = v.version;
+            let keep = f
+                .sensitivity
+                .as_ref()
+                .is_none_or(|s| v.sensitivity.iter().any(|x| x.eq_ignore_ascii_case(s)))
+                && f.tag
+                    .as_ref()
+                    .is_none_or(|(k, val)| v.tags.get(k) == Some(val));
+            if keep {
+                items.push(v);
+            }
+        }
+        if exhausted || items.len() as i64 > page.limit {
+            break;
+        }
+    }
+    Ok(Page::from_rows(items, page, |v| v.version.to_string()))
+}
+
+pub async fn register(
+    tx: &mut Tx,
+    _: &ContributeRight,
+    ctx: &Ctx,
+    project: &str,
+    model: &str,
+    new: &NewVersion,
+) -> Result<ModelVersion> {
+    let p = projects::get(tx.conn(), project).await?;
+    projects::ensure_active(&p)?;
+    let m = models::load(tx.conn(), project, model).await?;
+    let number: i64 = sqlx::query_scalar("SELECT next_version FROM models WHERE id = $1")
+        .bind(m.id)
+        .fetch_one(tx.conn())
+        .await?;
+    sqlx::query("UPDATE models SET next_version = $1, updated_at = $2 WHERE id = $3")
+        .bind(number + 1)
+        .bind(ctx.now.as_micros())
+        .bind(m.id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query(
+        "INSERT INTO model_versions (model_id, version, artifact_uri, digest, metrics, params, training_data_ref, \
+         code_ref, sensitivity, description, tags, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+    )
+    .bind(m.id)
+    .bind(number)
+    .bind(&new.artifact_uri)
+    .bind(new.digest.as_ref().map(|d| d.as_str().to_owned()))
+    .bind(json_text(&new.metrics))
+    .bind(json_text(&new.params))
+    .bind(new.training_data_ref.as_deref())
+    .bind(new.code_ref.as_deref())
+    .bind(json_text(&new.sensitivity))
+    .bind(&new.description)
+    .bind(json_text(&new.tags))
+    .bind(ctx.actor_name())
+    .bind(ctx.now.as_micros())
+    .execute(tx.conn())
+    .await?;
+    let v = get(tx.conn(), project, model, number).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), "version.register", v.subject.clone())
+            .project(project)
+            .after(json!(v)),
+    )
+    .await?;
+    Ok(v)
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    _: &ContributeRight,
+    ctx: &Ctx,
+    project: &str,
+    model: &str,
+    version: i64,
+    patch: &VersionPatch,
+) -> Result<ModelVersion> {
+    let before = load(tx.conn(), project, model, version).await?;
+    sqlx::query(
+        "UPDATE model_versions SET description = COALESCE($1, description), tags = COALESCE($2, tags), updated_at = $3 WHERE id = $4",
+    )
+    .bind(patch.description.as_deref())
+    .bind(patch.tags.as_ref().map(json_text))
+    .bind(ctx.now.as_micros())
+    .bind(before.id)
+    .execute(tx.conn())
+    .await?;
+    let after = get(tx.conn(), project, model, version).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), "version.update", after.subject.clone())
+            .project(project)
+            .before(json!({"description": before.version.description, "tags": before.version.tags}))
+            .after(json!({"description": after.description, "tags": after.tags})),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Deletes a version that no bundle lists. Its number is not reused.
+pub async fn delete(
+    tx: &mut Tx,
+    _: &ContributeRight,
+    ctx: &Ctx,
+    project: &str,
+    model: &str,
+    version: i64,
+) -> Result<()> {
+    let v = load(tx.conn(), project, model, version).await?;
+    let bundles: Vec<String> = sqlx::query_scalar(
+        "SELECT b.tag FROM bundle_versions bv JOIN bundles b ON b.id = bv.bundle_id WHERE bv.version_id = $1 ORDER BY b.tag",
+    )
+    .bind(v.id)
+    .fetch_all(tx.conn())
+    .await?;
+    if !bundles.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "{} is listed in bundle(s) {}; delete those first",
+            v.version.subject,
+            bundles.join(", ")
+        )));
+    }
+    sqlx::query("DELETE FROM model_versions WHERE id = $1")
+        .bind(v.id)
+        .execute(tx.conn())
+        .await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "version.delete",
+            v.version.subject.clone(),
+        )
+        .project(project)
+        .before(json!(v.version)),
+    )
+    .await?;
+    Ok(())
+}
