@@ -79,6 +79,8 @@ pub enum Bootstrap {
     Existing,
     /// Created `admin` with the password from the settings.
     AdminFromSettings,
+    /// Created `admin` with the fixed demo password.
+    AdminDemo,
     /// Created `admin` with this generated one-time password.
     AdminGenerated(Secret),
 }

@@ -1,11 +1,415 @@
 //! The demo organisation (`gatehouse serve --demo`): people in each role,
-//! projects of several tiers, models with versions, bundles, and one
-//! infrastructure per governance policy. Seeded only into an empty inventory.
+//! projects of several risk tiers, models with versions carrying realistic
+//! metrics, a bundle, groups, and one infrastructure per governance policy.
+//! Seeded only into an empty inventory; the passwords are fixed so that the
+//! README tour can be followed verbatim.
+
+use std::collections::BTreeMap;
+
+use gatehouse_core::authz::{self, Principal, ProjectRole};
+use gatehouse_core::inventory::{InfraKind, Policy, RiskTier, Stage};
+use gatehouse_core::{BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, Username};
+use gatehouse_store::bundles::BundleItem;
+use gatehouse_store::infra::NewInfra;
+use gatehouse_store::projects::NewProject;
+use gatehouse_store::users::NewUser;
+use gatehouse_store::versions::NewVersion;
+use gatehouse_store::{Ctx, StoreError, bundles, groups, infra, models, projects, users, versions};
 
 use crate::app::{AppState, StartError};
+use crate::auth::hash_password;
 
 pub const ADMIN_PASSWORD: &str = "demo-admin";
 
-pub async fn seed(_state: &AppState) -> Result<Vec<(String, String)>, StartError> {
-    Ok(vec![("admin".into(), ADMIN_PASSWORD.into())])
+/// (username, display name, role in the organisation)
+const PEOPLE: &[(&str, &str, &str)] = &[
+    ("alice", "Alice Martin", "Data scientist"),
+    ("mark", "Mark Okafor", "Manager"),
+    ("quinn", "Quinn Larsen", "QA analyst"),
+    ("ivan", "Ivan Petrov", "IT engineer"),
+    ("rita", "Rita Gomes", "Risk officer"),
+];
+
+fn password_of(user: &str) -> String {
+    format!("demo-{user}")
+}
+
+/// The demo users and their passwords, admin first.
+pub fn credentials() -> Vec<(String, String)> {
+    let mut v = vec![("admin".to_owned(), ADMIN_PASSWORD.to_owned())];
+    v.extend(
+        PEOPLE
+            .iter()
+            .map(|(u, _, _)| ((*u).to_owned(), password_of(u))),
+    );
+    v
+}
+
+fn key<T>(r: Result<T, gatehouse_core::InvalidInput>) -> Result<T, StartError> {
+    r.map_err(|e| StartError::Other(format!("demo data: {e}")))
+}
+
+fn principal(name: &str, is_admin: bool) -> Result<Principal, StartError> {
+    Ok(Principal {
+        username: key(Username::parse(name))?,
+        is_admin,
+    })
+}
+
+fn metrics(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Seeds the demo organisation unless the inventory already has content.
+/// Returns the demo credentials in either case.
+pub async fn seed(state: &AppState) -> Result<Vec<(String, String)>, StartError> {
+    let mut conn = state.store.conn().await?;
+    let has_projects = !projects::list(
+        &mut conn,
+        &Default::default(),
+        &gatehouse_store::PageRequest::first(1),
+    )
+    .await?
+    .items
+    .is_empty();
+    let has_people = users::find(&mut conn, "alice").await?.is_some();
+    drop(conn);
+    if has_projects || has_people {
+        tracing::info!("demo data not seeded: the inventory is not empty");
+        return Ok(if has_people {
+            credentials()
+        } else {
+            Vec::new()
+        });
+    }
+    seed_all(state).await.map_err(|e| match e {
+        SeedError::Store(s) => StartError::Store(s),
+        SeedError::Start(s) => s,
+    })?;
+    tracing::info!("demo organisation seeded");
+    Ok(credentials())
+}
+
+enum SeedError {
+    Store(StoreError),
+    Start(StartError),
+}
+
+impl From<StoreError> for SeedError {
+    fn from(e: StoreError) -> Self {
+        SeedError::Store(e)
+    }
+}
+
+impl From<StartError> for SeedError {
+    fn from(e: StartError) -> Self {
+        SeedError::Start(e)
+    }
+}
+
+impl From<gatehouse_core::InvalidInput> for SeedError {
+    fn from(e: gatehouse_core::InvalidInput) -> Self {
+        SeedError::Start(StartError::Other(format!("demo data: {e}")))
+    }
+}
+
+impl From<authz::Denied> for SeedError {
+    fn from(e: authz::Denied) -> Self {
+        SeedError::Start(StartError::Other(format!("demo data: {e}")))
+    }
+}
+
+async fn seed_all(state: &AppState) -> Result<(), SeedError> {
+    let now = state.clock.now();
+    let admin = principal("admin", true)?;
+    let admin_ctx = Ctx {
+        actor: admin.clone(),
+        now,
+    };
+    let admin_right = authz::admin(&admin)?;
+    let mut tx = state.store.begin().await?;
+
+    // People and groups.
+    for (u, display, role) in PEOPLE {
+        let hash = hash_password(&password_of(u))
+            .map_err(|_| StartError::Other("cannot hash a demo password".into()))?;
+        users::create(
+            &mut tx,
+            &admin_right,
+            &admin_ctx,
+            &NewUser {
+                username: Username::parse(*u)?,
+                display_name: format!("{display} ({role})"),
+                email: format!("{u}@example.com"),
+                is_admin: false,
+                password_hash: Some(hash),
+            },
+        )
+        .await?;
+    }
+    for (g, desc, members) in [
+        ("data-science", "Data scientists", &["alice"][..]),
+        ("risk-compliance", "Risk & Compliance", &["rita"][..]),
+        ("it-operations", "IT Operations", &["ivan"][..]),
+        ("qa", "Quality assurance", &["quinn"][..]),
+    ] {
+        let members = members
+            .iter()
+            .map(|m| Username::parse(*m))
+            .collect::<Result<Vec<_>, _>>()?;
+        groups::create(
+            &mut tx,
+            &admin_right,
+            &admin_ctx,
+            &GroupName::parse(g)?,
+            desc,
+            &members,
+        )
+        .await?;
+    }
+
+    // Infrastructures, one per policy and kind.
+    for (name, kind, stage, policy, desc) in [
+        (
+            "dev-api",
+            InfraKind::ApiNode,
+            Stage::Dev,
+            Policy::Always,
+            "Development API node",
+        ),
+        (
+            "qa-api",
+            InfraKind::ApiNode,
+            Stage::Qa,
+            Policy::Warn,
+            "QA API node",
+        ),
+        (
+            "prod-api",
+            InfraKind::ApiNode,
+            Stage::Prod,
+            Policy::Prevent,
+            "Production API node",
+        ),
+        (
+            "prod-automation",
+            InfraKind::AutomationNode,
+            Stage::Prod,
+            Policy::Prevent,
+            "Production automation node (batch scoring)",
+        ),
+    ] {
+        let new = NewInfra {
+            name: InfraName::parse(name)?,
+            kind,
+            stage,
+            policy,
+            description: desc.into(),
+        };
+        infra::create(&mut tx, &admin_right, &admin_ctx, &new).await?;
+    }
+
+    // Projects: created by their owners.
+    let mark = principal("mark", false)?;
+    let alice = principal("alice", false)?;
+    let mark_ctx = Ctx {
+        actor: mark.clone(),
+        now,
+    };
+    let alice_ctx = Ctx {
+        actor: alice.clone(),
+        now,
+    };
+    for (k, name, tier, desc, creator, contributors) in [
+        (
+            "FRAUD",
+            "Card fraud detection",
+            4,
+            "Real-time scoring of card transactions",
+            &mark_ctx,
+            &["alice"][..],
+        ),
+        (
+            "CHURN",
+            "Customer churn",
+            3,
+            "Monthly churn propensity for retention campaigns",
+            &mark_ctx,
+            &["alice"][..],
+        ),
+        (
+            "PRICING",
+            "Pricing experiments",
+            1,
+            "Ad-hoc price elasticity analyses",
+            &alice_ctx,
+            &[][..],
+        ),
+    ] {
+        let new = NewProject {
+            key: ProjectKey::parse(k)?,
+            name: name.into(),
+            description: desc.into(),
+            risk_tier: RiskTier::new(tier)?,
+            owners: vec![],
+            contributors: contributors
+                .iter()
+                .map(|c| Username::parse(*c))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        projects::create(&mut tx, creator, &new).await?;
+    }
+
+    // Models and versions, registered by alice.
+    let contribute = authz::contribute(&alice, Some(ProjectRole::Contributor))?;
+    let versions_of: &[(&str, &str, &str, &[(&[(&str, f64)], &str)])] = &[
+        (
+            "FRAUD",
+            "fraud-scorer",
+            "Gradient-boosted scorer of card transactions",
+            &[
+                (
+                    &[
+                        ("auc", 0.912),
+                        ("precision", 0.81),
+                        ("recall", 0.74),
+                        ("disparate_impact", 0.86),
+                    ],
+                    "baseline",
+                ),
+                (
+                    &[
+                        ("auc", 0.934),
+                        ("precision", 0.84),
+                        ("recall", 0.77),
+                        ("disparate_impact", 0.88),
+                    ],
+                    "more features",
+                ),
+                (
+                    &[
+                        ("auc", 0.941),
+                        ("precision", 0.86),
+                        ("recall", 0.79),
+                        ("disparate_impact", 0.91),
+                    ],
+                    "retrained on Q3 data",
+                ),
+            ],
+        ),
+        (
+            "FRAUD",
+            "transaction-anomaly",
+            "Unsupervised anomaly detector",
+            &[
+                (&[("auc", 0.871), ("precision", 0.62)], "isolation forest"),
+                (
+                    &[("auc", 0.889), ("precision", 0.66)],
+                    "tuned contamination",
+                ),
+            ],
+        ),
+        (
+            "CHURN",
+            "churn-predictor",
+            "Monthly churn propensity",
+            &[
+                (&[("auc", 0.802), ("f1", 0.58)], "logistic regression"),
+                (
+                    &[("auc", 0.846), ("f1", 0.63), ("disparate_impact", 0.83)],
+                    "gradient boosting",
+                ),
+            ],
+        ),
+        (
+            "PRICING",
+            "price-elasticity",
+            "Elasticity estimates per segment",
+            &[(&[("r2", 0.71), ("mape", 0.084)], "first estimate")],
+        ),
+    ];
+    for (project, model, desc, vs) in versions_of {
+        let ctx = &alice_ctx;
+        models::create(
+            &mut tx,
+            &contribute,
+            ctx,
+            project,
+            &ModelName::parse(*model)?,
+            desc,
+        )
+        .await?;
+        for (i, (m, note)) in vs.iter().enumerate() {
+            let n = i + 1;
+            let digest_hex = format!(
+                "{:0>64}",
+                format!("{:x}", (project.len() * 1000 + model.len() * 10 + n) * 7919)
+            );
+            let new = NewVersion {
+                artifact_uri: format!(
+                    "s3://models/{}/{model}/{n}/model.pkl",
+                    project.to_lowercase()
+                ),
+                digest: Some(Digest::parse(&digest_hex)?),
+                metrics: metrics(m),
+                params: strings(&[
+                    ("max_depth", "8"),
+                    ("learning_rate", "0.05"),
+                    ("n_estimators", "400"),
+                ]),
+                training_data_ref: Some(format!(
+                    "warehouse://{}/training/2026-q{}",
+                    project.to_lowercase(),
+                    n.min(4)
+                )),
+                code_ref: Some(format!(
+                    "git+https://git.example.com/{}/{model}@v{n}",
+                    project.to_lowercase()
+                )),
+                sensitivity: if *project == "FRAUD" {
+                    vec!["PCI".into(), "PII".into()]
+                } else {
+                    vec!["PII".into()]
+                },
+                description: (*note).to_owned(),
+                tags: strings(&[(
+                    "team",
+                    if *project == "PRICING" {
+                        "pricing"
+                    } else {
+                        "risk-analytics"
+                    },
+                )]),
+            };
+            versions::register(&mut tx, &contribute, ctx, project, model, &new).await?;
+        }
+    }
+    bundles::create(
+        &mut tx,
+        &contribute,
+        &alice_ctx,
+        "FRAUD",
+        &BundleTag::parse("fraud-detection-v1.0")?,
+        "Scorer and anomaly detector for the nightly batch",
+        &[
+            BundleItem {
+                model: "fraud-scorer".into(),
+                version: 2,
+            },
+            BundleItem {
+                model: "transaction-anomaly".into(),
+                version: 1,
+            },
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -144,7 +144,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Bootstrap::AdminFromSettings => {
             println!("Created user 'admin' with the password from GATEHOUSE_ADMIN_PASSWORD.")
         }
-        Bootstrap::Existing => {}
+        Bootstrap::AdminDemo | Bootstrap::Existing => {}
     }
     if !app.demo_users().is_empty() {
         println!("Demo organisation seeded. Demo users (username / password):");
