@@ -1,0 +1,18 @@
+//! End-to-end tests of the REST API (`docs/api.md`) against a real server on a
+//! real listener, on SQLite or PostgreSQL (`GATEHOUSE_TEST_BACKEND`).
+
+mod helpers;
+
+mod auth;
+mod bundles;
+mod errors;
+mod fail_closed;
+mod groups;
+mod infrastructures;
+mod models;
+mod openapi;
+mod pagination;
+mod projects;
+mod tokens;
+mod users;
+mod versions;

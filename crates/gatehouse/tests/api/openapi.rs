@@ -1,0 +1,235 @@
+//! Every route of docs/api.md is in the OpenAPI document and answers.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Every (method, path template) of docs/api.md under /api/v1.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/tokens"),
+    ("GET", "/tokens"),
+    ("DELETE", "/tokens/{id}"),
+    ("GET", "/me"),
+    ("GET", "/users"),
+    ("POST", "/users"),
+    ("GET", "/users/{username}"),
+    ("PATCH", "/users/{username}"),
+    ("DELETE", "/users/{username}"),
+    ("GET", "/groups"),
+    ("POST", "/groups"),
+    ("GET", "/groups/{name}"),
+    ("PATCH", "/groups/{name}"),
+    ("DELETE", "/groups/{name}"),
+    ("PUT", "/groups/{name}/members/{username}"),
+    ("DELETE", "/groups/{name}/members/{username}"),
+    ("GET", "/projects"),
+    ("POST", "/projects"),
+    ("GET", "/projects/{key}"),
+    ("PATCH", "/projects/{key}"),
+    ("DELETE", "/projects/{key}"),
+    ("PUT", "/projects/{key}/members/{username}"),
+    ("DELETE", "/projects/{key}/members/{username}"),
+    ("GET", "/projects/{key}/models"),
+    ("POST", "/projects/{key}/models"),
+    ("GET", "/projects/{key}/models/{name}"),
+    ("PATCH", "/projects/{key}/models/{name}"),
+    ("DELETE", "/projects/{key}/models/{name}"),
+    ("GET", "/projects/{key}/models/{name}/versions"),
+    ("POST", "/projects/{key}/models/{name}/versions"),
+    ("GET", "/projects/{key}/models/{name}/versions/{n}"),
+    ("PATCH", "/projects/{key}/models/{name}/versions/{n}"),
+    ("DELETE", "/projects/{key}/models/{name}/versions/{n}"),
+    ("GET", "/projects/{key}/bundles"),
+    ("POST", "/projects/{key}/bundles"),
+    ("GET", "/projects/{key}/bundles/{tag}"),
+    ("PATCH", "/projects/{key}/bundles/{tag}"),
+    ("DELETE", "/projects/{key}/bundles/{tag}"),
+    ("GET", "/infrastructures"),
+    ("POST", "/infrastructures"),
+    ("GET", "/infrastructures/{name}"),
+    ("PATCH", "/infrastructures/{name}"),
+    ("DELETE", "/infrastructures/{name}"),
+    ("GET", "/audit/events"),
+];
+
+/// `/a/{x}/b/{y}` → `/a/{}/b/{}`, so parameter names may differ.
+fn shape(template: &str) -> String {
+    template
+        .split('/')
+        .map(|s| {
+            if s.starts_with('{') && s.ends_with('}') {
+                "{}"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A concrete call for each route, on objects that exist (made by `prepare`),
+/// ordered so that every call finds its target: (method, path, body).
+pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
+    let m = format!("/projects/FRAUD/models/{}", enc(MODEL));
+    let v = format!("{m}/versions");
+    let infra = json!({"name": "new-infra", "kind": "other", "stage": "dev", "policy": "always"});
+    let table: Vec<(&str, String, Option<Value>)> = vec![
+        ("POST", "/tokens".into(), Some(json!({"name": "cli"}))),
+        ("GET", "/tokens".into(), None),
+        ("DELETE", format!("/tokens/{spare_token_id}"), None),
+        ("GET", "/me".into(), None),
+        ("GET", "/users".into(), None),
+        ("POST", "/users".into(), Some(json!({"username": "dave"}))),
+        ("GET", "/users/alice".into(), None),
+        (
+            "PATCH",
+            "/users/alice".into(),
+            Some(json!({"display_name": "Alice A"})),
+        ),
+        ("DELETE", "/users/victim".into(), None),
+        ("GET", "/groups".into(), None),
+        ("POST", "/groups".into(), Some(json!({"name": "reviewers"}))),
+        ("GET", "/groups/analysts".into(), None),
+        (
+            "PATCH",
+            "/groups/analysts".into(),
+            Some(json!({"description": "x"})),
+        ),
+        ("DELETE", "/groups/doomed".into(), None),
+        ("PUT", "/groups/analysts/members/bob".into(), None),
+        ("DELETE", "/groups/analysts/members/alice".into(), None),
+        ("GET", "/projects".into(), None),
+        (
+            "POST",
+            "/projects".into(),
+            Some(json!({"key": "NEW", "name": "New"})),
+        ),
+        ("GET", "/projects/FRAUD".into(), None),
+        (
+            "PATCH",
+            "/projects/FRAUD".into(),
+            Some(json!({"description": "x"})),
+        ),
+        ("DELETE", "/projects/OLD".into(), None),
+        (
+            "PUT",
+            "/projects/FRAUD/members/bob".into(),
+            Some(json!({"role": "contributor"})),
+        ),
+        ("DELETE", "/projects/FRAUD/members/bob".into(), None),
+        ("GET", "/projects/FRAUD/models".into(), None),
+        (
+            "POST",
+            "/projects/FRAUD/models".into(),
+            Some(json!({"name": "new model"})),
+        ),
+        ("GET", m.clone(), None),
+        ("PATCH", m.clone(), Some(json!({"description": "x"}))),
+        (
+            "DELETE",
+            format!("/projects/FRAUD/models/{}", enc("empty model")),
+            None,
+        ),
+        ("GET", v.clone(), None),
+        ("POST", v.clone(), Some(json!({"artifact_uri": "s3://x"}))),
+        ("GET", format!("{v}/1"), None),
+        ("PATCH", format!("{v}/2"), Some(json!({"description": "x"}))),
+        ("DELETE", format!("{v}/2"), None),
+        ("GET", "/projects/FRAUD/bundles".into(), None),
+        (
+            "POST",
+            "/projects/FRAUD/bundles".into(),
+            Some(json!({"tag": "b2", "versions": [{"model": MODEL, "version": 1}]})),
+        ),
+        ("GET", "/projects/FRAUD/bundles/fraud-v1".into(), None),
+        (
+            "PATCH",
+            "/projects/FRAUD/bundles/fraud-v1".into(),
+            Some(json!({"description": "x"})),
+        ),
+        ("DELETE", "/projects/FRAUD/bundles/doomed".into(), None),
+        ("GET", "/infrastructures".into(), None),
+        ("POST", "/infrastructures".into(), Some(infra)),
+        ("GET", "/infrastructures/prod-api".into(), None),
+        (
+            "PATCH",
+            "/infrastructures/prod-api".into(),
+            Some(json!({"policy": "warn"})),
+        ),
+        ("DELETE", "/infrastructures/old-infra".into(), None),
+        ("GET", "/audit/events".into(), None),
+    ];
+    assert_eq!(table.len(), ROUTES.len());
+    table
+        .into_iter()
+        .map(|(m, p, b)| (Method::from_bytes(m.as_bytes()).unwrap(), p, b))
+        .collect()
+}
+
+/// The seeded organisation plus the objects the destructive calls use up.
+/// Returns the id of a spare admin token.
+pub async fn prepare(app: &TestApp) -> (Fixture, String) {
+    let f = seed(app).await;
+    app.post("/users", json!({"username": "victim"}))
+        .await
+        .ok(201);
+    app.create_group("doomed", &[]).await;
+    app.create_project("OLD").await;
+    app.create_model("FRAUD", "empty model").await;
+    app.create_bundle("FRAUD", "doomed", &[(MODEL, 1)]).await;
+    app.create_infra("old-infra", "dev", "always").await;
+    let r = app.post("/tokens", json!({"name": "spare"})).await;
+    let id = r.ok(201)["id"].to_string().replace('"', "");
+    (f, id)
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route_and_every_route_answers() {
+    let app = spawn_app().await;
+    let (_, spare) = prepare(&app).await;
+
+    let doc = app.get("/openapi.json").await;
+    let paths = doc.ok(200)["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no paths in {}", doc.body))
+        .clone();
+    let documented: BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(p, ops)| {
+            let p = shape(p.strip_prefix("/api/v1").unwrap_or(p));
+            ops.as_object()
+                .into_iter()
+                .flat_map(|o| o.keys())
+                .map(move |m| (m.to_uppercase(), p.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let missing: Vec<_> = ROUTES
+        .iter()
+        .filter(|(m, p)| !documented.contains(&(m.to_string(), shape(p))))
+        .collect();
+    assert!(missing.is_empty(), "missing from openapi.json: {missing:?}");
+
+    // Every call targets an existing object with a valid body: anything but a
+    // success is a deviation, and 404/405 mean the route itself is missing.
+    let mut failures = Vec::new();
+    for ((method, template), (m, path, body)) in ROUTES.iter().zip(calls(&spare)) {
+        let r = app
+            .send(m, &path, Some(&app.admin_token), body.as_ref())
+            .await;
+        if !(200..300).contains(&r.status) {
+            failures.push(format!(
+                "{method} {template} ({path}): {} {}",
+                r.status, r.body
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "routes failing:\n{}",
+        failures.join("\n")
+    );
+}
