@@ -36,6 +36,13 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .is_ok()
 }
 
+/// A real argon2id hash of nothing in particular, to verify against when a
+/// login names an unknown user.
+pub fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("no such user").unwrap_or_default())
+}
+
 pub fn check_password_rules(field: &str, password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if n < PASSWORD_MIN {

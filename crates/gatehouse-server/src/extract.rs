@@ -86,6 +86,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
+        reject_nul(q)?;
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
@@ -104,9 +105,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        reject_nul(parts.uri.path())?;
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
             .map_err(|e| ApiError::invalid("", e.body_text()))
     }
+}
+
+/// NUL characters are never valid in names or filters (and PostgreSQL refuses
+/// them in text), so an encoded NUL in the path or query is bad input.
+fn reject_nul(raw: &str) -> Result<(), ApiError> {
+    if raw.contains('\0') || raw.to_ascii_lowercase().contains("%00") {
+        return Err(ApiError::invalid(
+            "",
+            "the URL must not contain NUL characters",
+        ));
+    }
+    Ok(())
 }
