@@ -1,22 +1,174 @@
-//! The command-line client (work in progress).
+//! The command-line client: every `gatehouse` subcommand except `serve` talks to a
+//! Gatehouse server over its REST API (`docs/api.md`).
+//!
+//! Exit codes follow the one table in `gatehouse_core::ErrorCode` (`DESIGN.md` §5):
+//! 0 ok, 1 usage or bad input, 2 not found, 3 unauthenticated or forbidden,
+//! 4 conflict or stale, 5 server unreachable, 10 confirmation required,
+//! 11 deployment blocked.
 
+mod args;
+mod auth;
+mod config;
+mod error;
+mod http;
+mod infra;
+mod inventory;
+mod output;
+mod people;
+
+use std::fmt;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-#[derive(Debug, Args)]
+pub use error::CliError;
+
+/// Server used when neither `--server`, `GATEHOUSE_SERVER` nor a stored login names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8750";
+
+/// Options shared by every client subcommand.
+#[derive(Args)]
 pub struct ClientOpts {
-    /// Server URL [env: GATEHOUSE_SERVER]
-    #[arg(long, global = true, env = "GATEHOUSE_SERVER")]
+    /// Server URL [default: the stored login's server, else http://127.0.0.1:8750]
+    #[arg(long, global = true, env = "GATEHOUSE_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    /// API token [default: the token stored by `gatehouse login`]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Print the server's JSON answer instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
-#[derive(Debug, Subcommand)]
+impl fmt::Debug for ClientOpts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOpts")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("json", &self.json)
+            .finish()
+    }
+}
+
+/// The client's subcommands.
+#[derive(Subcommand)]
 pub enum ClientCommand {
-    /// Show who the token belongs to.
+    /// Log in with a username and password; stores the server and a new API token.
+    Login(Box<auth::LoginArgs>),
+    /// Revoke the stored token and forget the login.
+    Logout,
+    /// Show the user the token belongs to.
     Whoami,
+    /// Users (admins write; you may change your own password).
+    #[command(subcommand)]
+    User(Box<people::UserCommand>),
+    /// Groups of users (admins write).
+    #[command(subcommand)]
+    Group(Box<people::GroupCommand>),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(Box<auth::TokenCommand>),
+    /// Governed projects.
+    #[command(subcommand)]
+    Project(Box<inventory::ProjectCommand>),
+    /// Models of a project.
+    #[command(subcommand)]
+    Model(Box<inventory::ModelCommand>),
+    /// Model versions.
+    #[command(subcommand)]
+    Version(Box<inventory::VersionCommand>),
+    /// Bundles of model versions.
+    #[command(subcommand)]
+    Bundle(Box<inventory::BundleCommand>),
+    /// Infrastructures (deployment targets; admins write).
+    #[command(subcommand)]
+    Infra(Box<infra::InfraCommand>),
 }
 
-pub async fn run(_opts: ClientOpts, _cmd: ClientCommand) -> ExitCode {
-    ExitCode::SUCCESS
+/// Runs one client command and turns its outcome into the process exit code.
+pub async fn run(opts: ClientOpts, cmd: ClientCommand) -> ExitCode {
+    match dispatch(&opts, cmd).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", output::sanitize(&e.message()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError> {
+    match cmd {
+        ClientCommand::Login(a) => auth::login(opts, *a).await,
+        ClientCommand::Logout => auth::logout(opts).await,
+        ClientCommand::Whoami => auth::whoami(opts).await,
+        ClientCommand::Token(c) => auth::token(opts, *c).await,
+        ClientCommand::User(c) => people::user(opts, *c).await,
+        ClientCommand::Group(c) => people::group(opts, *c).await,
+        ClientCommand::Project(c) => inventory::project(opts, *c).await,
+        ClientCommand::Model(c) => inventory::model(opts, *c).await,
+        ClientCommand::Version(c) => inventory::version(opts, *c).await,
+        ClientCommand::Bundle(c) => inventory::bundle(opts, *c).await,
+        ClientCommand::Infra(c) => infra::infra(opts, *c).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    #[command(name = "gatehouse", version)]
+    struct TestCli {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<TestCli, clap::Error> {
+        TestCli::try_parse_from(std::iter::once("gatehouse").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_definition_is_consistent() {
+        TestCli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let cli = parse(&["model", "list", "--project", "FRAUD", "--json"]).unwrap();
+        assert!(cli.client.json);
+        let cli = parse(&["--server", "http://x:1", "whoami"]).unwrap();
+        assert_eq!(cli.client.server.as_deref(), Some("http://x:1"));
+    }
+
+    #[test]
+    fn bundle_create_takes_repeated_versions() {
+        let cli = parse(&[
+            "bundle",
+            "create",
+            "--project",
+            "FRAUD",
+            "v1",
+            "--version",
+            "a:b:1",
+            "--version",
+            "c:2",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, ClientCommand::Bundle(_)));
+    }
+
+    #[test]
+    fn token_is_redacted_in_debug() {
+        let cli = parse(&["--token", "s3cret", "whoami"]).unwrap();
+        assert!(!format!("{:?}", cli.client).contains("s3cret"));
+    }
 }

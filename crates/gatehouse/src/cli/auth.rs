@@ -1,0 +1,226 @@
+//! `login`, `logout`, `whoami` and `token …`.
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::ClientOpts;
+use super::DEFAULT_SERVER;
+use super::args::{self, Body, PageArgs, PasswordArgs, Query};
+use super::config::{self, Credentials};
+use super::error::CliError;
+use super::http::Api;
+use super::output::{self, Col, col, sanitize};
+
+pub const USER_FIELDS: &[&str] = &[
+    "username",
+    "display_name",
+    "email",
+    "is_admin",
+    "disabled",
+    "created_at",
+    "updated_at",
+];
+
+const TOKEN_FIELDS: &[&str] = &["id", "name", "username", "created_at"];
+
+const TOKEN_COLS: &[Col] = &[
+    col("ID", "id"),
+    col("NAME", "name"),
+    col("USERNAME", "username"),
+    col("CREATED", "created_at"),
+];
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// Username (asked for on the terminal when missing)
+    #[arg(long, short = 'u', value_name = "USERNAME")]
+    pub username: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Name of the API token to create [default: cli-<time>]
+    #[arg(long, value_name = "NAME")]
+    pub token_name: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// List API tokens (yours, or another user's for admins).
+    List {
+        /// Whose tokens (admins only for others)
+        #[arg(long, value_name = "USERNAME")]
+        username: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Create an API token; the token is shown only this once.
+    Create {
+        /// A name to recognise the token by
+        name: String,
+        /// Create it for another user (admins)
+        #[arg(long, value_name = "USERNAME")]
+        username: Option<String>,
+    },
+    /// Revoke an API token.
+    Revoke {
+        /// The token's id (see `token list`)
+        id: String,
+    },
+}
+
+pub async fn login(opts: &ClientOpts, a: LoginArgs) -> Result<(), CliError> {
+    // Where to log in: --server, else the server of the previous login, else the default.
+    let stored = config::load().ok().flatten();
+    let server = opts
+        .server
+        .clone()
+        .or_else(|| stored.as_ref().map(|c| c.server.clone()))
+        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    let api = Api::new(&server, None)?;
+    let username = match a.username {
+        Some(u) => u,
+        None => args::prompt_line("Username: ")?
+            .ok_or_else(|| CliError::input("no username given: use --username"))?,
+    };
+    if username.trim().is_empty() {
+        return Err(CliError::input("the username must not be empty"));
+    }
+    let password = a.password.get_or_prompt(false)?;
+    let name = a.token_name.unwrap_or_else(default_token_name);
+    let body = json!({ "name": name, "username": username, "password": password });
+    let answer = api
+        .send(Method::POST, &["tokens"], &[], Some(&body), false)
+        .await?
+        .unwrap_or_default();
+    let Some(token) = answer.get("token").and_then(Value::as_str) else {
+        return Err(CliError::other(format!(
+            "the server at {} answered without a token",
+            api.server()
+        )));
+    };
+    let creds = Credentials {
+        server: api.server().to_string(),
+        token: token.to_string(),
+        username: Some(
+            answer
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or(&username)
+                .to_string(),
+        ),
+        token_id: answer.get("id").and_then(id_string),
+    };
+    let path = config::save(&creds)?;
+    // A previous login to the same server is replaced: revoke its token, best effort.
+    if let Some(old) = stored
+        && config::same_server(&old.server, api.server())
+        && old.token != creds.token
+        && let Some(id) = &old.token_id
+        && let Ok(old_api) = Api::new(api.server(), Some(old.token.clone()))
+    {
+        let _ = old_api.delete(&["tokens", id]).await;
+    }
+    if opts.json {
+        let mut shown = answer.clone();
+        if let Some(o) = shown.as_object_mut() {
+            o.remove("token");
+            o.insert("server".into(), json!(api.server()));
+        }
+        output::print_json(&shown);
+    } else {
+        println!(
+            "Logged in to {} as {} (token stored in {}).",
+            api.server(),
+            sanitize(creds.username.as_deref().unwrap_or("")),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+pub async fn logout(opts: &ClientOpts) -> Result<(), CliError> {
+    let Some(creds) = config::load()? else {
+        if !opts.json {
+            println!("Not logged in.");
+        }
+        return Ok(());
+    };
+    let mut note = String::new();
+    if let Some(id) = &creds.token_id {
+        match Api::new(&creds.server, Some(creds.token.clone())) {
+            Ok(api) => match api.delete(&["tokens", id]).await {
+                Ok(_) => {}
+                // Already revoked or the user is gone: nothing left to revoke.
+                Err(CliError::Api { status: 401, .. }) | Err(CliError::Api { status: 404, .. }) => {
+                }
+                Err(e) => note = format!(" (the token was not revoked: {})", e.message()),
+            },
+            Err(e) => note = format!(" (the token was not revoked: {})", e.message()),
+        }
+    }
+    config::remove()?;
+    if opts.json {
+        output::print_json(&json!({ "server": creds.server, "logged_out": true }));
+    } else {
+        println!("Logged out of {}.{}", creds.server, sanitize(&note));
+    }
+    Ok(())
+}
+
+pub async fn whoami(opts: &ClientOpts) -> Result<(), CliError> {
+    let api = Api::from_opts(opts)?;
+    let me = api.get(&["me"]).await?;
+    output::print_object(opts.json, &me, USER_FIELDS);
+    Ok(())
+}
+
+pub async fn token(opts: &ClientOpts, cmd: TokenCommand) -> Result<(), CliError> {
+    let api = Api::from_opts(opts)?;
+    match cmd {
+        TokenCommand::List { username, page } => {
+            let q = Query::default().opt("username", username);
+            let answer = api.list(&["tokens"], &q.0, &page).await?;
+            output::print_list(opts.json, &answer, TOKEN_COLS);
+        }
+        TokenCommand::Create { name, username } => {
+            let body = Body::default()
+                .set("name", name)
+                .opt("username", username)
+                .into_value();
+            let created = api.post(&["tokens"], &body).await?;
+            if opts.json {
+                output::print_json(&created);
+            } else {
+                let mut fields = TOKEN_FIELDS.to_vec();
+                fields.push("token");
+                output::print_object(false, &created, &fields);
+                eprintln!("Copy the token now: it is not shown again.");
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            api.delete(&["tokens", &id]).await?;
+            if opts.json {
+                output::print_json(&json!({ "id": id, "revoked": true }));
+            } else {
+                println!("Revoked token {}.", sanitize(&id));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn id_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn default_token_name() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("cli-{millis}")
+}

@@ -1,0 +1,181 @@
+//! `infra …`: deployment targets.
+
+use clap::{Subcommand, ValueEnum};
+
+use super::ClientOpts;
+use super::args::{Body, PageArgs, Query};
+use super::error::CliError;
+use super::http::Api;
+use super::output::{self, Col, col, sanitize, wide};
+use super::people::print_changed;
+
+const INFRA_FIELDS: &[&str] = &[
+    "name",
+    "kind",
+    "stage",
+    "policy",
+    "description",
+    "archived",
+    "created_by",
+    "created_at",
+    "updated_at",
+];
+
+const INFRA_COLS: &[Col] = &[
+    col("NAME", "name"),
+    col("KIND", "kind"),
+    col("STAGE", "stage"),
+    col("POLICY", "policy"),
+    col("ARCHIVED", "archived"),
+    wide("DESCRIPTION", "description", 48),
+];
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Kind {
+    #[value(name = "api_node")]
+    ApiNode,
+    #[value(name = "automation_node")]
+    AutomationNode,
+    Other,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Stage {
+    Dev,
+    Qa,
+    Preprod,
+    Prod,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Policy {
+    Prevent,
+    Warn,
+    Always,
+}
+
+/// The wire name of a value, as clap spells it.
+fn wire(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Subcommand)]
+pub enum InfraCommand {
+    /// List infrastructures.
+    List {
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
+        #[arg(long, value_enum)]
+        stage: Option<Stage>,
+        #[arg(long, value_enum)]
+        policy: Option<Policy>,
+        /// Archived (true) or active (false) ones [server default: false]
+        #[arg(long, value_name = "BOOL")]
+        archived: Option<bool>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an infrastructure.
+    Show { name: String },
+    /// Create an infrastructure (admins).
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        #[arg(long, value_enum)]
+        stage: Stage,
+        /// Governance policy: prevent (block unapproved), warn (ask for confirmation), always
+        #[arg(long, value_enum)]
+        policy: Policy,
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// Change an infrastructure (admins).
+    Update {
+        name: String,
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
+        #[arg(long, value_enum)]
+        stage: Option<Stage>,
+        #[arg(long, value_enum)]
+        policy: Option<Policy>,
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// Archive (true) or restore (false)
+        #[arg(long, value_name = "BOOL")]
+        archived: Option<bool>,
+    },
+    /// Archive an infrastructure (admins; never deleted).
+    Archive { name: String },
+}
+
+pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError> {
+    let (api, json) = (Api::from_opts(opts)?, opts.json);
+    match cmd {
+        InfraCommand::List {
+            kind,
+            stage,
+            policy,
+            archived,
+            page,
+        } => {
+            let q = Query::default()
+                .opt("kind", kind.map(wire))
+                .opt("stage", stage.map(wire))
+                .opt("policy", policy.map(wire))
+                .opt("archived", archived);
+            let answer = api.list(&["infrastructures"], &q.0, &page).await?;
+            output::print_list(json, &answer, INFRA_COLS);
+        }
+        InfraCommand::Show { name } => {
+            let i = api.get(&["infrastructures", &name]).await?;
+            output::print_object(json, &i, INFRA_FIELDS);
+        }
+        InfraCommand::Create {
+            name,
+            kind,
+            stage,
+            policy,
+            description,
+        } => {
+            let body = Body::default()
+                .set("name", name)
+                .set("kind", wire(kind))
+                .set("stage", wire(stage))
+                .set("policy", wire(policy))
+                .opt("description", description)
+                .into_value();
+            let i = api.post(&["infrastructures"], &body).await?;
+            output::print_object(json, &i, INFRA_FIELDS);
+        }
+        InfraCommand::Update {
+            name,
+            kind,
+            stage,
+            policy,
+            description,
+            archived,
+        } => {
+            let body = Body::default()
+                .opt("kind", kind.map(wire))
+                .opt("stage", stage.map(wire))
+                .opt("policy", policy.map(wire))
+                .opt("description", description)
+                .opt("archived", archived)
+                .non_empty("--kind, --stage, --policy, --description or --archived")?;
+            let i = api.patch(&["infrastructures", &name], &body).await?;
+            output::print_object(json, &i, INFRA_FIELDS);
+        }
+        InfraCommand::Archive { name } => {
+            let answer = api.delete(&["infrastructures", &name]).await?;
+            print_changed(
+                json,
+                answer,
+                &format!("Archived infrastructure {}.", sanitize(&name)),
+            );
+        }
+    }
+    Ok(())
+}
