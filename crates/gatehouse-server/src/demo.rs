@@ -67,6 +67,14 @@ fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// (project, model, description, versions as (metrics, description))
+type DemoModel = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static [(&'static str, f64)], &'static str)],
+);
+
 /// Seeds the demo organisation unless the inventory already has content.
 /// Returns the demo credentials in either case.
 pub async fn seed(state: &AppState) -> Result<Vec<(String, String)>, StartError> {
@@ -269,7 +277,7 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
 
     // Models and versions, registered by alice.
     let contribute = authz::contribute(&alice, Some(ProjectRole::Contributor))?;
-    let versions_of: &[(&str, &str, &str, &[(&[(&str, f64)], &str)])] = &[
+    let versions_of: &[DemoModel] = &[
         (
             "FRAUD",
             "fraud-scorer",
