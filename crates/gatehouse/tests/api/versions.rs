@@ -215,3 +215,60 @@ async fn model_names_with_spaces_and_reserved_characters_round_trip() {
         assert_eq!(got.ok(200)["latest_version"], 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_get_distinct_numbers_and_duplicates_one_winner() {
+    let app = spawn_app().await;
+    app.create_project("FRAUD").await;
+    app.create_model("FRAUD", MODEL).await;
+    let post = |path: String, body: Value| {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url(&format!("/api/v1{path}")),
+            app.admin_token.clone(),
+        );
+        tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        })
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|_| post(versions_path(MODEL), json!({"artifact_uri": "s3://x"})))
+        .collect();
+    let mut numbers = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        numbers.push(body["version"].as_i64().unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
+
+    let tasks: Vec<_> = (0..6)
+        .map(|_| post("/projects".into(), json!({"key": "RACE", "name": "Race"})))
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status != 201 {
+            assert_eq!(body["code"], "conflict", "{status} {body}");
+        }
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409]);
+    let creates = app
+        .audit_events()
+        .await
+        .iter()
+        .filter(|e| e.subject == "project:RACE")
+        .count();
+    assert_eq!(creates, 1);
+}
