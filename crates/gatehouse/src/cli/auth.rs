@@ -74,6 +74,7 @@ pub async fn login(opts: &ClientOpts, a: LoginArgs) -> Result<(), CliError> {
     let server = opts
         .server
         .clone()
+        .filter(|s| !s.trim().is_empty())
         .or_else(|| stored.as_ref().map(|c| c.server.clone()))
         .unwrap_or_else(|| DEFAULT_SERVER.to_string());
     let api = Api::new(&server, None)?;

@@ -30,12 +30,14 @@ impl Api {
     /// only ever sent to the server it was issued by.
     pub fn from_opts(opts: &ClientOpts) -> Result<Self, CliError> {
         let stored = config::load()?;
-        let server = match (&opts.server, &stored) {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let (opt_server, opt_token) = (given(&opts.server), given(&opts.token));
+        let server = match (&opt_server, &stored) {
             (Some(s), _) => s.clone(),
             (None, Some(c)) => c.server.clone(),
             (None, None) => DEFAULT_SERVER.to_string(),
         };
-        let token = match (&opts.token, &stored) {
+        let token = match (&opt_token, &stored) {
             (Some(t), _) => Some(t.clone()),
             (None, Some(c)) if config::same_server(&c.server, &server) => Some(c.token.clone()),
             _ => None,

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use serde_json::Value;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// One table column: its header and the field of each item it shows.
 pub struct Col {
@@ -86,11 +87,25 @@ fn short_time(field: &str, v: &Value) -> Option<String> {
     Some(format!("{} {}", sanitize(date), sanitize(time)))
 }
 
+/// Columns a text takes on a terminal (wide characters count twice).
+fn width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
 fn cut(s: String, max: usize) -> String {
-    if s.chars().count() <= max {
+    if width(&s) <= max {
         return s;
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -109,10 +124,10 @@ pub fn table(items: &[Value], cols: &[Col]) -> String {
                 .collect()
         })
         .collect();
-    let mut widths: Vec<usize> = cols.iter().map(|c| c.header.chars().count()).collect();
+    let mut widths: Vec<usize> = cols.iter().map(|c| width(c.header)).collect();
     for row in &rows {
         for (w, text) in widths.iter_mut().zip(row) {
-            *w = (*w).max(text.chars().count());
+            *w = (*w).max(width(text));
         }
     }
     let mut out = String::new();
@@ -122,7 +137,7 @@ pub fn table(items: &[Value], cols: &[Col]) -> String {
             if i + 1 == cells.len() {
                 l.push_str(text);
             } else {
-                let pad = w.saturating_sub(text.chars().count());
+                let pad = w.saturating_sub(width(text));
                 let _ = write!(l, "{text}{}  ", " ".repeat(pad));
             }
         }
@@ -152,11 +167,12 @@ pub fn block(obj: &Value, first: &[&str]) -> String {
             keys.push(k);
         }
     }
-    let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    let key_width = keys.iter().map(|k| width(k)).max().unwrap_or(0);
     let mut out = String::new();
     for k in keys {
         let label = format!("{}:", sanitize(k));
-        let _ = writeln!(out, "{label:<w$} {}", cell(&map[k]), w = width + 1);
+        let pad = (key_width + 1).saturating_sub(width(&label));
+        let _ = writeln!(out, "{label}{} {}", " ".repeat(pad), cell(&map[k]));
     }
     out
 }
@@ -250,5 +266,15 @@ mod tests {
     fn long_cells_are_cut() {
         assert_eq!(cut("abcdef".into(), 4), "abc…");
         assert_eq!(cut("abc".into(), 4), "abc");
+        assert_eq!(cut("日本語です".into(), 6), "日本…");
+    }
+
+    #[test]
+    fn wide_characters_align() {
+        let t = table(
+            &[json!({"a": "日本", "b": 1}), json!({"a": "ab", "b": 2})],
+            &[col("A", "a"), col("B", "b")],
+        );
+        assert_eq!(t, "A     B\n日本  1\nab    2\n");
     }
 }
