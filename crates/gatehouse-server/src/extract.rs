@@ -61,7 +61,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = strip_position(&inner.to_string());
-        let field = if path == "." { String::new() } else { path };
+        let mut field = if path == "." { String::new() } else { path };
+        // "missing field `x`" is reported at the parent's path: name the field itself.
+        if let Some(name) = msg
+            .strip_prefix("missing field `")
+            .and_then(|r| r.strip_suffix('`'))
+        {
+            field = if field.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{field}.{name}")
+            };
+            return ApiError::invalid(field, "is required");
+        }
         if inner.is_syntax() || inner.is_eof() {
             ApiError::invalid("", format!("malformed JSON: {msg}"))
         } else {

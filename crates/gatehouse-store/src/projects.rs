@@ -314,7 +314,9 @@ pub async fn set_member(
             .project(key)
             .detail("member", json!(username))
             .detail("role", json!(role.map(|r| r.as_str())))
-            .detail("previous_role", json!(current.map(|r| r.as_str()))),
+            .detail("previous_role", json!(current.map(|r| r.as_str())))
+            .before(json!({"owners": before.owners, "contributors": before.contributors}))
+            .after(json!({"owners": after.owners, "contributors": after.contributors})),
     )
     .await?;
     Ok(after)

@@ -197,16 +197,15 @@ pub async fn register(
     let p = projects::get(tx.conn(), project).await?;
     projects::ensure_active(&p)?;
     let m = models::load(tx.conn(), project, model).await?;
-    let number: i64 = sqlx::query_scalar("SELECT next_version FROM models WHERE id = $1")
-        .bind(m.id)
-        .fetch_one(tx.conn())
-        .await?;
-    sqlx::query("UPDATE models SET next_version = $1, updated_at = $2 WHERE id = $3")
-        .bind(number + 1)
-        .bind(ctx.now.as_micros())
-        .bind(m.id)
-        .execute(tx.conn())
-        .await?;
+    // One statement takes the number and locks the model row, so concurrent
+    // registrations queue here and never share a number.
+    let number: i64 = sqlx::query_scalar(
+        "UPDATE models SET next_version = next_version + 1, updated_at = $1 WHERE id = $2 RETURNING next_version - 1",
+    )
+    .bind(ctx.now.as_micros())
+    .bind(m.id)
+    .fetch_one(tx.conn())
+    .await?;
     sqlx::query(
         "INSERT INTO model_versions (model_id, version, artifact_uri, digest, metrics, params, training_data_ref, \
          code_ref, sensitivity, description, tags, created_by, created_at, updated_at) \

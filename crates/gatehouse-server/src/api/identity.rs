@@ -176,8 +176,7 @@ async fn revoke_token(
     let ctx = auth.ctx(&state);
     let mut tx = state.store.begin().await?;
     let t = tokens::get(tx.conn(), id).await?;
-    let right = authz::self_or_admin(&auth.0, &t.username)
-        .map_err(|_| ApiError::not_found(format!("token {id} does not exist")))?;
+    let right = authz::self_or_admin(&auth.0, &t.username)?;
     tokens::revoke(&mut tx, &right, &ctx, &t).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
