@@ -96,7 +96,7 @@ pub fn prompt_line(prompt: &str) -> Result<Option<String>, CliError> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    eprint!("{prompt}");
+    err!("{prompt}");
     read_stdin_line("answer").map(|s| Some(s.trim().to_string()))
 }
 

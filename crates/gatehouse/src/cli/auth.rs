@@ -129,7 +129,7 @@ pub async fn login(opts: &ClientOpts, a: LoginArgs) -> Result<(), CliError> {
         }
         output::print_json(&shown);
     } else {
-        println!(
+        outln!(
             "Logged in to {} as {} (token stored in {}).",
             api.server(),
             sanitize(creds.username.as_deref().unwrap_or("")),
@@ -142,7 +142,7 @@ pub async fn login(opts: &ClientOpts, a: LoginArgs) -> Result<(), CliError> {
 pub async fn logout(opts: &ClientOpts) -> Result<(), CliError> {
     let Some(creds) = config::load()? else {
         if !opts.json {
-            println!("Not logged in.");
+            outln!("Not logged in.");
         }
         return Ok(());
     };
@@ -163,7 +163,7 @@ pub async fn logout(opts: &ClientOpts) -> Result<(), CliError> {
     if opts.json {
         output::print_json(&json!({ "server": creds.server, "logged_out": true }));
     } else {
-        println!("Logged out of {}.{}", creds.server, sanitize(&note));
+        outln!("Logged out of {}.{}", creds.server, sanitize(&note));
     }
     Ok(())
 }
@@ -195,7 +195,7 @@ pub async fn token(opts: &ClientOpts, cmd: TokenCommand) -> Result<(), CliError>
                 let mut fields = TOKEN_FIELDS.to_vec();
                 fields.push("token");
                 output::print_object(false, &created, &fields);
-                eprintln!("Copy the token now: it is not shown again.");
+                errln!("Copy the token now: it is not shown again.");
             }
         }
         TokenCommand::Revoke { id } => {
@@ -203,7 +203,7 @@ pub async fn token(opts: &ClientOpts, cmd: TokenCommand) -> Result<(), CliError>
             if opts.json {
                 output::print_json(&json!({ "id": id, "revoked": true }));
             } else {
-                println!("Revoked token {}.", sanitize(&id));
+                outln!("Revoked token {}.", sanitize(&id));
             }
         }
     }

@@ -6,6 +6,40 @@
 //! 4 conflict or stale, 5 server unreachable, 10 confirmation required,
 //! 11 deployment blocked.
 
+/// Writes to standard output; a closed pipe (`gatehouse … | head`) is not an error.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, $($t)*);
+        let _ = stdout.flush();
+    }};
+}
+
+/// Writes to standard error, ignoring failures.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, $($t)*);
+        let _ = stderr.flush();
+    }};
+}
+
 mod args;
 mod auth;
 mod config;
@@ -96,7 +130,7 @@ pub async fn run(opts: ClientOpts, cmd: ClientCommand) -> ExitCode {
     match dispatch(&opts, cmd).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", output::sanitize(&e.message()));
+            errln!("error: {}", output::sanitize(&e.message()));
             ExitCode::from(e.exit_code())
         }
     }

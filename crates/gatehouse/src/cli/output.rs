@@ -82,8 +82,8 @@ fn short_time(field: &str, v: &Value) -> Option<String> {
     if !field.ends_with("_at") || s.len() < 19 || !s.is_char_boundary(19) {
         return None;
     }
-    let (date, rest) = s.split_at(10);
-    let time = rest.strip_prefix('T')?.get(..8)?;
+    let date = s.get(..10)?;
+    let time = s.get(10..)?.strip_prefix('T')?.get(..8)?;
     Some(format!("{} {}", sanitize(date), sanitize(time)))
 }
 
@@ -180,8 +180,8 @@ pub fn block(obj: &Value, first: &[&str]) -> String {
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &Value) {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
-        Err(_) => println!("{value}"),
+        Ok(s) => outln!("{s}"),
+        Err(_) => outln!("{value}"),
     }
 }
 
@@ -196,9 +196,9 @@ pub fn print_list(json: bool, answer: &Value, cols: &[Col]) {
         .get("items")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
-    print!("{}", table(items, cols));
+    out!("{}", table(items, cols));
     if let Some(next) = answer.get("next_cursor").and_then(Value::as_str) {
-        eprintln!(
+        errln!(
             "(more results: add --cursor {} or use --all)",
             sanitize(next)
         );
@@ -210,7 +210,7 @@ pub fn print_object(json: bool, obj: &Value, first: &[&str]) {
     if json {
         print_json(obj);
     } else {
-        print!("{}", block(obj, first));
+        out!("{}", block(obj, first));
     }
 }
 
@@ -254,6 +254,8 @@ mod tests {
         );
         assert!(short_time("name", &json!("2026-11-23T09:40:00Z")).is_none());
         assert!(short_time("created_at", &json!("é2026-11-23T09:40:00Z")).is_none());
+        assert!(short_time("created_at", &json!("2026-11-2éT09:40:00Z")).is_none());
+        assert!(short_time("created_at", &json!("2026-11-23é09:40:00Z")).is_none());
     }
 
     #[test]

@@ -200,7 +200,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
             if json {
                 output::print_json(&u);
             } else {
-                println!("Password changed for {}.", sanitize(&username));
+                outln!("Password changed for {}.", sanitize(&username));
             }
         }
     }
@@ -273,6 +273,6 @@ pub fn print_changed(json: bool, answer: Option<Value>, message: &str) {
     if json {
         output::print_json(&answer.unwrap_or_else(|| json!({ "ok": true })));
     } else {
-        println!("{message}");
+        outln!("{message}");
     }
 }
