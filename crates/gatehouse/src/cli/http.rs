@@ -29,9 +29,14 @@ impl Api {
     /// `--token`/`GATEHOUSE_TOKEN` first, else the stored login. The stored token is
     /// only ever sent to the server it was issued by.
     pub fn from_opts(opts: &ClientOpts) -> Result<Self, CliError> {
-        let stored = config::load()?;
         let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         let (opt_server, opt_token) = (given(&opts.server), given(&opts.token));
+        // An unreadable stored login only matters when it would be used.
+        let stored = match config::load() {
+            Ok(s) => s,
+            Err(_) if opt_token.is_some() && opt_server.is_some() => None,
+            Err(e) => return Err(e),
+        };
         let server = match (&opt_server, &stored) {
             (Some(s), _) => s.clone(),
             (None, Some(c)) => c.server.clone(),
