@@ -22,6 +22,12 @@ fn check_key(field: &str, s: &str) -> Result<(), InvalidInput> {
             format!("must be at most {KEY_MAX} characters"),
         ));
     }
+    if s == "." || s == ".." {
+        return Err(InvalidInput::new(
+            field,
+            "'.' and '..' are not allowed (they cannot appear in a URL path)",
+        ));
+    }
     if let Some(bad) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
@@ -119,6 +125,12 @@ impl ModelName {
                 format!("must be at most {MODEL_NAME_MAX} characters"),
             ));
         }
+        if s == "." || s == ".." {
+            return Err(InvalidInput::new(
+                "name",
+                "'.' and '..' are not allowed (they cannot appear in a URL path)",
+            ));
+        }
         if s.contains('/') {
             return Err(InvalidInput::new("name", "must not contain '/'"));
         }
@@ -192,7 +204,16 @@ mod tests {
 
     #[test]
     fn keys_reject_bad_input_and_name_the_field() {
-        for bad in ["", "has space", "slash/", "ünï", "tab\t", &"k".repeat(65)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "slash/",
+            "ünï",
+            "tab\t",
+            &"k".repeat(65),
+        ] {
             let e = BundleTag::parse(bad).unwrap_err();
             assert_eq!(e.field, "tag", "{bad}");
         }
@@ -202,6 +223,9 @@ mod tests {
     fn model_names_are_free_text_without_slash_or_control() {
         assert!(ModelName::parse("Fraud scorer (gradient boosted) v2").is_ok());
         assert!(ModelName::parse("a/b").is_err());
+        assert!(ModelName::parse(".").is_err());
+        assert!(ModelName::parse("..").is_err());
+        assert!(ModelName::parse("...").is_ok());
         assert!(ModelName::parse("  ").is_err());
         assert!(ModelName::parse("a\nb").is_err());
         assert!(ModelName::parse("m".repeat(257)).is_err());
