@@ -5,8 +5,10 @@
 pub mod audit;
 pub mod authz;
 pub mod error;
+pub mod gate;
 pub mod inventory;
 pub mod names;
+pub mod signoff;
 pub mod subject;
 pub mod timestamp;
 
