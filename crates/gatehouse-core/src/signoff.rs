@@ -34,6 +34,11 @@
 //! permission and separation of duties (`forbidden`). So of racing decisions the
 //! losers learn that the sign-off is already decided (409), whatever revision they
 //! carried.
+//!
+//! What a risk tier asks before a final approval (N feedback approvals, an open
+//! major issue blocking) is checked by the caller with
+//! [`check_approval_requirements`] before it applies `decide(approve)`; promotion
+//! order likewise with [`check_promotion_order`] before `request_review`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -562,6 +567,9 @@ pub enum SignoffError {
         "review for stage {requested} can be requested only after stage {missing} is approved for this subject"
     )]
     PromotionOrder { requested: Stage, missing: Stage },
+    /// The project's risk tier asks for more before the final approval.
+    #[error("cannot approve yet: {0}")]
+    RequirementsNotMet(String),
 }
 
 impl SignoffError {
@@ -573,6 +581,7 @@ impl SignoffError {
             Self::Locked { .. } => ErrorCode::SignoffLocked,
             Self::StaleRevision { .. } => ErrorCode::StaleRevision,
             Self::PromotionOrder { .. } => ErrorCode::PromotionOrder,
+            Self::RequirementsNotMet(_) => ErrorCode::Conflict,
         }
     }
 }
@@ -620,6 +629,24 @@ impl Signoff {
         } else {
             None
         }
+    }
+
+    /// The slots of this review waiting on `user` (for "my pending reviews"): while
+    /// in review, the unanswered feedback slots and the final approval slot that
+    /// `user` holds, unless separation of duties bars them.
+    pub fn pending_for(&self, user: &Username, separation_of_duties: bool) -> Vec<SlotId> {
+        if self.state() != SignoffState::InReview
+            || (separation_of_duties && self.excluded(user).is_some())
+        {
+            return Vec::new();
+        }
+        self.current
+            .slots
+            .iter()
+            .filter(|s| s.is_held_by(user))
+            .filter(|s| s.kind() == SlotKind::FinalApproval || s.answers.is_empty())
+            .map(Slot::id)
+            .collect()
     }
 
     /// Replaces the members of every role slot of the current cycle with the
@@ -956,6 +983,46 @@ pub fn feedback_summary(signoff: &Signoff) -> FeedbackSummary {
     }
     sum.distinct_approvers = approvers.len();
     sum
+}
+
+/// What a project's risk tier asks of the feedback before the final approval
+/// (`DESIGN.md` §2.1): tier 3 asks one feedback approval and lets an open major
+/// issue block, tier 4 two approvals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequirements {
+    /// Distinct people whose current answer is approve.
+    pub min_feedback_approvals: usize,
+    /// Whether a current major_issue answer blocks the approval.
+    pub major_issue_blocks: bool,
+}
+
+/// Checks the tier's requirements before a `decide(approve)`; the caller runs
+/// it when the command is an approval (reject and abandon need nothing).
+pub fn check_approval_requirements(
+    signoff: &Signoff,
+    req: &ApprovalRequirements,
+) -> Result<(), SignoffError> {
+    let sum = feedback_summary(signoff);
+    if req.major_issue_blocks && sum.major_issue > 0 {
+        let slots: Vec<String> = signoff
+            .current
+            .slots
+            .iter()
+            .filter(|s| s.current_answer().map(|a| a.verdict) == Some(Verdict::MajorIssue))
+            .map(|s| s.id().to_string())
+            .collect();
+        return Err(SignoffError::RequirementsNotMet(format!(
+            "a major issue is open (slot {}); it must be resolved by a revised answer first",
+            slots.join(", ")
+        )));
+    }
+    if sum.distinct_approvers < req.min_feedback_approvals {
+        return Err(SignoffError::RequirementsNotMet(format!(
+            "the project's risk tier needs {} feedback approval(s) from distinct people, there are {}",
+            req.min_feedback_approvals, sum.distinct_approvers
+        )));
+    }
+    Ok(())
 }
 
 /// Promotion order (`DESIGN.md` §3.1): review for `requested` may start only when
@@ -1701,6 +1768,68 @@ mod tests {
     }
 
     #[test]
+    fn pending_reviews() {
+        let s = in_review();
+        let p = |s: &Signoff, who: &str| s.pending_for(&u(who), true);
+        assert_eq!(p(&s, "risk1"), vec![SlotId(1)]);
+        assert_eq!(p(&s, "fa"), vec![SlotId(3)]);
+        assert!(p(&s, "ds").is_empty(), "excluded");
+        assert_eq!(s.pending_for(&u("ds"), false), vec![SlotId(1)]);
+        let s = ok(&s, feedback(1, Verdict::Approve), "risk2");
+        assert!(p(&s, "risk1").is_empty(), "answered");
+        let s = ok(&s, delegate(2, "risk1"), "ops");
+        assert_eq!(p(&s, "risk1"), vec![SlotId(2)]);
+        assert!(p(&s, "ops").is_empty());
+        assert!(p(&not_started(), "fa").is_empty());
+        assert!(p(&decided(Decision::Approve), "fa").is_empty());
+    }
+
+    #[test]
+    fn approval_requirements() {
+        let tier3 = ApprovalRequirements {
+            min_feedback_approvals: 1,
+            major_issue_blocks: true,
+        };
+        let tier4 = ApprovalRequirements {
+            min_feedback_approvals: 2,
+            major_issue_blocks: true,
+        };
+        let s = in_review();
+        assert!(check_approval_requirements(&s, &ApprovalRequirements::default()).is_ok());
+        let e = check_approval_requirements(&s, &tier3).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict);
+        assert!(e.to_string().contains("needs 1 feedback approval"), "{e}");
+        let s = ok(&s, feedback(1, Verdict::Approve), "risk1");
+        assert!(check_approval_requirements(&s, &tier3).is_ok());
+        assert!(check_approval_requirements(&s, &tier4).is_err());
+        let s2 = ok(&s, feedback(2, Verdict::MajorIssue), "ops");
+        let e = check_approval_requirements(&s2, &tier3).unwrap_err();
+        assert!(
+            e.to_string().contains("major issue is open (slot 2)"),
+            "{e}"
+        );
+        let relaxed = ApprovalRequirements {
+            major_issue_blocks: false,
+            ..tier3
+        };
+        assert!(check_approval_requirements(&s2, &relaxed).is_ok());
+        let s = ok(&s2, feedback(2, Verdict::Approve), "ops");
+        assert!(check_approval_requirements(&s, &tier4).is_ok());
+        // The same person in two slots counts once.
+        let mut config = slots();
+        config[1].assignee = user("risk1");
+        let cmd = Command::RequestReview {
+            slots: config,
+            notify_reviewers: false,
+        };
+        let s = ok(&not_started(), cmd, "req");
+        let s = ok(&s, feedback(1, Verdict::Approve), "risk1");
+        let s = ok(&s, feedback(2, Verdict::Approve), "risk1");
+        assert_eq!(feedback_summary(&s).approve, 2);
+        assert!(check_approval_requirements(&s, &tier4).is_err());
+    }
+
+    #[test]
     fn promotion_order() {
         use Stage::*;
         let approved = |list: &'static [Stage]| move |s: Stage| list.contains(&s);
@@ -2182,9 +2311,7 @@ mod tests {
                 .filter(|c| c.state == SignoffState::Approved)
                 .count();
             prop_assert_eq!(approved_cycles, accepted_approvals);
-            // Answers and decisions in the record come from slot holders' side:
-            // never from the cycle's creator or requester while enforced is
-            // checked per step; here, every decision sits on a decided cycle.
+            // A cycle carries a decision exactly when it was decided.
             for c in s.history.iter().chain(std::iter::once(&s.current)) {
                 prop_assert_eq!(
                     c.decision.is_some(),
