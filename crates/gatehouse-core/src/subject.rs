@@ -116,7 +116,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn display_parse_round_trip(p in "[A-Za-z0-9._-]{1,64}", m in "[a-z][a-z0-9 _-]{0,40}", n in 1u32..100000, t in "[A-Za-z0-9._-]{1,64}") {
+        fn display_parse_round_trip(p in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}", m in "[a-z][a-z0-9 _-]{0,40}", n in 1u32..100000, t in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}") {
             let v = Subject::Version { project: ProjectKey::parse(p.clone()).unwrap(), model: ModelName::parse(m).unwrap(), version: n };
             prop_assert_eq!(v.to_string().parse::<Subject>().unwrap(), v);
             let b = Subject::Bundle { project: ProjectKey::parse(p).unwrap(), tag: BundleTag::parse(t).unwrap() };
