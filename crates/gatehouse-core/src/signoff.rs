@@ -47,7 +47,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::authz::ProjectRole;
 use crate::error::{ErrorCode, InvalidInput};
-use crate::inventory::{DESCRIPTION_MAX, DISPLAY_NAME_MAX, Stage, check_line, check_text};
+use crate::inventory::{
+    DESCRIPTION_MAX, DISPLAY_NAME_MAX, RiskTier, Stage, check_line, check_text,
+};
 use crate::names::Username;
 use crate::timestamp::Timestamp;
 
@@ -996,6 +998,67 @@ pub struct ApprovalRequirements {
     pub major_issue_blocks: bool,
 }
 
+impl ApprovalRequirements {
+    /// The shipped defaults of a risk tier (`DESIGN.md` §2.1): tiers 1 and 2 need
+    /// the final approval only, tier 3 one feedback approval with an open major
+    /// issue blocking, tier 4 two.
+    pub fn for_tier(tier: RiskTier) -> Self {
+        match tier.get() {
+            1 | 2 => Self::default(),
+            3 => Self {
+                min_feedback_approvals: 1,
+                major_issue_blocks: true,
+            },
+            _ => Self {
+                min_feedback_approvals: 2,
+                major_issue_blocks: true,
+            },
+        }
+    }
+}
+
+/// How long an approval stays valid under a risk tier (`DESIGN.md` §2.1), in
+/// days; `None` for tier 1, whose approvals do not expire.
+pub fn approval_validity_days(tier: RiskTier) -> Option<u32> {
+    match tier.get() {
+        1 => None,
+        2 => Some(365),
+        3 => Some(180),
+        _ => Some(90),
+    }
+}
+
+/// When an approval given at `decided_at` expires under `tier`, if it does.
+pub fn approval_expires_at(tier: RiskTier, decided_at: Timestamp) -> Option<Timestamp> {
+    approval_validity_days(tier)
+        .map(|d| Timestamp::from_micros(decided_at.as_micros() + i64::from(d) * 86_400_000_000))
+}
+
+/// Separation of duties may be turned off only in tier 1 projects; for any
+/// other tier it is on whatever the configuration says.
+pub fn separation_of_duties(tier: RiskTier, configured: bool) -> bool {
+    configured || tier.get() != 1
+}
+
+/// Longest reviewer role name.
+pub const ROLE_NAME_MAX: usize = 64;
+
+/// A reviewer role name (`Risk & Compliance`): one line of 1–64 characters,
+/// no `/`, no control characters, no leading or trailing white space.
+pub fn check_role_name(field: &str, s: &str) -> Result<(), InvalidInput> {
+    check_line(field, s, ROLE_NAME_MAX)?;
+    if s.contains('/') {
+        return Err(InvalidInput::new(field, "must not contain '/'"));
+    }
+    if s.trim() != s {
+        return Err(InvalidInput::new(
+            field,
+            "must not start or end with white space",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the tier's requirements before a `decide(approve)`; the caller runs
 /// it when the command is an approval (reject and abandon need nothing).
 pub fn check_approval_requirements(
@@ -1782,6 +1845,52 @@ mod tests {
         assert!(p(&s, "ops").is_empty());
         assert!(p(&not_started(), "fa").is_empty());
         assert!(p(&decided(Decision::Approve), "fa").is_empty());
+    }
+
+    #[test]
+    fn tier_policy() {
+        let t = |n| RiskTier::new(n).unwrap();
+        assert_eq!(
+            ApprovalRequirements::for_tier(t(1)),
+            ApprovalRequirements::default()
+        );
+        assert_eq!(
+            ApprovalRequirements::for_tier(t(2)),
+            ApprovalRequirements::default()
+        );
+        assert_eq!(
+            ApprovalRequirements::for_tier(t(3)).min_feedback_approvals,
+            1
+        );
+        assert!(ApprovalRequirements::for_tier(t(3)).major_issue_blocks);
+        assert_eq!(
+            ApprovalRequirements::for_tier(t(4)).min_feedback_approvals,
+            2
+        );
+        assert_eq!(approval_validity_days(t(1)), None);
+        assert_eq!(approval_validity_days(t(2)), Some(365));
+        assert_eq!(approval_validity_days(t(3)), Some(180));
+        assert_eq!(approval_validity_days(t(4)), Some(90));
+        let at = Timestamp::from_micros(T0);
+        assert_eq!(approval_expires_at(t(1), at), None);
+        assert_eq!(
+            approval_expires_at(t(4), at),
+            Some(Timestamp::from_micros(T0 + 90 * 86_400_000_000))
+        );
+        assert!(!separation_of_duties(t(1), false));
+        assert!(separation_of_duties(t(1), true));
+        for n in 2..=4 {
+            assert!(separation_of_duties(t(n), false));
+        }
+    }
+
+    #[test]
+    fn role_names() {
+        assert!(check_role_name("name", "Risk & Compliance").is_ok());
+        assert!(check_role_name("name", "IT Operations").is_ok());
+        for bad in ["", "  ", " x", "x ", "a/b", "a\nb", &"x".repeat(65)] {
+            assert!(check_role_name("name", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

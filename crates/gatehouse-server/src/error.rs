@@ -131,6 +131,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            StoreError::Domain { code, message } => ApiError::new(code, message),
             StoreError::Invalid(i) => i.into(),
             StoreError::Denied(d) => d.into(),
             StoreError::Unavailable(m) => {

@@ -2,6 +2,7 @@
 
 use gatehouse_core::InvalidInput;
 use gatehouse_core::authz::Denied;
+use gatehouse_core::error::ErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -13,6 +14,10 @@ pub enum StoreError {
     Invalid(#[from] InvalidInput),
     #[error(transparent)]
     Denied(#[from] Denied),
+    /// A refusal with its own code of the error table (`signoff_locked`,
+    /// `promotion_order`, `stale_revision`, `deployment_blocked`, …).
+    #[error("{message}")]
+    Domain { code: ErrorCode, message: String },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("configuration: {0}")]
@@ -53,6 +58,20 @@ fn is_busy(db: &dyn sqlx::error::DatabaseError) -> bool {
         db.code().as_deref(),
         Some("5") | Some("6") | Some("517") | Some("40001") | Some("40P01")
     )
+}
+
+impl From<gatehouse_core::signoff::SignoffError> for StoreError {
+    fn from(e: gatehouse_core::signoff::SignoffError) -> Self {
+        use gatehouse_core::signoff::SignoffError as E;
+        match e {
+            E::InvalidInput(i) => StoreError::Invalid(i),
+            E::Forbidden(m) => StoreError::Denied(Denied(m)),
+            other => StoreError::Domain {
+                code: other.code(),
+                message: other.to_string(),
+            },
+        }
+    }
 }
 
 impl StoreError {

@@ -19,6 +19,8 @@ pub mod infra;
 pub mod models;
 pub mod page;
 pub mod projects;
+pub mod roles;
+pub mod signoffs;
 pub mod tokens;
 pub mod users;
 pub mod versions;

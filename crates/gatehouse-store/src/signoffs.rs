@@ -1,0 +1,1255 @@
+//! Sign-offs (`DESIGN.md` §3): the project's sign-off stages with their reviewer
+//! slots, and one sign-off per (subject, stage).
+//!
+//! A sign-off is stored whole, as the JSON of `gatehouse_core::signoff::Signoff`
+//! (current cycle and history), beside copies of its state, cycle and revision
+//! for queries. A command loads it (row-locked on PostgreSQL; SQLite has one
+//! writer), refreshes the members of its role slots, asks core to apply the
+//! command, and writes the result guarded by the revision it read, with its
+//! audit event, in the caller's transaction. Of racing commands one wins; the
+//! others see the new state and are refused by core (or, had they slipped past,
+//! by the revision guard) with a 409.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gatehouse_core::audit::NewAuditEvent;
+use gatehouse_core::authz::OwnRight;
+use gatehouse_core::inventory::{RiskTier, Stage};
+use gatehouse_core::signoff::{
+    self as so, Actor, ApprovalRequirements, Assignee, Command, CommandCtx, Cycle, Decision,
+    Signoff, SignoffState, Slot, SlotId, SlotKind, SlotSpec, Verdict,
+};
+use gatehouse_core::{Subject, Timestamp, Username};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use crate::audit::record;
+use crate::{Backend, Ctx, Result, StoreError, Tx, bundles, projects, roles, users, versions};
+
+// ---------------------------------------------------------------------------
+// Configuration: sign-off stages and reviewer slots
+// ---------------------------------------------------------------------------
+
+/// One stage's slots as stored (roles by name, members resolved on use).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredStage {
+    stage: Stage,
+    slots: Vec<SlotSpec>,
+}
+
+/// A reviewer slot as configured.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SlotConfig {
+    /// Slot number within its stage: 1, 2, … in the order configured.
+    pub id: u32,
+    /// `feedback` or `final_approval`.
+    #[schema(value_type = String, example = "feedback")]
+    pub kind: SlotKind,
+    /// The project role the slot is assigned to, if assigned to a role.
+    pub role: Option<String>,
+    /// The user the slot is assigned to, if assigned to a user.
+    pub user: Option<String>,
+}
+
+/// The reviewer slots of one sign-off stage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StageConfig {
+    /// `dev`, `qa`, `preprod` or `prod`.
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    pub slots: Vec<SlotConfig>,
+}
+
+/// A project's "sign-off reviewers and approvers".
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SignoffConfig {
+    pub project: String,
+    /// Stages that need a sign-off, lowest first.
+    pub stages: Vec<StageConfig>,
+    /// As configured; only risk tier 1 projects may turn it off.
+    pub separation_of_duties: bool,
+    /// What applies: on for every tier but 1 whatever is configured.
+    pub effective_separation_of_duties: bool,
+    /// False while the project runs on the default (a `prod` sign-off with no
+    /// slots yet: reviews cannot be requested until an owner sets them).
+    pub configured: bool,
+    pub updated_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Who a slot is assigned to, as given by an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeRef {
+    Role(String),
+    User(Username),
+}
+
+/// A new configuration: stages with their slots in order (ids are given by
+/// position), and separation of duties.
+#[derive(Debug, Clone)]
+pub struct NewConfig {
+    pub stages: Vec<(Stage, Vec<(SlotKind, AssigneeRef)>)>,
+    pub separation_of_duties: bool,
+}
+
+struct Config {
+    stages: Vec<StoredStage>,
+    separation_of_duties: bool,
+    configured: bool,
+    updated_by: Option<String>,
+    updated_at: Option<Timestamp>,
+}
+
+impl Config {
+    fn stage_list(&self) -> Vec<Stage> {
+        self.stages.iter().map(|s| s.stage).collect()
+    }
+
+    fn slots_of(&self, stage: Stage) -> Option<&[SlotSpec]> {
+        self.stages
+            .iter()
+            .find(|s| s.stage == stage)
+            .map(|s| s.slots.as_slice())
+    }
+}
+
+fn slot_config(s: &SlotSpec) -> SlotConfig {
+    let (role, user) = match &s.assignee {
+        Assignee::Role { role, .. } => (Some(role.clone()), None),
+        Assignee::User { username } => (None, Some(username.to_string())),
+    };
+    SlotConfig {
+        id: s.id.0,
+        kind: s.kind,
+        role,
+        user,
+    }
+}
+
+async fn load_config(conn: &mut AnyConnection, project_id: i64) -> Result<Config> {
+    let row = sqlx::query(
+        "SELECT stages, separation_of_duties, updated_by, updated_at FROM signoff_config \
+         WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some(r) => {
+            let text: String = r.try_get("stages")?;
+            let stages: Vec<StoredStage> = serde_json::from_str(&text).map_err(|e| {
+                StoreError::Config(format!("stored sign-off configuration is unreadable: {e}"))
+            })?;
+            Config {
+                stages,
+                separation_of_duties: r.try_get::<i64, _>("separation_of_duties")? != 0,
+                configured: true,
+                updated_by: Some(r.try_get("updated_by")?),
+                updated_at: Some(Timestamp::from_micros(r.try_get("updated_at")?)),
+            }
+        }
+        None => Config {
+            stages: vec![StoredStage {
+                stage: Stage::Prod,
+                slots: Vec::new(),
+            }],
+            separation_of_duties: true,
+            configured: false,
+            updated_by: None,
+            updated_at: None,
+        },
+    })
+}
+
+fn config_view(project: &projects::Project, c: &Config) -> SignoffConfig {
+    SignoffConfig {
+        project: project.key.to_string(),
+        stages: c
+            .stages
+            .iter()
+            .map(|s| StageConfig {
+                stage: s.stage,
+                slots: s.slots.iter().map(slot_config).collect(),
+            })
+            .collect(),
+        separation_of_duties: c.separation_of_duties,
+        effective_separation_of_duties: so::separation_of_duties(
+            project.risk_tier,
+            c.separation_of_duties,
+        ),
+        configured: c.configured,
+        updated_by: c.updated_by.clone(),
+        updated_at: c.updated_at,
+    }
+}
+
+pub async fn config(conn: &mut AnyConnection, project: &str) -> Result<SignoffConfig> {
+    let p = projects::load(conn, project).await?;
+    let c = load_config(conn, p.id).await?;
+    Ok(config_view(&p.project, &c))
+}
+
+/// Replaces a project's sign-off stages and slots. Running sign-offs keep the
+/// slots they started with; reviews requested afterwards get the new ones.
+pub async fn set_config(
+    tx: &mut Tx,
+    _: &OwnRight,
+    ctx: &Ctx,
+    project: &str,
+    new: &NewConfig,
+) -> Result<SignoffConfig> {
+    let p = projects::load(tx.conn(), project).await?;
+    let before = load_config(tx.conn(), p.id).await?;
+    if new.stages.is_empty() {
+        return Err(gatehouse_core::InvalidInput::new(
+            "stages",
+            "at least one stage needs a sign-off (the default is prod)",
+        )
+        .into());
+    }
+    if !new.separation_of_duties && p.project.risk_tier.get() != 1 {
+        return Err(gatehouse_core::InvalidInput::new(
+            "separation_of_duties",
+            format!(
+                "may be turned off only in risk tier 1 projects; '{project}' is tier {}",
+                p.project.risk_tier.get()
+            ),
+        )
+        .into());
+    }
+    let mut seen = BTreeSet::new();
+    let mut stages = Vec::with_capacity(new.stages.len());
+    for (i, (stage, slots)) in new.stages.iter().enumerate() {
+        if !seen.insert(*stage) {
+            return Err(gatehouse_core::InvalidInput::new(
+                format!("stages[{i}].stage"),
+                format!("stage {stage} appears twice"),
+            )
+            .into());
+        }
+        let mut specs = Vec::with_capacity(slots.len());
+        for (j, (kind, who)) in slots.iter().enumerate() {
+            let field = format!("stages[{i}].slots[{j}]");
+            let assignee = match who {
+                AssigneeRef::Role(role) => {
+                    if !roles::exists(tx.conn(), p.id, role).await? {
+                        return Err(gatehouse_core::InvalidInput::new(
+                            format!("{field}.role"),
+                            format!("project '{project}' has no role '{role}'; create it first"),
+                        )
+                        .into());
+                    }
+                    Assignee::Role {
+                        role: role.clone(),
+                        members: BTreeSet::new(),
+                    }
+                }
+                AssigneeRef::User(u) => {
+                    users::id_of(tx.conn(), u.as_str())
+                        .await
+                        .map_err(|e| crate::groups::at_field(e, &format!("{field}.user")))?;
+                    Assignee::User {
+                        username: u.clone(),
+                    }
+                }
+            };
+            specs.push(SlotSpec {
+                id: SlotId(u32::try_from(j + 1).unwrap_or(u32::MAX)),
+                kind: *kind,
+                assignee,
+            });
+        }
+        so::validate_slots(&specs).map_err(|mut e| {
+            e.field = format!("stages[{i}].{}", e.field);
+            e
+        })?;
+        stages.push(StoredStage {
+            stage: *stage,
+            slots: specs,
+        });
+    }
+    stages.sort_by_key(|s| s.stage);
+    let text = crate::json_text(&stages);
+    sqlx::query(
+        "INSERT INTO signoff_config (project_id, stages, separation_of_duties, updated_by, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id) DO UPDATE SET stages = excluded.stages, \
+         separation_of_duties = excluded.separation_of_duties, updated_by = excluded.updated_by, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(p.id)
+    .bind(&text)
+    .bind(crate::flag(new.separation_of_duties))
+    .bind(ctx.actor_name())
+    .bind(ctx.now.as_micros())
+    .execute(tx.conn())
+    .await?;
+    let after = load_config(tx.conn(), p.id).await?;
+    let (before, after) = (
+        config_view(&p.project, &before),
+        config_view(&p.project, &after),
+    );
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "project.signoff_config",
+            format!("project:{project}"),
+        )
+        .project(project)
+        .before(json!(before))
+        .after(json!(after)),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Follows a role rename in the configuration and in running reviews.
+pub(crate) async fn rename_role(tx: &mut Tx, project_id: i64, old: &str, new: &str) -> Result<()> {
+    let rename = |slots: &mut [SlotSpec]| {
+        let mut changed = false;
+        for s in slots {
+            if let Assignee::Role { role, .. } = &mut s.assignee
+                && role == old
+            {
+                *role = new.to_owned();
+                changed = true;
+            }
+        }
+        changed
+    };
+    let c = load_config(tx.conn(), project_id).await?;
+    if c.configured {
+        let mut stages = c.stages;
+        let mut changed = false;
+        for s in &mut stages {
+            changed |= rename(&mut s.slots);
+        }
+        if changed {
+            sqlx::query("UPDATE signoff_config SET stages = $1 WHERE project_id = $2")
+                .bind(crate::json_text(&stages))
+                .bind(project_id)
+                .execute(tx.conn())
+                .await?;
+        }
+    }
+    for (id, mut doc) in running(tx.conn(), project_id).await? {
+        let mut specs: Vec<SlotSpec> = doc.current.slots.iter().map(|s| s.spec.clone()).collect();
+        if rename(&mut specs) {
+            for (slot, spec) in doc.current.slots.iter_mut().zip(specs) {
+                slot.spec = spec;
+            }
+            sqlx::query("UPDATE signoffs SET doc = $1 WHERE id = $2")
+                .bind(doc_text(&doc))
+                .bind(id)
+                .execute(tx.conn())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// What still uses a role, if anything: a configured slot or a running review.
+pub(crate) async fn role_in_use(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    role: &str,
+) -> Result<Option<String>> {
+    let uses = |slots: &[SlotSpec]| {
+        slots
+            .iter()
+            .find(|s| matches!(&s.assignee, Assignee::Role { role: r, .. } if r == role))
+            .map(|s| s.id)
+    };
+    let c = load_config(conn, project_id).await?;
+    for s in &c.stages {
+        if let Some(id) = uses(&s.slots) {
+            return Ok(Some(format!("slot {id} of the {} sign-off stage", s.stage)));
+        }
+    }
+    let subjects: Vec<(String, String, String)> = {
+        let rows = sqlx::query(
+            "SELECT subject, stage, doc FROM signoffs WHERE project_id = $1 AND state = 'in_review' \
+             ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("subject")?,
+                    r.try_get("stage")?,
+                    r.try_get("doc")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?
+    };
+    for (subject, stage, doc) in subjects {
+        let doc = parse_doc(&doc)?;
+        let specs: Vec<SlotSpec> = doc.current.slots.iter().map(|s| s.spec.clone()).collect();
+        if uses(&specs).is_some() {
+            return Ok(Some(format!("the running {stage} review of {subject}")));
+        }
+    }
+    Ok(None)
+}
+
+// ---------------------------------------------------------------------------
+// Sign-off rows
+// ---------------------------------------------------------------------------
+
+fn doc_text(doc: &Signoff) -> String {
+    serde_json::to_string(doc).unwrap_or_default()
+}
+
+fn parse_doc(text: &str) -> Result<Signoff> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Config(format!("stored sign-off is unreadable: {e}")))
+}
+
+async fn running(conn: &mut AnyConnection, project_id: i64) -> Result<Vec<(i64, Signoff)>> {
+    let rows = sqlx::query(
+        "SELECT id, doc FROM signoffs WHERE project_id = $1 AND state = 'in_review' ORDER BY id",
+    )
+    .bind(project_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                parse_doc(&r.try_get::<String, _>("doc")?)?,
+            ))
+        })
+        .collect()
+}
+
+/// The stored sign-offs of a subject, by stage.
+async fn rows_of(conn: &mut AnyConnection, subject: &str) -> Result<BTreeMap<Stage, Signoff>> {
+    let rows = sqlx::query("SELECT stage, doc FROM signoffs WHERE subject = $1")
+        .bind(subject)
+        .fetch_all(conn)
+        .await?;
+    let mut out = BTreeMap::new();
+    for r in &rows {
+        let stage: String = r.try_get("stage")?;
+        if let Some(stage) = Stage::parse(&stage) {
+            out.insert(stage, parse_doc(&r.try_get::<String, _>("doc")?)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A model version or bundle, with what its sign-offs depend on.
+pub struct SubjectInfo {
+    pub subject: Subject,
+    pub text: String,
+    pub project_id: i64,
+    pub project: projects::Project,
+    pub creator: Username,
+}
+
+pub async fn resolve(conn: &mut AnyConnection, subject: &Subject) -> Result<SubjectInfo> {
+    let p = projects::load(conn, subject.project().as_str()).await?;
+    let creator = match subject {
+        Subject::Version {
+            project,
+            model,
+            version,
+        } => {
+            versions::load(conn, project.as_str(), model.as_str(), i64::from(*version))
+                .await?
+                .version
+                .created_by
+        }
+        Subject::Bundle { project, tag } => {
+            bundles::load(conn, project.as_str(), tag.as_str())
+                .await?
+                .bundle
+                .created_by
+        }
+    };
+    Ok(SubjectInfo {
+        text: subject.to_string(),
+        subject: subject.clone(),
+        project_id: p.id,
+        project: p.project,
+        creator: Username::parse(creator)?,
+    })
+}
+
+/// Whether an approval has run out under the project's tier.
+fn expired(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
+    s.state() == SignoffState::Approved
+        && s.decision()
+            .and_then(|d| so::approval_expires_at(tier, d.at))
+            .is_some_and(|e| now >= e)
+}
+
+fn expires_at(tier: RiskTier, s: &Signoff) -> Option<Timestamp> {
+    if s.state() != SignoffState::Approved {
+        return None;
+    }
+    s.decision()
+        .and_then(|d| so::approval_expires_at(tier, d.at))
+}
+
+/// Approved and not expired.
+fn effectively_approved(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
+    s.state() == SignoffState::Approved && !expired(tier, s, now)
+}
+
+// ---------------------------------------------------------------------------
+// Views
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnswerView {
+    pub by: String,
+    /// `approve`, `minor_issue` or `major_issue`.
+    #[schema(value_type = String, example = "approve")]
+    pub verdict: Verdict,
+    pub comment: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DelegationView {
+    pub by: String,
+    pub to: String,
+    pub comment: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SlotView {
+    pub id: u32,
+    /// `feedback` or `final_approval`.
+    #[schema(value_type = String, example = "feedback")]
+    pub kind: SlotKind,
+    pub role: Option<String>,
+    pub user: Option<String>,
+    /// Who may answer through the assignment now (the role's members, or the user).
+    pub assignees: Vec<String>,
+    /// The current delegate, who alone answers the slot while set.
+    pub delegate: Option<String>,
+    /// The answer that counts (the latest); decisions are on the sign-off.
+    pub answer: Option<AnswerView>,
+    /// Every answer given, oldest first.
+    pub answers: Vec<AnswerView>,
+    pub delegations: Vec<DelegationView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecisionView {
+    pub by: String,
+    /// `approve`, `reject` or `abandon`.
+    #[schema(value_type = String, example = "approve")]
+    pub decision: Decision,
+    pub comment: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResetView {
+    pub by: String,
+    pub reason: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeedbackView {
+    /// Current answers per verdict over the feedback slots.
+    pub approve: usize,
+    pub minor_issue: usize,
+    pub major_issue: usize,
+    /// Distinct people whose current answer is approve.
+    pub distinct_approvers: usize,
+    /// Slots still waiting for an answer or (the final approval slot) a decision.
+    pub open_slots: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CycleView {
+    pub number: u32,
+    /// `not_started`, `in_review`, `approved`, `rejected` or `abandoned`.
+    #[schema(value_type = String, example = "approved")]
+    pub state: SignoffState,
+    pub requested_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub requested_at: Option<Timestamp>,
+    pub slots: Vec<SlotView>,
+    pub decision: Option<DecisionView>,
+    /// How the cycle ended, if it was reset.
+    pub reset: Option<ResetView>,
+}
+
+/// One sign-off in full.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SignoffView {
+    pub subject: String,
+    pub project: String,
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    /// `not_started`, `in_review`, `approved`, `rejected` or `abandoned`.
+    #[schema(value_type = String, example = "in_review")]
+    pub state: SignoffState,
+    /// Approved, but the approval has outlived the risk tier's validity.
+    pub expired: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    /// Rejected or abandoned: nothing more can happen to it.
+    pub locked: bool,
+    pub cycle: u32,
+    /// Send it back as `If-Match` to make a command conditional.
+    pub revision: u64,
+    pub subject_creator: String,
+    pub requested_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub requested_at: Option<Timestamp>,
+    pub notify_reviewers: bool,
+    pub decision: Option<DecisionView>,
+    pub feedback: FeedbackView,
+    /// The slots this review runs with (as they were when it was requested).
+    pub slots: Vec<SlotView>,
+    /// The project's slots for this stage now, which the next review will use.
+    pub configured_slots: Vec<SlotConfig>,
+    /// Earlier cycles, oldest first.
+    pub history: Vec<CycleView>,
+}
+
+/// One stage of a subject's governance status.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StageStatus {
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    #[schema(value_type = String, example = "approved")]
+    pub state: SignoffState,
+    pub expired: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    pub cycle: u32,
+    pub revision: u64,
+    pub requested_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub requested_at: Option<Timestamp>,
+    pub decided_by: Option<String>,
+    #[schema(value_type = Option<String>, example = "approve")]
+    pub decision: Option<Decision>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub decided_at: Option<Timestamp>,
+    pub feedback: FeedbackView,
+}
+
+fn answer_view(a: &so::Answer) -> AnswerView {
+    AnswerView {
+        by: a.by.to_string(),
+        verdict: a.verdict,
+        comment: a.comment.clone(),
+        at: a.at,
+    }
+}
+
+fn slot_view(s: &Slot) -> SlotView {
+    let c = slot_config(&s.spec);
+    let assignees = match &s.spec.assignee {
+        Assignee::Role { members, .. } => members.iter().map(|m| m.to_string()).collect(),
+        Assignee::User { username } => vec![username.to_string()],
+    };
+    SlotView {
+        id: c.id,
+        kind: c.kind,
+        role: c.role,
+        user: c.user,
+        assignees,
+        delegate: s.delegate.as_ref().map(|d| d.to_string()),
+        answer: s.current_answer().map(answer_view),
+        answers: s.answers.iter().map(answer_view).collect(),
+        delegations: s
+            .delegations
+            .iter()
+            .map(|d| DelegationView {
+                by: d.by.to_string(),
+                to: d.to.to_string(),
+                comment: d.comment.clone(),
+                at: d.at,
+            })
+            .collect(),
+    }
+}
+
+fn decision_view(d: &so::DecisionRecord) -> DecisionView {
+    DecisionView {
+        by: d.by.to_string(),
+        decision: d.decision,
+        comment: d.comment.clone(),
+        at: d.at,
+    }
+}
+
+fn cycle_view(c: &Cycle) -> CycleView {
+    CycleView {
+        number: c.number,
+        state: c.state,
+        requested_by: c.request.as_ref().map(|r| r.by.to_string()),
+        requested_at: c.request.as_ref().map(|r| r.at),
+        slots: c.slots.iter().map(slot_view).collect(),
+        decision: c.decision.as_ref().map(decision_view),
+        reset: c.reset.as_ref().map(|r| ResetView {
+            by: r.by.to_string(),
+            reason: r.reason.clone(),
+            at: r.at,
+        }),
+    }
+}
+
+fn feedback_view(s: &Signoff) -> FeedbackView {
+    let f = so::feedback_summary(s);
+    FeedbackView {
+        approve: f.approve,
+        minor_issue: f.minor_issue,
+        major_issue: f.major_issue,
+        distinct_approvers: f.distinct_approvers,
+        open_slots: f.open_slots.iter().map(|s| s.0).collect(),
+    }
+}
+
+fn view(
+    info: &SubjectInfo,
+    stage: Stage,
+    s: &Signoff,
+    config: &Config,
+    now: Timestamp,
+) -> SignoffView {
+    let tier = info.project.risk_tier;
+    let request = s.current.request.as_ref();
+    SignoffView {
+        subject: info.text.clone(),
+        project: info.project.key.to_string(),
+        stage,
+        state: s.state(),
+        expired: expired(tier, s, now),
+        expires_at: expires_at(tier, s),
+        locked: s.state().is_terminal(),
+        cycle: s.cycle(),
+        revision: s.revision,
+        subject_creator: s.subject_creator.to_string(),
+        requested_by: request.map(|r| r.by.to_string()),
+        requested_at: request.map(|r| r.at),
+        notify_reviewers: request.is_some_and(|r| r.notify_reviewers),
+        decision: s.decision().map(decision_view),
+        feedback: feedback_view(s),
+        slots: s.current.slots.iter().map(slot_view).collect(),
+        configured_slots: config
+            .slots_of(stage)
+            .unwrap_or_default()
+            .iter()
+            .map(slot_config)
+            .collect(),
+        history: s.history.iter().map(cycle_view).collect(),
+    }
+}
+
+fn stage_status(tier: RiskTier, stage: Stage, s: &Signoff, now: Timestamp) -> StageStatus {
+    let request = s.current.request.as_ref();
+    let d = s.decision();
+    StageStatus {
+        stage,
+        state: s.state(),
+        expired: expired(tier, s, now),
+        expires_at: expires_at(tier, s),
+        cycle: s.cycle(),
+        revision: s.revision,
+        requested_by: request.map(|r| r.by.to_string()),
+        requested_at: request.map(|r| r.at),
+        decided_by: d.map(|d| d.by.to_string()),
+        decision: d.map(|d| d.decision),
+        decided_at: d.map(|d| d.at),
+        feedback: feedback_view(s),
+    }
+}
+
+async fn refresh_members(conn: &mut AnyConnection, project_id: i64, s: &mut Signoff) -> Result<()> {
+    if s.state() == SignoffState::InReview {
+        let members = roles::members_by_role(conn, project_id).await?;
+        s.set_role_members(|r| members.get(r).cloned().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// A subject's sign-off for one stage.
+pub async fn get(
+    conn: &mut AnyConnection,
+    subject: &Subject,
+    stage: Stage,
+    now: Timestamp,
+) -> Result<SignoffView> {
+    let info = resolve(conn, subject).await?;
+    let config = load_config(conn, info.project_id).await?;
+    let mut rows = rows_of(conn, &info.text).await?;
+    let mut s = match rows.remove(&stage) {
+        Some(s) => s,
+        None if config.slots_of(stage).is_some() => Signoff::new(info.creator.clone()),
+        None => return Err(stage_not_configured(stage, &config)),
+    };
+    refresh_members(conn, info.project_id, &mut s).await?;
+    Ok(view(&info, stage, &s, &config, now))
+}
+
+fn stage_not_configured(stage: Stage, config: &Config) -> StoreError {
+    let list: Vec<&str> = config.stages.iter().map(|s| s.stage.as_str()).collect();
+    gatehouse_core::InvalidInput::new(
+        "stage",
+        format!(
+            "stage {stage} needs no sign-off in this project (configured: {})",
+            list.join(", ")
+        ),
+    )
+    .into()
+}
+
+/// Governance status of a subject: one entry per configured stage (and per
+/// stage that has a sign-off though no longer configured), lowest first.
+pub async fn governance(
+    conn: &mut AnyConnection,
+    subject: &Subject,
+    now: Timestamp,
+) -> Result<Vec<StageStatus>> {
+    let info = resolve(conn, subject).await?;
+    governance_of(conn, &info, now).await
+}
+
+pub async fn governance_of(
+    conn: &mut AnyConnection,
+    info: &SubjectInfo,
+    now: Timestamp,
+) -> Result<Vec<StageStatus>> {
+    let config = load_config(conn, info.project_id).await?;
+    let mut rows = rows_of(conn, &info.text).await?;
+    for stage in config.stage_list() {
+        rows.entry(stage)
+            .or_insert_with(|| Signoff::new(info.creator.clone()));
+    }
+    Ok(rows
+        .iter()
+        .map(|(stage, s)| stage_status(info.project.risk_tier, *stage, s, now))
+        .collect())
+}
+
+/// Governance status by subject text, for list responses that already know
+/// the subject's project id, tier and creator.
+pub async fn governance_for(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    tier: RiskTier,
+    subject: &str,
+    creator: &str,
+    now: Timestamp,
+) -> Result<Vec<StageStatus>> {
+    let config = load_config(conn, project_id).await?;
+    let mut rows = rows_of(conn, subject).await?;
+    for stage in config.stage_list() {
+        rows.entry(stage)
+            .or_insert_with(|| Signoff::new(Username::parse(creator).unwrap_or_else(|_| system())));
+    }
+    Ok(rows
+        .iter()
+        .map(|(stage, s)| stage_status(tier, *stage, s, now))
+        .collect())
+}
+
+fn system() -> Username {
+    Username::parse("system").expect("valid username")
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------
+
+/// A command as the API takes it.
+#[derive(Debug, Clone)]
+pub enum CommandInput {
+    RequestReview {
+        notify_reviewers: bool,
+    },
+    GiveFeedback {
+        slot: u32,
+        verdict: Verdict,
+        comment: String,
+    },
+    Delegate {
+        slot: u32,
+        to_user: Username,
+        comment: String,
+    },
+    Decide {
+        decision: Decision,
+        comment: String,
+    },
+    Reset {
+        reason: String,
+    },
+}
+
+/// Applies a command to a subject's sign-off for `stage`, with its audit event.
+pub async fn command(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    subject: &Subject,
+    stage: Stage,
+    input: CommandInput,
+    expected_revision: Option<u64>,
+) -> Result<SignoffView> {
+    let info = resolve(tx.conn(), subject).await?;
+    let tier = info.project.risk_tier;
+    let config = load_config(tx.conn(), info.project_id).await?;
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let row = sqlx::query(sqlf!(
+        "SELECT id, revision, doc FROM signoffs WHERE subject = $1 AND stage = $2{lock}"
+    ))
+    .bind(&info.text)
+    .bind(stage.as_str())
+    .fetch_optional(tx.conn())
+    .await?;
+    let (row_id, mut current) = match &row {
+        Some(r) => (
+            Some(r.try_get::<i64, _>("id")?),
+            parse_doc(&r.try_get::<String, _>("doc")?)?,
+        ),
+        None if config.slots_of(stage).is_some() => (None, Signoff::new(info.creator.clone())),
+        None => return Err(stage_not_configured(stage, &config)),
+    };
+    refresh_members(tx.conn(), info.project_id, &mut current).await?;
+
+    let cmd = match input {
+        CommandInput::RequestReview { notify_reviewers } => {
+            let slots = config.slots_of(stage).unwrap_or_default();
+            if current.state() == SignoffState::NotStarted && slots.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "no reviewer slots are configured for the {stage} sign-off of project '{}'; \
+                     a project owner sets them first",
+                    info.project.key
+                )));
+            }
+            let members = roles::members_by_role(tx.conn(), info.project_id).await?;
+            let slots = slots
+                .iter()
+                .cloned()
+                .map(|mut s| {
+                    if let Assignee::Role { role, members: m } = &mut s.assignee {
+                        *m = members.get(role.as_str()).cloned().unwrap_or_default();
+                    }
+                    s
+                })
+                .collect();
+            Command::RequestReview {
+                slots,
+                notify_reviewers,
+            }
+        }
+        CommandInput::GiveFeedback {
+            slot,
+            verdict,
+            comment,
+        } => Command::GiveFeedback {
+            slot: SlotId(slot),
+            verdict,
+            comment,
+        },
+        CommandInput::Delegate {
+            slot,
+            to_user,
+            comment,
+        } => {
+            let target = users::get(tx.conn(), to_user.as_str())
+                .await
+                .map_err(|e| crate::groups::at_field(e, "to_user"))?;
+            if target.disabled {
+                return Err(gatehouse_core::InvalidInput::new(
+                    "to_user",
+                    format!("user '{to_user}' is disabled"),
+                )
+                .into());
+            }
+            Command::Delegate {
+                slot: SlotId(slot),
+                to_user,
+                comment,
+            }
+        }
+        CommandInput::Decide { decision, comment } => Command::Decide { decision, comment },
+        CommandInput::Reset { reason } => Command::Reset { reason },
+    };
+    let is_request = matches!(cmd, Command::RequestReview { .. });
+    let is_approval = matches!(
+        cmd,
+        Command::Decide {
+            decision: Decision::Approve,
+            ..
+        }
+    );
+    let actor = Actor {
+        username: ctx.actor.username.clone(),
+        is_admin: ctx.actor.is_admin,
+        project_role: projects::role_of(
+            tx.conn(),
+            info.project.key.as_str(),
+            ctx.actor.username.as_str(),
+        )
+        .await?,
+    };
+    let cctx = CommandCtx {
+        actor,
+        at: ctx.now,
+        expected_revision,
+        separation_of_duties: so::separation_of_duties(tier, config.separation_of_duties),
+    };
+    let (next, event) = current.apply(cmd, &cctx)?;
+    if is_request {
+        projects::ensure_active(&info.project)?;
+        let others = rows_of(tx.conn(), &info.text).await?;
+        let now = ctx.now;
+        so::check_promotion_order(
+            &config.stage_list(),
+            |s| {
+                others
+                    .get(&s)
+                    .is_some_and(|o| effectively_approved(tier, o, now))
+            },
+            stage,
+        )?;
+    }
+    if is_approval {
+        so::check_approval_requirements(&current, &ApprovalRequirements::for_tier(tier))?;
+    }
+
+    let text = doc_text(&next);
+    let revision = i64::try_from(next.revision).unwrap_or(i64::MAX);
+    match row_id {
+        Some(id) => {
+            let done = sqlx::query(
+                "UPDATE signoffs SET state = $1, cycle = $2, revision = $3, doc = $4, updated_at = $5 \
+                 WHERE id = $6 AND revision = $7",
+            )
+            .bind(next.state().as_str())
+            .bind(i64::from(next.cycle()))
+            .bind(revision)
+            .bind(&text)
+            .bind(ctx.now.as_micros())
+            .bind(id)
+            .bind(i64::try_from(current.revision).unwrap_or(i64::MAX))
+            .execute(tx.conn())
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(
+                    "the sign-off was changed by a concurrent command; reload it and retry".into(),
+                ));
+            }
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO signoffs (project_id, subject, stage, state, cycle, revision, doc, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(info.project_id)
+            .bind(&info.text)
+            .bind(stage.as_str())
+            .bind(next.state().as_str())
+            .bind(i64::from(next.cycle()))
+            .bind(revision)
+            .bind(&text)
+            .bind(ctx.now.as_micros())
+            .execute(tx.conn())
+            .await?;
+        }
+    }
+    let mut ev = NewAuditEvent::new(ctx.actor_name(), event.action(), info.text.clone())
+        .project(info.project.key.as_str())
+        .detail("stage", json!(stage.as_str()))
+        .detail("state", json!(next.state().as_str()))
+        .detail("revision", json!(next.revision))
+        .detail("event", json!(event));
+    if let so::Event::ReviewRequested {
+        notify_reviewers: true,
+        slots,
+        ..
+    } = &event
+    {
+        // Who the notification goes to, recorded now; delivery comes with the
+        // notifier.
+        let to: BTreeSet<String> = slots
+            .iter()
+            .flat_map(|s| match &s.assignee {
+                Assignee::Role { members, .. } => {
+                    members.iter().map(|m| m.to_string()).collect::<Vec<_>>()
+                }
+                Assignee::User { username } => vec![username.to_string()],
+            })
+            .collect();
+        ev = ev.detail("notify", json!(to));
+    }
+    record(tx, ctx, ev).await?;
+    Ok(view(&info, stage, &next, &config, ctx.now))
+}
+
+// ---------------------------------------------------------------------------
+// Pending reviews
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PendingSlot {
+    pub id: u32,
+    #[schema(value_type = String, example = "feedback")]
+    pub kind: SlotKind,
+    /// `assignee` (through the slot's role or user) or `delegate`.
+    pub via: String,
+    pub role: Option<String>,
+}
+
+/// A review waiting on the caller.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PendingReview {
+    pub subject: String,
+    pub project: String,
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    pub cycle: u32,
+    pub revision: u64,
+    pub requested_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub requested_at: Option<Timestamp>,
+    pub slots: Vec<PendingSlot>,
+}
+
+/// What waits on `user`: running reviews where they hold an unanswered feedback
+/// slot or the final approval slot, as assignee or delegate.
+pub async fn pending(conn: &mut AnyConnection, user: &Username) -> Result<Vec<PendingReview>> {
+    let rows = sqlx::query(
+        "SELECT s.project_id, s.subject, s.stage, s.doc, p.key, p.risk_tier, \
+         COALESCE(c.separation_of_duties, 1) AS sod \
+         FROM signoffs s JOIN projects p ON p.id = s.project_id \
+         LEFT JOIN signoff_config c ON c.project_id = s.project_id \
+         WHERE s.state = 'in_review' ORDER BY s.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut members_cache: BTreeMap<i64, BTreeMap<String, BTreeSet<Username>>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in &rows {
+        let project_id: i64 = r.try_get("project_id")?;
+        let mut s = parse_doc(&r.try_get::<String, _>("doc")?)?;
+        if !members_cache.contains_key(&project_id) {
+            let m = roles::members_by_role(conn, project_id).await?;
+            members_cache.insert(project_id, m);
+        }
+        let members = &members_cache[&project_id];
+        s.set_role_members(|role| members.get(role).cloned().unwrap_or_default());
+        let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+        let sod = so::separation_of_duties(tier, r.try_get::<i64, _>("sod")? != 0);
+        let ids = s.pending_for(user, sod);
+        if ids.is_empty() {
+            continue;
+        }
+        let Some(stage) = Stage::parse(&r.try_get::<String, _>("stage")?) else {
+            continue;
+        };
+        let request = s.current.request.as_ref();
+        out.push(PendingReview {
+            subject: r.try_get("subject")?,
+            project: r.try_get("key")?,
+            stage,
+            cycle: s.cycle(),
+            revision: s.revision,
+            requested_by: request.map(|r| r.by.to_string()),
+            requested_at: request.map(|r| r.at),
+            slots: ids
+                .iter()
+                .filter_map(|id| s.slot(*id))
+                .map(|slot| PendingSlot {
+                    id: slot.id().0,
+                    kind: slot.kind(),
+                    via: if slot.delegate.as_ref() == Some(user) {
+                        "delegate".into()
+                    } else {
+                        "assignee".into()
+                    },
+                    role: match &slot.spec.assignee {
+                        Assignee::Role { role, .. } => Some(role.clone()),
+                        Assignee::User { .. } => None,
+                    },
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// The sign-off an infrastructure of `infra_stage` checks for a subject
+/// (`DESIGN.md` §3.1), as the deployment gate needs it.
+pub struct GateView {
+    pub stage: Stage,
+    pub state: SignoffState,
+    pub expired: bool,
+    pub cycle: u32,
+    pub revision: u64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    pub open_slots: Vec<u32>,
+}
+
+impl GateView {
+    /// The state the gate judges: an expired approval counts as not approved.
+    pub fn effective_state(&self) -> SignoffState {
+        if self.expired {
+            SignoffState::NotStarted
+        } else {
+            self.state
+        }
+    }
+}
+
+pub async fn for_gate(
+    conn: &mut AnyConnection,
+    info: &SubjectInfo,
+    infra_stage: Stage,
+    now: Timestamp,
+) -> Result<GateView> {
+    let config = load_config(conn, info.project_id).await?;
+    let stage = so::stage_checked_by(&config.stage_list(), infra_stage);
+    let row: Option<String> =
+        sqlx::query_scalar("SELECT doc FROM signoffs WHERE subject = $1 AND stage = $2")
+            .bind(&info.text)
+            .bind(stage.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let s = match row {
+        Some(d) => parse_doc(&d)?,
+        None => Signoff::new(info.creator.clone()),
+    };
+    let d = s.decision();
+    Ok(GateView {
+        stage,
+        state: s.state(),
+        expired: expired(info.project.risk_tier, &s, now),
+        cycle: s.cycle(),
+        revision: s.revision,
+        decided_by: d.map(|d| d.by.to_string()),
+        decided_at: d.map(|d| d.at),
+        open_slots: so::feedback_summary(&s)
+            .open_slots
+            .iter()
+            .map(|x| x.0)
+            .collect(),
+    })
+}
