@@ -55,7 +55,7 @@ pub enum Policy {
 }
 
 /// The wire name of a value, as clap spells it.
-fn wire(v: impl ValueEnum) -> String {
+pub fn wire(v: impl ValueEnum) -> String {
     v.to_possible_value()
         .map(|p| p.get_name().to_string())
         .unwrap_or_default()
