@@ -1149,9 +1149,8 @@ pub async fn pending(conn: &mut AnyConnection, user: &Username) -> Result<Vec<Pe
     for r in &rows {
         let project_id: i64 = r.try_get("project_id")?;
         let mut s = parse_doc(&r.try_get::<String, _>("doc")?)?;
-        if !members_cache.contains_key(&project_id) {
-            let m = roles::members_by_role(conn, project_id).await?;
-            members_cache.insert(project_id, m);
+        if let std::collections::btree_map::Entry::Vacant(e) = members_cache.entry(project_id) {
+            e.insert(roles::members_by_role(conn, project_id).await?);
         }
         let members = &members_cache[&project_id];
         s.set_role_members(|role| members.get(role).cloned().unwrap_or_default());
@@ -1252,4 +1251,31 @@ pub async fn for_gate(
             .map(|x| x.0)
             .collect(),
     })
+}
+
+/// Governance status of a subject given by its text, project key and creator,
+/// as version and bundle responses carry it.
+pub async fn governance_by_text(
+    conn: &mut AnyConnection,
+    project: &str,
+    subject: &str,
+    creator: &str,
+    now: Timestamp,
+) -> Result<Vec<StageStatus>> {
+    let row = sqlx::query("SELECT id, risk_tier FROM projects WHERE key = $1")
+        .bind(project)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("project '{project}'")))?;
+    let tier = RiskTier::new(row.try_get("risk_tier")?)?;
+    governance_for(conn, row.try_get("id")?, tier, subject, creator, now).await
+}
+
+/// Whether a subject was ever put up for review (then it may not be deleted).
+pub async fn ever_reviewed(conn: &mut AnyConnection, subject: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signoffs WHERE subject = $1")
+        .bind(subject)
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
 }

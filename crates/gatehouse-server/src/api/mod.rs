@@ -10,6 +10,8 @@ mod identity;
 mod infra;
 mod models;
 mod projects;
+mod roles;
+mod signoffs;
 mod users;
 mod versions;
 
@@ -149,6 +151,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(versions::router())
         .merge(bundles::router())
+        .merge(roles::router())
+        .merge(signoffs::router())
         .merge(infra::router())
         .merge(audit::router())
 }
