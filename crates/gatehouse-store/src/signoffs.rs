@@ -1279,3 +1279,50 @@ pub async fn ever_reviewed(conn: &mut AnyConnection, subject: &str) -> Result<bo
         .await?;
     Ok(n > 0)
 }
+
+/// Whether a subject's sign-off for `stage` is approved and unexpired now.
+pub async fn approved_now(
+    conn: &mut AnyConnection,
+    subject: &str,
+    stage: Stage,
+    tier: RiskTier,
+    now: Timestamp,
+) -> Result<bool> {
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT doc FROM signoffs WHERE subject = $1 AND stage = $2")
+            .bind(subject)
+            .bind(stage.as_str())
+            .fetch_optional(conn)
+            .await?;
+    Ok(match doc {
+        Some(d) => effectively_approved(tier, &parse_doc(&d)?, now),
+        None => false,
+    })
+}
+
+/// Whether `user` is the final approver configured for a project's stage (the
+/// named user, or a member of the role).
+pub async fn is_final_approver(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    stage: Stage,
+    user: &Username,
+) -> Result<bool> {
+    let config = load_config(conn, project_id).await?;
+    let Some(slot) = config
+        .slots_of(stage)
+        .unwrap_or_default()
+        .iter()
+        .find(|s| s.kind == SlotKind::FinalApproval)
+        .cloned()
+    else {
+        return Ok(false);
+    };
+    Ok(match &slot.assignee {
+        Assignee::User { username } => username == user,
+        Assignee::Role { role, .. } => roles::members_by_role(conn, project_id)
+            .await?
+            .get(role.as_str())
+            .is_some_and(|m| m.contains(user)),
+    })
+}
