@@ -632,7 +632,7 @@ async fn refused_event(
         tx,
         ctx,
         NewAuditEvent::new(ctx.actor_name(), "deployment.refused", j.info.text.clone())
-            .project(j.info.project.key.as_str())
+            .project(j.info.project.as_str())
             .detail("infrastructure", json!(j.infra.name.as_str()))
             .detail("kind", json!(kind.as_str()))
             .detail("decision", json!(j.outcome.decision.as_str()))
@@ -710,7 +710,7 @@ async fn record_deployment(
         Kind::BreakGlass => "deployment.break_glass",
     };
     let mut ev = NewAuditEvent::new(ctx.actor_name(), action, j.info.text.clone())
-        .project(j.info.project.key.as_str())
+        .project(j.info.project.as_str())
         .detail("deployment_id", json!(id))
         .detail("infrastructure", json!(j.infra.name.as_str()))
         .detail("kind", json!(kind.as_str()))
@@ -734,13 +734,16 @@ async fn record_deployment(
         .bind(now)
         .execute(tx.conn())
         .await?;
-        let owners = &j.info.project.owners;
+        let owners = projects::get(tx.conn(), j.info.project.as_str())
+            .await?
+            .owners;
+        let owners = &owners;
         sqlx::query(
             "INSERT INTO outbox (kind, recipients, payload, created_at) VALUES ('emergency_deployment', $1, $2, $3)",
         )
         .bind(json_text(owners))
         .bind(json_text(&json!({
-            "project": j.info.project.key.as_str(),
+            "project": j.info.project.as_str(),
             "subject": j.info.text,
             "infrastructure": j.infra.name.as_str(),
             "deployment_id": id,
