@@ -1121,8 +1121,8 @@ pub async fn command(
         ..
     } = &event
     {
-        // Who the notification goes to, recorded now; delivery comes with the
-        // notifier.
+        // The notification to the reviewers is queued in the outbox now; the
+        // notifier delivers it.
         let to: BTreeSet<String> = slots
             .iter()
             .flat_map(|s| match &s.assignee {
@@ -1132,6 +1132,20 @@ pub async fn command(
                 Assignee::User { username } => vec![username.to_string()],
             })
             .collect();
+        sqlx::query(
+            "INSERT INTO outbox (kind, recipients, payload, created_at) VALUES ('review_requested', $1, $2, $3)",
+        )
+        .bind(crate::json_text(&to))
+        .bind(crate::json_text(&json!({
+            "project": info.project.as_str(),
+            "subject": info.text,
+            "stage": stage.as_str(),
+            "cycle": next.cycle(),
+            "requested_by": ctx.actor_name(),
+        })))
+        .bind(ctx.now.as_micros())
+        .execute(tx.conn())
+        .await?;
         ev = ev.detail("notify", json!(to));
     }
     record(tx, ctx, ev).await?;
