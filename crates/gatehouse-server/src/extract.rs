@@ -136,3 +136,37 @@ fn reject_nul(raw: &str) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// The `If-Match` header of a conditional command: the revision the caller's
+/// view was based on, written `"3"`, `W/"3"` or `3`; `*` or no header means
+/// unconditional.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IfMatch(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(v) = parts.headers.get(axum::http::header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let bad = || {
+            ApiError::invalid(
+                "If-Match",
+                "must be a revision number, written \"3\" (as the ETag header gives it)",
+            )
+        };
+        let text = v.to_str().map_err(|_| bad())?.trim();
+        if text == "*" {
+            return Ok(IfMatch(None));
+        }
+        let text = text.strip_prefix("W/").unwrap_or(text);
+        let text = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(text);
+        text.parse::<u64>()
+            .map(|n| IfMatch(Some(n)))
+            .map_err(|_| bad())
+    }
+}

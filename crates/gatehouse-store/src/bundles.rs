@@ -31,6 +31,10 @@ pub struct Bundle {
     pub subject: String,
     pub description: String,
     pub versions: Vec<BundleItem>,
+    /// Sign-off status per stage (never empty in API responses; left out of
+    /// audit snapshots).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub governance: Vec<crate::signoffs::StageStatus>,
     pub created_by: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -79,6 +83,7 @@ async fn from_row(conn: &mut AnyConnection, r: &AnyRow) -> Result<Loaded> {
             subject,
             description: r.try_get("description")?,
             versions,
+            governance: Vec::new(),
             created_by: r.try_get("created_by")?,
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
@@ -226,6 +231,12 @@ pub async fn delete(
     tag: &str,
 ) -> Result<()> {
     let b = load(tx.conn(), project, tag).await?;
+    if crate::signoffs::ever_reviewed(tx.conn(), &b.bundle.subject).await? {
+        return Err(StoreError::Conflict(format!(
+            "{} has been put up for review; reviewed bundles are kept for the record",
+            b.bundle.subject
+        )));
+    }
     sqlx::query("DELETE FROM bundle_versions WHERE bundle_id = $1")
         .bind(b.id)
         .execute(tx.conn())

@@ -36,6 +36,10 @@ pub struct ModelVersion {
     pub sensitivity: Vec<String>,
     pub description: String,
     pub tags: BTreeMap<String, String>,
+    /// Sign-off status per stage (never empty in API responses; left out of
+    /// audit snapshots).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub governance: Vec<crate::signoffs::StageStatus>,
     pub created_by: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -103,6 +107,7 @@ fn from_row(r: &AnyRow) -> Result<Loaded> {
             sensitivity: from_json_text(&r.try_get::<String, _>("sensitivity")?),
             description: r.try_get("description")?,
             tags: from_json_text(&r.try_get::<String, _>("tags")?),
+            governance: Vec::new(),
             created_by: r.try_get("created_by")?,
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
@@ -291,6 +296,12 @@ pub async fn delete(
             "{} is listed in bundle(s) {}; delete those first",
             v.version.subject,
             bundles.join(", ")
+        )));
+    }
+    if crate::signoffs::ever_reviewed(tx.conn(), &v.version.subject).await? {
+        return Err(StoreError::Conflict(format!(
+            "{} has been put up for review; reviewed versions are kept for the record",
+            v.version.subject
         )));
     }
     sqlx::query("DELETE FROM model_versions WHERE id = $1")

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::contribute_right;
+use super::signoffs::govern_bundle;
 use super::{PageOf, PageParams, Problems, created};
 use crate::app::AppState;
 use crate::auth::Auth;
@@ -46,7 +47,16 @@ async fn list_bundles(
 ) -> ApiResult<Json<PageOf<Bundle>>> {
     let page = q.request()?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(bundles::list(&mut conn, &key, &page).await?.into()))
+    let page = bundles::list(&mut conn, &key, &page).await?;
+    drop(conn);
+    let mut items = Vec::with_capacity(page.items.len());
+    for b in page.items {
+        items.push(govern_bundle(&state, b).await?);
+    }
+    Ok(Json(PageOf {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Create a bundle of model versions (contributors and owners).
@@ -80,7 +90,7 @@ async fn create_bundle(
     )
     .await?;
     tx.commit().await?;
-    Ok(created(b))
+    Ok(created(govern_bundle(&state, b).await?))
 }
 
 /// Get a bundle.
@@ -92,7 +102,9 @@ async fn get_bundle(
     ApiPath((key, tag)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Bundle>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(bundles::get(&mut conn, &key, &tag).await?))
+    let b = bundles::get(&mut conn, &key, &tag).await?;
+    drop(conn);
+    Ok(Json(govern_bundle(&state, b).await?))
 }
 
 /// Update a bundle's description; its content is immutable.
@@ -121,7 +133,7 @@ async fn update_bundle(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(b))
+    Ok(Json(govern_bundle(&state, b).await?))
 }
 
 /// Delete a bundle.

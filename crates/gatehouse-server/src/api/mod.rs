@@ -4,12 +4,15 @@
 
 mod audit;
 mod bundles;
+mod deployments;
 mod groups;
 mod health;
 mod identity;
 mod infra;
 mod models;
 mod projects;
+mod roles;
+mod signoffs;
 mod users;
 mod versions;
 
@@ -149,6 +152,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(versions::router())
         .merge(bundles::router())
+        .merge(roles::router())
+        .merge(signoffs::router())
+        .merge(deployments::router())
         .merge(infra::router())
         .merge(audit::router())
 }

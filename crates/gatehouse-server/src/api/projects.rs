@@ -71,7 +71,7 @@ pub struct ProjectQuery {
 }
 
 /// The caller's right to edit a project, checked against its members.
-async fn own_right(store: &Store, ctx: &Ctx, key: &str) -> ApiResult<authz::OwnRight> {
+pub(crate) async fn own_right(store: &Store, ctx: &Ctx, key: &str) -> ApiResult<authz::OwnRight> {
     let mut conn = store.conn().await?;
     projects::load(&mut conn, key).await?;
     let role = projects::role_of(&mut conn, key, ctx.actor_name()).await?;

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::contribute_right;
+use super::signoffs::govern_version;
 use super::{PageOf, PageParams, Problems, created};
 use crate::app::AppState;
 use crate::auth::Auth;
@@ -107,11 +108,16 @@ async fn list_versions(
         tag,
     };
     let mut conn = state.store.conn().await?;
-    Ok(Json(
-        versions::list(&mut conn, &key, &name, &f, &page)
-            .await?
-            .into(),
-    ))
+    let page = versions::list(&mut conn, &key, &name, &f, &page).await?;
+    drop(conn);
+    let mut items = Vec::with_capacity(page.items.len());
+    for v in page.items {
+        items.push(govern_version(&state, v).await?);
+    }
+    Ok(Json(PageOf {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Register a new version (numbered automatically).
@@ -150,7 +156,7 @@ async fn register_version(
     let mut tx = state.store.begin().await?;
     let v = versions::register(&mut tx, &right, &ctx, &key, &name, &new).await?;
     tx.commit().await?;
-    Ok(created(v))
+    Ok(created(govern_version(&state, v).await?))
 }
 
 /// Get a version.
@@ -164,7 +170,9 @@ async fn get_version(
 ) -> ApiResult<Json<ModelVersion>> {
     check_version_number(n)?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(versions::get(&mut conn, &key, &name, n).await?))
+    let v = versions::get(&mut conn, &key, &name, n).await?;
+    drop(conn);
+    Ok(Json(govern_version(&state, v).await?))
 }
 
 /// Update a version's description and tags (audited).
@@ -193,7 +201,7 @@ async fn update_version(
     };
     let v = versions::update(&mut tx, &right, &ctx, &key, &name, n, &patch).await?;
     tx.commit().await?;
-    Ok(Json(v))
+    Ok(Json(govern_version(&state, v).await?))
 }
 
 /// Delete a version no bundle lists; its number is not reused.

@@ -24,6 +24,11 @@ async fn bundle_create_get_list_update_delete() {
         b,
         json!({"project": "FRAUD", "tag": "fraud-v2.0", "subject": "bundle:FRAUD/fraud-v2.0",
                "description": "Second", "versions": [{"model": MODEL, "version": 2}],
+               "governance": [{"stage": "prod", "state": "not_started", "expired": false, "expires_at": null,
+                 "cycle": 1, "revision": 0, "requested_by": null, "requested_at": null,
+                 "decided_by": null, "decision": null, "decided_at": null,
+                 "feedback": {"approve": 0, "minor_issue": 0, "major_issue": 0,
+                              "distinct_approvers": 0, "open_slots": []}}],
                "created_by": "alice", "created_at": t0, "updated_at": t0})
     );
     let ev = app

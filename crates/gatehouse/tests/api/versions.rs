@@ -30,6 +30,11 @@ async fn version_register_get_list_update_delete() {
     let subject = format!("version:FRAUD/{MODEL}/3");
     let mut expected = body.clone();
     let extra = json!({"project": "FRAUD", "model": MODEL, "version": 3, "subject": subject,
+                       "governance": [{"stage": "prod", "state": "not_started", "expired": false, "expires_at": null,
+                 "cycle": 1, "revision": 0, "requested_by": null, "requested_at": null,
+                 "decided_by": null, "decision": null, "decided_at": null,
+                 "feedback": {"approve": 0, "minor_issue": 0, "major_issue": 0,
+                              "distinct_approvers": 0, "open_slots": []}}],
                        "created_by": "alice", "created_at": t0, "updated_at": t0});
     expected
         .as_object_mut()

@@ -1,0 +1,276 @@
+//! Project reviewer roles and the project's sign-off configuration ("sign-off
+//! reviewers and approvers"), both managed by project owners.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use gatehouse_core::inventory::{DESCRIPTION_MAX, Stage, check_text};
+use gatehouse_core::signoff::{SlotKind, check_role_name};
+use gatehouse_core::{GroupName, InvalidInput, Username};
+use gatehouse_store::roles::{self, NewRole, Role, RolePatch};
+use gatehouse_store::signoffs::{self, AssigneeRef, NewConfig, SignoffConfig};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::projects::own_right;
+use super::{PageOf, Problems, created};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    /// 1–64 characters, no `/`, e.g. `Risk & Compliance`.
+    #[schema(min_length = 1, max_length = 64, example = "Risk & Compliance")]
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub users: Option<Vec<Username>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub groups: Option<Vec<GroupName>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRole {
+    /// Renames the role; configured slots and running reviews follow.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Replaces the role's users.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub users: Option<Vec<Username>>,
+    /// Replaces the role's groups.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub groups: Option<Vec<GroupName>>,
+}
+
+/// One reviewer slot: exactly one of `role` and `user`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotInput {
+    /// `feedback` or `final_approval`.
+    #[schema(value_type = String, example = "feedback")]
+    pub kind: String,
+    pub role: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageInput {
+    /// `dev`, `qa`, `preprod` or `prod`.
+    #[schema(example = "prod")]
+    pub stage: String,
+    /// Any number of feedback slots and exactly one final approval slot.
+    pub slots: Vec<SlotInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSignoffConfig {
+    /// The stages that need a sign-off, each with its reviewer slots.
+    pub stages: Vec<StageInput>,
+    /// Default true; only risk tier 1 projects may turn it off.
+    pub separation_of_duties: Option<bool>,
+}
+
+pub(crate) fn parse_stage(field: &str, s: &str) -> Result<Stage, InvalidInput> {
+    Stage::parse(s).ok_or_else(|| {
+        InvalidInput::new(
+            field,
+            format!("unknown stage {s:?}; use one of {}", Stage::choices()),
+        )
+    })
+}
+
+/// List a project's reviewer roles.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/roles", tag = "roles",
+    params(("key" = String, Path)), responses((status = 200, body = PageOf<Role>), Problems))]
+async fn list_roles(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<PageOf<Role>>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(PageOf {
+        items: roles::list(&mut conn, &key).await?,
+        next_cursor: None,
+    }))
+}
+
+/// Create a reviewer role (project owners).
+#[utoipa::path(post, path = "/api/v1/projects/{key}/roles", tag = "roles",
+    params(("key" = String, Path)), request_body = CreateRole,
+    responses((status = 201, body = Role), Problems))]
+async fn create_role(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateRole>,
+) -> ApiResult<Response> {
+    check_role_name("name", &body.name)?;
+    let description = body.description.unwrap_or_default();
+    check_text("description", &description, DESCRIPTION_MAX)?;
+    let new = NewRole {
+        name: body.name,
+        description,
+        users: body.users.unwrap_or_default(),
+        groups: body.groups.unwrap_or_default(),
+    };
+    let ctx = auth.ctx(&state);
+    let right = own_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let role = roles::create(&mut tx, &right, &ctx, &key, &new).await?;
+    tx.commit().await?;
+    Ok(created(role))
+}
+
+/// Get a reviewer role.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/roles/{role}", tag = "roles",
+    params(("key" = String, Path), ("role" = String, Path)),
+    responses((status = 200, body = Role), Problems))]
+async fn get_role(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath((key, role)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Role>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(roles::get(&mut conn, &key, &role).await?))
+}
+
+/// Rename a role or change its description or members (project owners).
+#[utoipa::path(patch, path = "/api/v1/projects/{key}/roles/{role}", tag = "roles",
+    params(("key" = String, Path), ("role" = String, Path)), request_body = UpdateRole,
+    responses((status = 200, body = Role), Problems))]
+async fn update_role(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, role)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<UpdateRole>,
+) -> ApiResult<Json<Role>> {
+    if let Some(n) = &body.name {
+        check_role_name("name", n)?;
+    }
+    if let Some(d) = &body.description {
+        check_text("description", d, DESCRIPTION_MAX)?;
+    }
+    let patch = RolePatch {
+        name: body.name,
+        description: body.description,
+        users: body.users,
+        groups: body.groups,
+    };
+    let ctx = auth.ctx(&state);
+    let right = own_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let r = roles::update(&mut tx, &right, &ctx, &key, &role, &patch).await?;
+    tx.commit().await?;
+    Ok(Json(r))
+}
+
+/// Delete a role no configured slot and no running review uses (project owners).
+#[utoipa::path(delete, path = "/api/v1/projects/{key}/roles/{role}", tag = "roles",
+    params(("key" = String, Path), ("role" = String, Path)),
+    responses((status = 204, description = "Deleted"), Problems))]
+async fn delete_role(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, role)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = auth.ctx(&state);
+    let right = own_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    roles::delete(&mut tx, &right, &ctx, &key, &role).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The project's sign-off stages and reviewer slots.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/signoff-config", tag = "roles",
+    params(("key" = String, Path)), responses((status = 200, body = SignoffConfig), Problems))]
+async fn get_signoff_config(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<SignoffConfig>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(signoffs::config(&mut conn, &key).await?))
+}
+
+fn parse_config(body: PutSignoffConfig) -> ApiResult<NewConfig> {
+    let mut stages = Vec::with_capacity(body.stages.len());
+    for (i, s) in body.stages.into_iter().enumerate() {
+        let stage = parse_stage(&format!("stages[{i}].stage"), &s.stage)?;
+        let mut slots = Vec::with_capacity(s.slots.len());
+        for (j, slot) in s.slots.into_iter().enumerate() {
+            let field = format!("stages[{i}].slots[{j}]");
+            let kind = SlotKind::parse(&slot.kind).ok_or_else(|| {
+                ApiError::invalid(
+                    format!("{field}.kind"),
+                    format!(
+                        "unknown slot kind {:?}; use one of {}",
+                        slot.kind,
+                        SlotKind::choices()
+                    ),
+                )
+            })?;
+            let who = match (slot.role, slot.user) {
+                (Some(role), None) => {
+                    check_role_name(&format!("{field}.role"), &role)?;
+                    AssigneeRef::Role(role)
+                }
+                (None, Some(user)) => {
+                    AssigneeRef::User(Username::parse(&user).map_err(|mut e| {
+                        e.field = format!("{field}.user");
+                        e
+                    })?)
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        field,
+                        "a slot is assigned to exactly one of role and user",
+                    ));
+                }
+            };
+            slots.push((kind, who));
+        }
+        stages.push((stage, slots));
+    }
+    Ok(NewConfig {
+        stages,
+        separation_of_duties: body.separation_of_duties.unwrap_or(true),
+    })
+}
+
+/// Replace the project's sign-off stages and reviewer slots (project owners).
+/// Reviews already running keep the slots they started with.
+#[utoipa::path(put, path = "/api/v1/projects/{key}/signoff-config", tag = "roles",
+    params(("key" = String, Path)), request_body = PutSignoffConfig,
+    responses((status = 200, body = SignoffConfig), Problems))]
+async fn put_signoff_config(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<PutSignoffConfig>,
+) -> ApiResult<Json<SignoffConfig>> {
+    let new = parse_config(body)?;
+    let ctx = auth.ctx(&state);
+    let right = own_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let c = signoffs::set_config(&mut tx, &right, &ctx, &key, &new).await?;
+    tx.commit().await?;
+    Ok(Json(c))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_roles, create_role))
+        .routes(routes!(get_role, update_role, delete_role))
+        .routes(routes!(get_signoff_config, put_signoff_config))
+}

@@ -1,0 +1,400 @@
+//! Sign-offs of model versions and bundles, per stage (`DESIGN.md` §3), and the
+//! reviews waiting on the caller. Each command answers with the whole sign-off
+//! and its revision as `ETag`; `If-Match` makes a command conditional.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::ETAG;
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
+use gatehouse_core::signoff::{Decision, Verdict};
+use gatehouse_core::{BundleTag, ModelName, ProjectKey, Subject, Username};
+use gatehouse_store::signoffs::{self, CommandInput, PendingReview, SignoffView, StageStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::roles::parse_stage;
+use super::{PageOf, Problems};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, IfMatch};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestReview {
+    /// Record a notification to the reviewers (default false).
+    pub notify_reviewers: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GiveFeedback {
+    #[schema(minimum = 1)]
+    pub slot: u32,
+    /// `approve`, `minor_issue` or `major_issue`.
+    #[schema(example = "approve")]
+    pub verdict: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateSlot {
+    #[schema(minimum = 1)]
+    pub slot: u32,
+    #[schema(value_type = String)]
+    pub to_user: Username,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    /// `approve`, `reject` or `abandon`; reject and abandon lock the sign-off.
+    #[schema(example = "approve")]
+    pub decision: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetSignoff {
+    #[schema(min_length = 1)]
+    pub reason: String,
+}
+
+/// A subject's governance status, one entry per sign-off stage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Governance {
+    pub subject: String,
+    pub stages: Vec<StageStatus>,
+}
+
+fn comment(c: Option<String>) -> ApiResult<String> {
+    let c = c.unwrap_or_default();
+    check_text("comment", &c, DESCRIPTION_MAX)?;
+    Ok(c)
+}
+
+impl RequestReview {
+    fn input(self) -> ApiResult<CommandInput> {
+        Ok(CommandInput::RequestReview {
+            notify_reviewers: self.notify_reviewers.unwrap_or(false),
+        })
+    }
+}
+
+impl GiveFeedback {
+    fn input(self) -> ApiResult<CommandInput> {
+        let verdict = Verdict::parse(&self.verdict).ok_or_else(|| {
+            ApiError::invalid(
+                "verdict",
+                format!(
+                    "unknown verdict {:?}; use one of {}",
+                    self.verdict,
+                    Verdict::choices()
+                ),
+            )
+        })?;
+        Ok(CommandInput::GiveFeedback {
+            slot: self.slot,
+            verdict,
+            comment: comment(self.comment)?,
+        })
+    }
+}
+
+impl DelegateSlot {
+    fn input(self) -> ApiResult<CommandInput> {
+        Ok(CommandInput::Delegate {
+            slot: self.slot,
+            to_user: self.to_user,
+            comment: comment(self.comment)?,
+        })
+    }
+}
+
+impl Decide {
+    fn input(self) -> ApiResult<CommandInput> {
+        let decision = Decision::parse(&self.decision).ok_or_else(|| {
+            ApiError::invalid(
+                "decision",
+                format!(
+                    "unknown decision {:?}; use one of {}",
+                    self.decision,
+                    Decision::choices()
+                ),
+            )
+        })?;
+        Ok(CommandInput::Decide {
+            decision,
+            comment: comment(self.comment)?,
+        })
+    }
+}
+
+impl ResetSignoff {
+    fn input(self) -> ApiResult<CommandInput> {
+        Ok(CommandInput::Reset {
+            reason: self.reason,
+        })
+    }
+}
+
+fn version_subject(key: &str, name: &str, n: i64) -> ApiResult<Subject> {
+    let version = u32::try_from(n)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::invalid("version", "must be a positive integer"))?;
+    Ok(Subject::Version {
+        project: ProjectKey::parse(key)?,
+        model: ModelName::parse(name)?,
+        version,
+    })
+}
+
+fn bundle_subject(key: &str, tag: &str) -> ApiResult<Subject> {
+    Ok(Subject::Bundle {
+        project: ProjectKey::parse(key)?,
+        tag: BundleTag::parse(tag)?,
+    })
+}
+
+fn with_etag(v: SignoffView) -> Response {
+    ([(ETAG, format!("\"{}\"", v.revision))], Json(v)).into_response()
+}
+
+async fn status(state: &AppState, subject: Subject) -> ApiResult<Json<Governance>> {
+    let mut conn = state.store.conn().await?;
+    let stages = signoffs::governance(&mut conn, &subject, state.clock.now()).await?;
+    Ok(Json(Governance {
+        subject: subject.to_string(),
+        stages,
+    }))
+}
+
+async fn show(state: &AppState, subject: Subject, stage: &str) -> ApiResult<Response> {
+    let stage = parse_stage("stage", stage)?;
+    let mut conn = state.store.conn().await?;
+    let v = signoffs::get(&mut conn, &subject, stage, state.clock.now()).await?;
+    Ok(with_etag(v))
+}
+
+async fn run(
+    state: &AppState,
+    auth: &Auth,
+    subject: Subject,
+    stage: &str,
+    if_match: IfMatch,
+    input: CommandInput,
+) -> ApiResult<Response> {
+    let stage = parse_stage("stage", stage)?;
+    let ctx = auth.ctx(state);
+    let mut tx = state.store.begin().await?;
+    let v = signoffs::command(&mut tx, &ctx, &subject, stage, input, if_match.0).await?;
+    tx.commit().await?;
+    Ok(with_etag(v))
+}
+
+/// Governance status of a version: its sign-off per stage.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs", tag = "signoffs",
+    params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1)),
+    responses((status = 200, body = Governance), Problems))]
+async fn version_status(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath((key, name, n)): ApiPath<(String, String, i64)>,
+) -> ApiResult<Json<Governance>> {
+    status(&state, version_subject(&key, &name, n)?).await
+}
+
+/// Governance status of a bundle: its sign-off per stage.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/bundles/{tag}/signoffs", tag = "signoffs",
+    params(("key" = String, Path), ("tag" = String, Path)),
+    responses((status = 200, body = Governance), Problems))]
+async fn bundle_status(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath((key, tag)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Governance>> {
+    status(&state, bundle_subject(&key, &tag)?).await
+}
+
+/// A version's sign-off for one stage, with slots, answers, delegations,
+/// decision and history. `ETag` carries its revision.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}", tag = "signoffs",
+    params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1),
+        ("stage" = String, Path, example = "prod")),
+    responses((status = 200, body = SignoffView), Problems))]
+async fn version_show(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath((key, name, n, stage)): ApiPath<(String, String, i64, String)>,
+) -> ApiResult<Response> {
+    show(&state, version_subject(&key, &name, n)?, &stage).await
+}
+
+/// A bundle's sign-off for one stage. `ETag` carries its revision.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}", tag = "signoffs",
+    params(("key" = String, Path), ("tag" = String, Path), ("stage" = String, Path, example = "prod")),
+    responses((status = 200, body = SignoffView), Problems))]
+async fn bundle_show(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath((key, tag, stage)): ApiPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    show(&state, bundle_subject(&key, &tag)?, &stage).await
+}
+
+/// Generates the version and bundle handlers of one sign-off command.
+macro_rules! command_handlers {
+    ($doc:tt, $body:ty, $vfn:ident, $vpath:tt, $bfn:ident, $bpath:tt) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $vpath, tag = "signoffs",
+            params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1),
+                ("stage" = String, Path, example = "prod"),
+                ("If-Match" = Option<String>, Header,
+                    description = "Revision the command is based on (the ETag); 412 stale_revision if the sign-off moved on")),
+            request_body = $body, responses((status = 200, body = SignoffView), Problems))]
+        async fn $vfn(
+            State(state): State<AppState>,
+            auth: Auth,
+            if_match: IfMatch,
+            ApiPath((key, name, n, stage)): ApiPath<(String, String, i64, String)>,
+            ApiJson(body): ApiJson<$body>,
+        ) -> ApiResult<Response> {
+            let subject = version_subject(&key, &name, n)?;
+            run(&state, &auth, subject, &stage, if_match, body.input()?).await
+        }
+
+        #[doc = $doc]
+        #[utoipa::path(post, path = $bpath, tag = "signoffs",
+            params(("key" = String, Path), ("tag" = String, Path),
+                ("stage" = String, Path, example = "prod"),
+                ("If-Match" = Option<String>, Header,
+                    description = "Revision the command is based on (the ETag); 412 stale_revision if the sign-off moved on")),
+            request_body = $body, responses((status = 200, body = SignoffView), Problems))]
+        async fn $bfn(
+            State(state): State<AppState>,
+            auth: Auth,
+            if_match: IfMatch,
+            ApiPath((key, tag, stage)): ApiPath<(String, String, String)>,
+            ApiJson(body): ApiJson<$body>,
+        ) -> ApiResult<Response> {
+            let subject = bundle_subject(&key, &tag)?;
+            run(&state, &auth, subject, &stage, if_match, body.input()?).await
+        }
+    };
+}
+
+command_handlers!(
+    "Request review (project contributors): starts the review with the stage's configured slots. Every lower configured stage must be approved first (promotion_order).",
+    RequestReview,
+    version_request,
+    "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/request",
+    bundle_request,
+    "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}/request"
+);
+command_handlers!(
+    "Give or revise feedback on a slot (its assignee or delegate): approve, minor_issue or major_issue.",
+    GiveFeedback,
+    version_feedback,
+    "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/feedback",
+    bundle_feedback,
+    "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}/feedback"
+);
+command_handlers!(
+    "Delegate a slot to another user (its assignee or current delegate).",
+    DelegateSlot,
+    version_delegate,
+    "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/delegate",
+    bundle_delegate,
+    "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}/delegate"
+);
+command_handlers!(
+    "Decide (the final approver or its delegate): approve, reject or abandon. Reject and abandon lock the sign-off.",
+    Decide,
+    version_decide,
+    "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/decide",
+    bundle_decide,
+    "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}/decide"
+);
+command_handlers!(
+    "Reset an approved sign-off (administrators): a new cycle starts in not_started; the old one stays in the history.",
+    ResetSignoff,
+    version_reset,
+    "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/reset",
+    bundle_reset,
+    "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}/reset"
+);
+
+/// The reviews waiting on the caller: unanswered feedback slots and final
+/// approvals they hold as assignee or delegate.
+#[utoipa::path(get, path = "/api/v1/reviews/pending", tag = "signoffs",
+    responses((status = 200, body = PageOf<PendingReview>), Problems))]
+async fn pending_reviews(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<PageOf<PendingReview>>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(PageOf {
+        items: signoffs::pending(&mut conn, &auth.0.username).await?,
+        next_cursor: None,
+    }))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(version_status))
+        .routes(routes!(bundle_status))
+        .routes(routes!(version_show))
+        .routes(routes!(bundle_show))
+        .routes(routes!(version_request))
+        .routes(routes!(bundle_request))
+        .routes(routes!(version_feedback))
+        .routes(routes!(bundle_feedback))
+        .routes(routes!(version_delegate))
+        .routes(routes!(bundle_delegate))
+        .routes(routes!(version_decide))
+        .routes(routes!(bundle_decide))
+        .routes(routes!(version_reset))
+        .routes(routes!(bundle_reset))
+        .routes(routes!(pending_reviews))
+}
+
+/// A version with its governance status filled in.
+pub(crate) async fn govern_version(
+    state: &AppState,
+    mut v: gatehouse_store::versions::ModelVersion,
+) -> ApiResult<gatehouse_store::versions::ModelVersion> {
+    let mut conn = state.store.conn().await?;
+    v.governance = signoffs::governance_by_text(
+        &mut conn,
+        v.project.as_str(),
+        &v.subject,
+        &v.created_by,
+        state.clock.now(),
+    )
+    .await?;
+    Ok(v)
+}
+
+/// A bundle with its governance status filled in.
+pub(crate) async fn govern_bundle(
+    state: &AppState,
+    mut b: gatehouse_store::bundles::Bundle,
+) -> ApiResult<gatehouse_store::bundles::Bundle> {
+    let mut conn = state.store.conn().await?;
+    b.governance = signoffs::governance_by_text(
+        &mut conn,
+        b.project.as_str(),
+        &b.subject,
+        &b.created_by,
+        state.clock.now(),
+    )
+    .await?;
+    Ok(b)
+}
