@@ -140,3 +140,97 @@ async fn fifty_racing_decisions_leave_exactly_one_winner() {
         assert_eq!(items(&via_api).len(), 1, "{}", via_api.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_requests_start_one_review_and_racing_answers_all_count() {
+    let app = spawn_app().await;
+    let p = people(&app).await;
+    governed_project(&app, PROJECT, 2).await;
+    let reviewers = ["quinn", "ivan", "rita", "bianca", "carl"];
+    let mut slots: Vec<Value> = reviewers
+        .iter()
+        .map(|r| feedback(&format!("user:{r}")))
+        .collect();
+    slots.push(final_approval("user:mark"));
+    put_config(
+        &app,
+        &p.mark,
+        PROJECT,
+        json!({"stages": [{"stage": "prod", "slots": slots}], "separation_of_duties": true}),
+    )
+    .await
+    .ok(200);
+    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
+    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let mark_seq = app.audit_mark().await;
+
+    // 20 requests for the first review of a sign-off that has no row yet.
+    let url = app.url(&format!("/api/v1{}/request", so.stage_path("prod")));
+    let barrier = Arc::new(Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let request = app
+                .client
+                .post(url.clone())
+                .bearer_auth(&p.alice)
+                .json(&json!({}));
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let r = request.send().await.expect("send");
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            200 => ok += 1,
+            _ => {
+                assert_eq!(status, 409, "{body}");
+                assert_eq!(body["code"], "conflict", "{body}");
+            }
+        }
+    }
+    assert_eq!(ok, 1, "exactly one request starts the review");
+    let requests = audit_trail(&app, mark_seq, &so.subject).await;
+    assert_eq!(requests, trail(&[("alice", "signoff.request_review")]));
+
+    // Five reviewers answer their own slots at the same moment: none is lost.
+    let tokens = [&p.quinn, &p.ivan, &p.rita, &p.bianca, &p.carl];
+    let url = app.url(&format!("/api/v1{}/feedback", so.stage_path("prod")));
+    let barrier = Arc::new(Barrier::new(tokens.len()));
+    let tasks: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let request = app
+                .client
+                .post(url.clone())
+                .bearer_auth(token)
+                .json(&json!({"slot": i + 1, "verdict": "approve"}));
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let r = request.send().await.expect("send");
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let v = so.show(&app, &p.mark, "prod").await;
+    let view = v.view();
+    assert_eq!(view["feedback"]["approve"], 5, "{view}");
+    assert_eq!(view["feedback"]["open_slots"], json!([6]));
+    assert_eq!(
+        audit_trail(&app, mark_seq, &so.subject).await.len(),
+        6,
+        "one request and five answers"
+    );
+}

@@ -726,6 +726,7 @@ async fn people_without_the_slot_are_forbidden() {
     // Only contributors and owners request reviews.
     register_as(&app, &p.alice, PROJECT, "other model").await;
     let other = Signoffs::version(PROJECT, "other model", 1);
+    let before = app.audit_mark().await;
     for token in [&p.bob, &p.rita] {
         other
             .request(&app, token, "prod")
@@ -1153,4 +1154,172 @@ async fn unknown_subjects_and_bad_bodies() {
         )
         .await;
     r.problem(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn if_match_takes_the_etag_as_given() {
+    let app = spawn_app().await;
+    let r = review_started(&app, 2).await;
+    let (p, so) = (&r.people, &r.signoffs);
+    let path = format!("{}/feedback", so.stage_path("prod"));
+    let body = json!({"slot": 2, "verdict": "approve"});
+    for bad in ["three", "\"3", "-1", "\"\""] {
+        let r = send_tagged(&app, Method::POST, &path, &p.ivan, Some(&body), Some(bad)).await;
+        r.resp.problem(400, "invalid_input");
+    }
+    let rev = so.show(&app, &p.ivan, "prod").await.view()["revision"]
+        .as_u64()
+        .unwrap();
+    // A weak tag and a bare number name the same revision; `*` matches any.
+    let weak = format!("W/\"{rev}\"");
+    send_tagged(&app, Method::POST, &path, &p.ivan, Some(&body), Some(&weak))
+        .await
+        .view();
+    send_tagged(
+        &app,
+        Method::POST,
+        &path,
+        &p.ivan,
+        Some(&body),
+        Some(&rev.to_string()),
+    )
+    .await
+    .resp
+    .problem(412, "stale_revision");
+    send_tagged(&app, Method::POST, &path, &p.ivan, Some(&body), Some("*"))
+        .await
+        .view();
+}
+
+#[tokio::test]
+async fn an_expired_approval_does_not_open_the_next_stage() {
+    let app = spawn_app().await;
+    let p = people(&app).await;
+    governed_project(&app, "CREDIT", 2).await;
+    put_config(
+        &app,
+        &p.mark,
+        "CREDIT",
+        json!({"stages": [
+            {"stage": "qa", "slots": [final_approval("user:mark")]},
+            {"stage": "prod", "slots": [final_approval("user:quinn")]},
+        ], "separation_of_duties": true}),
+    )
+    .await
+    .ok(200);
+    register_as(&app, &p.alice, "CREDIT", "limit-model").await;
+    let so = Signoffs::version("CREDIT", "limit-model", 1);
+    so.request(&app, &p.alice, "qa").await.ok(200);
+    so.decide(&app, &p.mark, "qa", "approve").await.ok(200);
+    let qa = so.show(&app, &p.bob, "qa").await;
+    let expires_at = qa.view()["expires_at"].as_str().unwrap().to_owned();
+    assert_eq!(qa.view()["expired"], false);
+
+    // Tier 2 approvals are valid for 365 days.
+    tick(&app, 366 * 24 * 3600);
+    let status = app.get(&so.status_path()).await;
+    let qa = &status.ok(200)["stages"][0];
+    assert_eq!(
+        (
+            &qa["stage"],
+            &qa["state"],
+            &qa["expired"],
+            &qa["expires_at"]
+        ),
+        (
+            &json!("qa"),
+            &json!("approved"),
+            &json!(true),
+            &json!(expires_at)
+        )
+    );
+    let r = so.request(&app, &p.alice, "prod").await;
+    r.problem(409, "promotion_order");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("qa"),
+        "{}",
+        r.body
+    );
+
+    // An admin resets it; a new qa cycle approves it again.
+    so.reset(&app, &app.admin_token, "qa", "approval expired")
+        .await
+        .ok(200);
+    so.request(&app, &p.alice, "qa").await.ok(200);
+    so.decide(&app, &p.mark, "qa", "approve").await.ok(200);
+    so.request(&app, &p.alice, "prod").await.ok(200);
+}
+
+#[tokio::test]
+async fn reviewed_subjects_are_kept_and_archived_projects_take_no_requests() {
+    let app = spawn_app().await;
+    let r = review_started(&app, 2).await;
+    let (p, so) = (&r.people, &r.signoffs);
+    app.as_user(&p.alice, Method::DELETE, &so.subject_path, None)
+        .await
+        .problem(409, "conflict");
+    app.delete(&so.subject_path).await.problem(409, "conflict");
+    let v = app.get(&so.subject_path).await;
+    assert_eq!(v.ok(200)["governance"][0]["state"], "in_review");
+
+    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
+    app.delete(&format!("/projects/{PROJECT}")).await.ok(200);
+    Signoffs::version(PROJECT, MODEL_NAME, 2)
+        .request(&app, &p.alice, "prod")
+        .await
+        .problem(409, "conflict");
+}
+
+#[tokio::test]
+async fn delegates_must_be_active_users_and_excluded_people_wait_on_nothing() {
+    let app = spawn_app().await;
+    let p = people(&app).await;
+    governed_project(&app, PROJECT, 2).await;
+    // Alice sits in the role of the feedback slot of her own version.
+    create_role(
+        &app,
+        &p.mark,
+        PROJECT,
+        "Data science",
+        &["alice", "carl"],
+        &[],
+    )
+    .await;
+    put_config(
+        &app,
+        &p.mark,
+        PROJECT,
+        json!({"stages": [{"stage": "prod", "slots": [
+            feedback("role:Data science"), final_approval("user:mark")
+        ]}], "separation_of_duties": true}),
+    )
+    .await
+    .ok(200);
+    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
+    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    so.request(&app, &p.alice, "prod").await.ok(200);
+
+    let pending = app
+        .as_user(&p.alice, Method::GET, "/reviews/pending", None)
+        .await;
+    assert_eq!(
+        items(&pending),
+        &Vec::<Value>::new(),
+        "the author reviews nothing"
+    );
+    let pending = app
+        .as_user(&p.carl, Method::GET, "/reviews/pending", None)
+        .await;
+    assert_eq!(items(&pending)[0]["slots"][0]["id"], 1);
+
+    app.delete("/users/bianca").await.ok(200);
+    let r = so.delegate(&app, &p.carl, "prod", 1, "bianca").await;
+    r.problem(400, "invalid_input");
+    assert_eq!(r.body["field"], "to_user", "{}", r.body);
+    so.feedback(&app, &p.alice, "prod", 1, "approve")
+        .await
+        .problem(403, "forbidden");
+    so.feedback(&app, &p.carl, "prod", 1, "approve")
+        .await
+        .ok(200);
 }
