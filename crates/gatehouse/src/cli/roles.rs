@@ -343,7 +343,9 @@ fn print_config(json: bool, config: &Value) {
     for stage in config["stages"].as_array().unwrap_or(&empty) {
         let slots = stage["slots"].as_array().unwrap_or(&empty);
         if slots.is_empty() {
-            rows.push(json!({"stage": stage["stage"], "id": null, "kind": "-", "to": "-"}));
+            rows.push(
+                json!({"stage": stage["stage"], "id": null, "kind": "-", "to": "(no slots yet)"}),
+            );
         }
         for s in slots {
             rows.push(json!({

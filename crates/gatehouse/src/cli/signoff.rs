@@ -439,7 +439,8 @@ fn timeline(
     events
 }
 
-fn slot_rows(slots: &[Value]) -> Vec<Value> {
+/// Table rows of a review's slots; the final approval slot shows the decision.
+fn slot_rows(slots: &[Value], decision: &Value) -> Vec<Value> {
     slots
         .iter()
         .map(|s| {
@@ -448,13 +449,18 @@ fn slot_rows(slots: &[Value]) -> Vec<Value> {
                 let members = output::cell(&s["assignees"]);
                 let _ = write!(to, " ({members})");
             }
-            let answer = match s["answer"].as_object() {
-                Some(a) => format!(
+            let answer = match (s["answer"].as_object(), decision.as_object()) {
+                (Some(a), _) => format!(
                     "{} by {}",
                     output::cell(&a["verdict"]),
                     output::cell(&a["by"])
                 ),
-                None => "-".to_string(),
+                (None, Some(d)) if s["kind"] == "final_approval" => format!(
+                    "{} by {}",
+                    output::cell(&d["decision"]),
+                    output::cell(&d["by"])
+                ),
+                _ => "-".to_string(),
             };
             json!({
                 "id": s["id"],
@@ -466,6 +472,20 @@ fn slot_rows(slots: &[Value]) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Table rows of configured slots.
+fn config_rows(slots: &[Value]) -> Vec<Value> {
+    slots
+        .iter()
+        .map(|s| json!({"id": s["id"], "kind": kind_text(&s["kind"]), "to": assigned_to(s)}))
+        .collect()
+}
+
+const CONFIG_COLS: &[Col] = &[
+    col("SLOT", "id"),
+    col("KIND", "kind"),
+    wide("ASSIGNED TO", "to", 80),
+];
 
 const SLOT_COLS: &[Col] = &[
     col("SLOT", "id"),
@@ -546,13 +566,16 @@ fn render_view(v: &Value) -> String {
         );
     }
     let open = output::cell(&v["feedback"]["open_slots"]);
+    let approvers = match v["feedback"]["distinct_approvers"].as_u64().unwrap_or(0) {
+        1 => "1 distinct approver".to_string(),
+        n => format!("{n} distinct approvers"),
+    };
     line(
         &mut out,
         "feedback",
         format!(
-            "{}; {} distinct approvers; open slots: {open}",
-            feedback_text(&v["feedback"]),
-            output::cell(&v["feedback"]["distinct_approvers"])
+            "{}; {approvers}; open slots: {open}",
+            feedback_text(&v["feedback"])
         ),
     );
 
@@ -560,7 +583,7 @@ fn render_view(v: &Value) -> String {
     let configured = v["configured_slots"].as_array().unwrap_or(&empty);
     if !slots.is_empty() {
         let _ = writeln!(out, "\nSlots of this review:");
-        out.push_str(&output::table(&slot_rows(slots), SLOT_COLS));
+        out.push_str(&output::table(&slot_rows(slots, &v["decision"]), SLOT_COLS));
     }
     let differs = slots.iter().map(slot_key).collect::<Vec<_>>()
         != configured.iter().map(slot_key).collect::<Vec<_>>();
@@ -574,7 +597,7 @@ fn render_view(v: &Value) -> String {
         if configured.is_empty() {
             out.push_str("(none)\n");
         } else {
-            out.push_str(&output::table(&slot_rows(configured), SLOT_COLS));
+            out.push_str(&output::table(&config_rows(configured), CONFIG_COLS));
         }
     }
 
@@ -782,6 +805,12 @@ mod tests {
         );
         assert!(text.contains("role Risk & Compliance (rita)"), "{text}");
         assert!(!text.contains("have changed since"), "{text}");
+        assert!(text.contains("quinn     approve by quinn"), "{text}");
+        assert!(text.contains("final approval  user mark"), "{text}");
+        assert!(
+            text.contains("approve by mark"),
+            "the final slot shows the decision: {text}"
+        );
         let order: Vec<usize> = [
             "alice requested review",
             "ivan delegated slot 2 to quinn: \"on leave\"",
