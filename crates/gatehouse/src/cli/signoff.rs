@@ -825,5 +825,13 @@ mod tests {
         })
         .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+
+        // Once the project's slots change, both sets show.
+        let mut changed = v.clone();
+        changed["configured_slots"] =
+            json!([{"id": 1, "kind": "final_approval", "role": null, "user": "quinn"}]);
+        let text = render_view(&changed);
+        assert!(text.contains("have changed since"), "{text}");
+        assert!(text.contains("1     final approval  user quinn"), "{text}");
     }
 }

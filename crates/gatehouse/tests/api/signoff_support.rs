@@ -2,7 +2,6 @@
 //! roles, the sign-off configuration, and sign-off commands with their
 //! `If-Match` and `ETag` headers.
 
-use gatehouse_core::Timestamp;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -421,9 +420,4 @@ pub fn trail(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
         .collect()
-}
-
-#[allow(dead_code)]
-pub fn at(micros: i64) -> String {
-    Timestamp::from_micros(micros).to_rfc3339()
 }
