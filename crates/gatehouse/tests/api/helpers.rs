@@ -33,7 +33,8 @@ const DB_PREFIX: &str = "gh_apitest_";
 // Databases
 // ---------------------------------------------------------------------------
 
-enum TestDb {
+/// A test database, dropped (on PostgreSQL) with this value.
+pub enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -164,7 +165,8 @@ async fn pg_shared() -> &'static PgShared {
     .await
 }
 
-async fn fresh_database() -> (String, TestDb) {
+/// A fresh, empty database: its URL, and the guard that drops it.
+pub async fn fresh_database() -> (String, TestDb) {
     if !backend_is_postgres() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite:{}", dir.path().join("gatehouse.db").display());

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod audit_trail;
 mod auth;
 mod bundles;
 mod errors;
