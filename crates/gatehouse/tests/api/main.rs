@@ -15,6 +15,7 @@ mod models;
 mod openapi;
 mod pagination;
 mod projects;
+mod replicas;
 mod tokens;
 mod users;
 mod versions;
