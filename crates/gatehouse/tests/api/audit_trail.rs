@@ -143,6 +143,19 @@ async fn an_edited_detail_is_caught() {
 }
 
 #[tokio::test]
+async fn an_edit_that_smuggles_separators_is_caught() {
+    // Control characters never occur in stored fields; the verifier's packed
+    // reading falls back to exact rows and still names the event.
+    let app = busy_app().await;
+    sqlx::query("UPDATE audit_events SET actor = $1 WHERE seq = 9")
+        .bind("ad\u{1f}min\u{1e}")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    expect_broken(&app, 9, "edited").await;
+}
+
+#[tokio::test]
 async fn a_deleted_middle_event_is_caught() {
     let app = busy_app().await;
     exec(&app, "DELETE FROM audit_events WHERE seq = 7").await;
