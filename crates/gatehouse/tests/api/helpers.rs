@@ -618,6 +618,8 @@ impl TestApp {
                 "COUNT(*) + COALESCE(SUM(updated_at + archived), 0)",
             ),
             ("audit_events", "COUNT(*)"),
+            ("audit_checkpoints", "COUNT(*)"),
+            ("audit_keys", "COUNT(*) + COALESCE(SUM(COALESCE(retired_at, 0)), 0)"),
         ];
         let mut out = Vec::new();
         for (table, expr) in QUERIES {

@@ -53,6 +53,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/infrastructures/{name}"),
     ("DELETE", "/infrastructures/{name}"),
     ("GET", "/audit/events"),
+    ("GET", "/audit/verify"),
+    ("GET", "/audit/checkpoints"),
+    ("POST", "/audit/checkpoints"),
+    ("GET", "/audit/public-key"),
 ];
 
 /// `/a/{x}/b/{y}` → `/a/{}/b/{}`, so parameter names may differ.
@@ -161,6 +165,10 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
         ),
         ("DELETE", "/infrastructures/old-infra".into(), None),
         ("GET", "/audit/events".into(), None),
+        ("GET", "/audit/verify".into(), None),
+        ("GET", "/audit/checkpoints".into(), None),
+        ("POST", "/audit/checkpoints".into(), None),
+        ("GET", "/audit/public-key".into(), None),
     ];
     assert_eq!(table.len(), ROUTES.len());
     table
