@@ -488,7 +488,11 @@ mod tests {
         signer().sign(seq, &e.hash, 99)
     }
 
-    fn run(events: &[ChainEvent], cps: &[Checkpoint], opts: VerifyOptions) -> Result<Summary, Failure> {
+    fn run(
+        events: &[ChainEvent],
+        cps: &[Checkpoint],
+        opts: VerifyOptions,
+    ) -> Result<Summary, Failure> {
         let mut v = Verifier::new([signer().public_key()], opts);
         for c in cps {
             v.checkpoint(c.clone())?;
@@ -512,19 +516,30 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies() {
         let events = chain(10);
-        let s = run(&events, &[cp(&events, 5), cp(&events, 10)], VerifyOptions::default()).unwrap();
+        let s = run(
+            &events,
+            &[cp(&events, 5), cp(&events, 10)],
+            VerifyOptions::default(),
+        )
+        .unwrap();
         assert_eq!(s.events, 10);
         assert_eq!(s.head_seq, 10);
         assert_eq!(s.head_hash, events[9].hash);
         assert_eq!(s.checkpoints, 2);
         assert_eq!(s.first_seq, Some(1));
-        assert_eq!(s.to_string(), format!("ok: 10 events, head {}", events[9].hash));
+        assert_eq!(
+            s.to_string(),
+            format!("ok: 10 events, head {}", events[9].hash)
+        );
     }
 
     #[test]
     fn an_empty_log_verifies() {
         let s = verify(&[]).unwrap();
-        assert_eq!((s.events, s.head_seq, s.head_hash.as_str()), (0, 0, GENESIS_HASH));
+        assert_eq!(
+            (s.events, s.head_seq, s.head_hash.as_str()),
+            (0, 0, GENESIS_HASH)
+        );
         assert_eq!(s.to_string(), "ok: 0 events, head (empty)");
     }
 
@@ -574,7 +589,11 @@ mod tests {
         // Without checkpoints the rewrite is undetectable…
         assert!(verify(&forged).is_ok());
         // …with them it is caught at the first checkpoint above the edit.
-        broken(run(&forged, &cps, VerifyOptions::default()), 4, Tamper::Edited);
+        broken(
+            run(&forged, &cps, VerifyOptions::default()),
+            4,
+            Tamper::Edited,
+        );
     }
 
     #[test]
@@ -698,7 +717,11 @@ mod tests {
         let events = chain(4);
         let mut c = cp(&events, 2);
         c.signature = signer().sign(3, &events[2].hash, 99).signature;
-        broken(run(&events, &[c], VerifyOptions::default()), 2, Tamper::BadSignature);
+        broken(
+            run(&events, &[c], VerifyOptions::default()),
+            2,
+            Tamper::BadSignature,
+        );
 
         let other = AuditSigner::from_seed([9; 32]).sign(2, &events[1].hash, 99);
         let f = run(&events, &[other], VerifyOptions::default()).unwrap_err();
@@ -707,7 +730,11 @@ mod tests {
 
         let mut garbled = cp(&events, 2);
         garbled.signature = "not hex".into();
-        broken(run(&events, &[garbled], VerifyOptions::default()), 2, Tamper::BadSignature);
+        broken(
+            run(&events, &[garbled], VerifyOptions::default()),
+            2,
+            Tamper::BadSignature,
+        );
     }
 
     #[test]
@@ -715,7 +742,10 @@ mod tests {
         let events = chain(4);
         let old = AuditSigner::from_seed([1; 32]);
         let new = AuditSigner::from_seed([2; 32]);
-        let mut v = Verifier::new([old.public_key(), new.public_key()], VerifyOptions::default());
+        let mut v = Verifier::new(
+            [old.public_key(), new.public_key()],
+            VerifyOptions::default(),
+        );
         v.checkpoint(old.sign(2, &events[1].hash, 5)).unwrap();
         v.checkpoint(new.sign(4, &events[3].hash, 6)).unwrap();
         for e in &events {
@@ -730,15 +760,27 @@ mod tests {
         let s = signer();
         let a = s.sign(2, &events[1].hash, 5);
         let b = s.sign(2, &events[2].hash, 6);
-        broken(run(&events, &[a, b], VerifyOptions::default()), 2, Tamper::Edited);
+        broken(
+            run(&events, &[a, b], VerifyOptions::default()),
+            2,
+            Tamper::Edited,
+        );
     }
 
     #[test]
     fn truncation_below_a_checkpoint_is_caught() {
         let events = chain(10);
         let cps = [cp(&events, 5), cp(&events, 8)];
-        broken(run(&events[..7], &cps, VerifyOptions::default()), 8, Tamper::Truncated);
-        broken(run(&events[..0], &cps, VerifyOptions::default()), 1, Tamper::Truncated);
+        broken(
+            run(&events[..7], &cps, VerifyOptions::default()),
+            8,
+            Tamper::Truncated,
+        );
+        broken(
+            run(&events[..0], &cps, VerifyOptions::default()),
+            1,
+            Tamper::Truncated,
+        );
         // Cutting only above the last checkpoint is invisible without the head…
         assert!(run(&events[..9], &cps, VerifyOptions::default()).is_ok());
         // …and caught with it.

@@ -30,7 +30,7 @@ pub const DEFAULT_KEY_FILE: &str = "audit-key.pem";
 #[derive(Clone, Debug, Default)]
 pub enum AuditKeySource {
     /// The key itself (`GATEHOUSE_AUDIT_KEY`, or a fixed key in tests).
-    Key(AuditSigner),
+    Key(Box<AuditSigner>),
     /// A key file: PKCS#8 PEM or a raw 32-byte seed.
     File(PathBuf),
     /// Nothing configured: on SQLite `audit-key.pem` next to the database file,
@@ -48,7 +48,7 @@ Ed25519 key such as `openssl genpkey -algorithm ed25519` writes, or GATEHOUSE_AU
 /// Resolves the signing key for a server on `database_url`.
 pub fn resolve(source: &AuditKeySource, database_url: &str) -> Result<AuditSigner, String> {
     match source {
-        AuditKeySource::Key(k) => Ok(k.clone()),
+        AuditKeySource::Key(k) => Ok((**k).clone()),
         AuditKeySource::File(path) => read_key_file(path),
         AuditKeySource::Default => {
             match Backend::from_url(database_url).map_err(|e| e.to_string())? {
@@ -106,8 +106,9 @@ fn parse_key(bytes: &[u8]) -> Result<AuditSigner, String> {
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| "neither PEM text nor a raw 32-byte seed".to_owned())?;
-    let body = pem_body(text, "PRIVATE KEY")
-        .ok_or_else(|| "expected a '-----BEGIN PRIVATE KEY-----' PEM block or a raw 32-byte seed".to_owned())?;
+    let body = pem_body(text, "PRIVATE KEY").ok_or_else(|| {
+        "expected a '-----BEGIN PRIVATE KEY-----' PEM block or a raw 32-byte seed".to_owned()
+    })?;
     let der = STANDARD
         .decode(body)
         .map_err(|_| "the PEM block is not valid base64".to_owned())?;
@@ -204,7 +205,9 @@ mod tests {
         assert_eq!(parse_key(pem.as_bytes()).unwrap().key_id(), s.key_id());
         assert_eq!(parse_key(&[3; 32]).unwrap().key_id(), s.key_id());
         assert!(parse_key(b"hello").is_err());
-        assert!(parse_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            parse_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+        );
         let b64 = STANDARD.encode([3u8; 32]);
         assert_eq!(from_base64_seed(&b64).unwrap().key_id(), s.key_id());
         assert!(from_base64_seed("AAAA").is_err());
@@ -220,7 +223,10 @@ mod tests {
             s.public_key().to_hex(),
             "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
         );
-        assert!(public_pem(&s.public_key()).contains("MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="));
+        assert!(
+            public_pem(&s.public_key())
+                .contains("MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
+        );
     }
 
     #[test]

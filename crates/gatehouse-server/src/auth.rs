@@ -177,8 +177,8 @@ pub async fn register_audit_key(
     signer: &gatehouse_core::audit_key::AuditSigner,
 ) -> Result<(), StartError> {
     let system = system_principal();
-    let right = gatehouse_core::authz::admin(&system)
-        .map_err(|e| StartError::Other(e.to_string()))?;
+    let right =
+        gatehouse_core::authz::admin(&system).map_err(|e| StartError::Other(e.to_string()))?;
     let ctx = Ctx {
         actor: system,
         now: clock.now(),
@@ -187,7 +187,10 @@ pub async fn register_audit_key(
     let added = gatehouse_store::audit::register_key(&mut tx, &right, &ctx, signer).await?;
     tx.commit().await?;
     if added {
-        tracing::info!(key_id = signer.key_id(), "registered a new audit signing key");
+        tracing::info!(
+            key_id = signer.key_id(),
+            "registered a new audit signing key"
+        );
     }
     Ok(())
 }

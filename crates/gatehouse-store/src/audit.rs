@@ -159,9 +159,9 @@ pub(crate) async fn record(tx: &mut Tx, ctx: &Ctx, ev: NewAuditEvent) -> Result<
 /// Signs a checkpoint now, on demand: records the request as an
 /// `audit.checkpoint` event and signs the chain up to and including it.
 pub async fn checkpoint_now(tx: &mut Tx, _: &AdminRight, ctx: &Ctx) -> Result<StoredCheckpoint> {
-    let signing = tx.audit_signing().ok_or_else(|| {
-        StoreError::Config("this server has no audit signing key".to_owned())
-    })?;
+    let signing = tx
+        .audit_signing()
+        .ok_or_else(|| StoreError::Config("this server has no audit signing key".to_owned()))?;
     let ev = NewAuditEvent::new(ctx.actor_name(), "audit.checkpoint", "audit:log")
         .detail("key_id", json!(signing.signer.key_id()));
     let (seq, hash) = append_hashed(tx, ctx.now, ev).await?;
@@ -254,7 +254,10 @@ fn checkpoint_from_row(r: &AnyRow) -> Result<StoredCheckpoint, sqlx::Error> {
 
 const CHECKPOINT_COLS: &str = "seq, hash, at, key_id, signature";
 
-pub async fn get_checkpoint(conn: &mut AnyConnection, seq: i64) -> Result<Option<StoredCheckpoint>> {
+pub async fn get_checkpoint(
+    conn: &mut AnyConnection,
+    seq: i64,
+) -> Result<Option<StoredCheckpoint>> {
     let row = sqlx::query(sqlf!(
         "SELECT {CHECKPOINT_COLS} FROM audit_checkpoints WHERE seq = $1"
     ))
@@ -524,8 +527,11 @@ pub async fn verify(store: &Store, trusted: &TrustedKeys) -> Result<Result<Summa
     let head = head(&mut tx).await?;
     let keys = match trusted {
         TrustedKeys::Stored => {
-            let mut k: Vec<AuditPublicKey> =
-                keys(&mut tx).await?.into_iter().map(|k| k.public_key).collect();
+            let mut k: Vec<AuditPublicKey> = keys(&mut tx)
+                .await?
+                .into_iter()
+                .map(|k| k.public_key)
+                .collect();
             if let Some(s) = store.audit_signing() {
                 k.push(s.signer.public_key());
             }

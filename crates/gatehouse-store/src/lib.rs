@@ -144,8 +144,7 @@ impl Store {
         let pool_opts = match backend {
             Backend::Sqlite if !create => pool_opts.after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA busy_timeout = 10000;")
-                        .await?;
+                    conn.execute("PRAGMA busy_timeout = 10000;").await?;
                     Ok(())
                 })
             }),

@@ -133,7 +133,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     ) {
         (Some(path), _, _) => AuditKeySource::File(path),
         (None, Some(seed), _) => match audit_key::from_base64_seed(&seed) {
-            Ok(k) => AuditKeySource::Key(k),
+            Ok(k) => AuditKeySource::Key(Box::new(k)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);

@@ -6,9 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use gatehouse_core::authz::{self, AuditReadRight, Principal};
 use gatehouse_core::{ProjectKey, Subject, Timestamp};
-use gatehouse_store::audit::{
-    self, AuditEvent, AuditFilter, Order, StoredCheckpoint, TrustedKeys,
-};
+use gatehouse_store::audit::{self, AuditEvent, AuditFilter, Order, StoredCheckpoint, TrustedKeys};
 use gatehouse_store::{projects, users};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -127,7 +125,9 @@ async fn list_events(
         },
     };
     let mut conn = state.store.conn().await?;
-    Ok(Json(audit::list(&mut conn, &right, &f, &page).await?.into()))
+    Ok(Json(
+        audit::list(&mut conn, &right, &f, &page).await?.into(),
+    ))
 }
 
 /// The first break of the chain.
@@ -200,7 +200,9 @@ async fn list_checkpoints(
     read_all(&state, &auth.0).await?;
     let page = q.request()?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(audit::list_checkpoints(&mut conn, &page).await?.into()))
+    Ok(Json(
+        audit::list_checkpoints(&mut conn, &page).await?.into(),
+    ))
 }
 
 /// Sign a checkpoint now (administrators): records an `audit.checkpoint` event

@@ -724,7 +724,9 @@ mod tests {
     fn changes_are_summarised() {
         assert_eq!(summarize(&json!({"after": {"a": 1}})), "created");
         assert_eq!(
-            summarize(&json!({"before": {"a": 1, "b": 2, "updated_at": "x"}, "after": {"a": 1, "b": 3, "updated_at": "y"}})),
+            summarize(
+                &json!({"before": {"a": 1, "b": 2, "updated_at": "x"}, "after": {"a": 1, "b": 3, "updated_at": "y"}})
+            ),
             "b: 2 → 3"
         );
         assert_eq!(summarize(&json!({"before": {"a": 1}})), "removed");

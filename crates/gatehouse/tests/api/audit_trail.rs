@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
+use gatehouse_core::Timestamp;
 use gatehouse_core::audit::{EventFields, event_hash};
 use gatehouse_core::audit_key::{AuditPublicKey, AuditSigner, Checkpoint};
-use gatehouse_core::Timestamp;
 use gatehouse_server::audit_key::AuditKeySource;
 use gatehouse_server::{Application, Settings};
 use gatehouse_store::audit::{self as store_audit, TrustedKeys};
@@ -237,7 +237,11 @@ async fn a_tail_cut_below_the_last_checkpoint_is_caught() {
         .unwrap();
     let keep = last - 2;
     // A careful forger also moves the recorded head back.
-    exec(&app, &format!("DELETE FROM audit_events WHERE seq > {keep}")).await;
+    exec(
+        &app,
+        &format!("DELETE FROM audit_events WHERE seq > {keep}"),
+    )
+    .await;
     let hash = hash_of(&app, keep).await;
     exec(
         &app,
@@ -378,7 +382,7 @@ async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
         admin_password: None,
         demo: false,
         clock: app.clock.clone(),
-        audit_key: AuditKeySource::Key(new_key.clone()),
+        audit_key: AuditKeySource::Key(Box::new(new_key.clone())),
         audit_checkpoint_every: EVERY,
     };
     let second = Application::build(settings).await.unwrap();
@@ -428,7 +432,10 @@ async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
     ])
     .await;
     assert_eq!(code, 6, "{err}");
-    assert!(err.contains("bad_signature") && err.contains("unknown key"), "{err}");
+    assert!(
+        err.contains("bad_signature") && err.contains("unknown key"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -443,7 +450,12 @@ async fn who_reads_the_audit_log() {
 
     // The auditor role: set by admins, shown in user answers and /me.
     let r = app
-        .as_user(&f.alice, Method::PATCH, "/users/audra", Some(json!({"is_auditor": true})))
+        .as_user(
+            &f.alice,
+            Method::PATCH,
+            "/users/audra",
+            Some(json!({"is_auditor": true})),
+        )
         .await;
     r.problem(403, "forbidden");
     let u = app.patch("/users/audra", json!({"is_auditor": true})).await;
@@ -455,7 +467,10 @@ async fn who_reads_the_audit_log() {
 
     // Auditors read everything, verify and list checkpoints, but sign nothing.
     read(&app, &audra, "/audit/events").await.ok(200);
-    assert_eq!(read(&app, &audra, "/audit/verify").await.ok(200)["ok"], json!(true));
+    assert_eq!(
+        read(&app, &audra, "/audit/verify").await.ok(200)["ok"],
+        json!(true)
+    );
     read(&app, &audra, "/audit/checkpoints").await.ok(200);
     app.as_user(&audra, Method::POST, "/audit/checkpoints", None)
         .await
@@ -473,18 +488,31 @@ async fn who_reads_the_audit_log() {
     read(&app, &carol, "/audit/events?project=FRAUD")
         .await
         .problem(403, "forbidden");
-    read(&app, &carol, "/audit/events?subject=project:CHURN").await.ok(200);
-    read(&app, &carol, &format!("/audit/events?subject={}", enc(&format!("version:FRAUD/{MODEL}/1"))))
+    read(&app, &carol, "/audit/events?subject=project:CHURN")
         .await
-        .problem(403, "forbidden");
+        .ok(200);
+    read(
+        &app,
+        &carol,
+        &format!(
+            "/audit/events?subject={}",
+            enc(&format!("version:FRAUD/{MODEL}/1"))
+        ),
+    )
+    .await
+    .problem(403, "forbidden");
     // The project's contributors are not its owners.
     read(&app, &f.alice, "/audit/events?project=FRAUD")
         .await
         .problem(403, "forbidden");
-    read(&app, &f.bob, "/audit/events").await.problem(403, "forbidden");
+    read(&app, &f.bob, "/audit/events")
+        .await
+        .problem(403, "forbidden");
     // Reading writes nothing.
     let mark = app.audit_mark().await;
-    read(&app, &carol, "/audit/events?project=CHURN").await.ok(200);
+    read(&app, &carol, "/audit/events?project=CHURN")
+        .await
+        .ok(200);
     assert_eq!(app.audit_mark().await, mark);
 
     // The CLI: same rules, exit code 3 when refused.
@@ -512,7 +540,10 @@ async fn events_filter_by_time_order_and_subject() {
     let all = app.audit_events().await;
 
     let asc = app.get("/audit/events?order=asc&limit=500").await;
-    let seqs: Vec<i64> = items(&asc).iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> = items(&asc)
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, all.iter().map(|e| e.seq).collect::<Vec<_>>());
     // Paging oldest first follows the cursor.
     let first = app.get("/audit/events?order=asc&limit=3").await;
@@ -546,9 +577,15 @@ async fn events_filter_by_time_order_and_subject() {
     assert_eq!(lines[0], format!("History of {subject}:"));
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[1].contains("version.register"), "{out}");
-    assert!(lines[2].contains("version.update") && lines[2].contains("description:"), "{out}");
+    assert!(
+        lines[2].contains("version.update") && lines[2].contains("description:"),
+        "{out}"
+    );
     let (code, out, _) = cli_as(&app, &app.admin_token, &["history", "version:FRAUD/none/9"]).await;
-    assert_eq!((code, out.trim()), (0, "No events about version:FRAUD/none/9."));
+    assert_eq!(
+        (code, out.trim()),
+        (0, "No events about version:FRAUD/none/9.")
+    );
 
     // Bad input is a problem naming the field, never a 500.
     for (query, field) in [
@@ -558,10 +595,19 @@ async fn events_filter_by_time_order_and_subject() {
         ("cursor=abc", "cursor"),
         ("limit=0", "limit"),
     ] {
-        app.get(&format!("/audit/events?{query}")).await.invalid(field);
+        app.get(&format!("/audit/events?{query}"))
+            .await
+            .invalid(field);
     }
-    app.get("/audit/checkpoints?cursor=x").await.invalid("cursor");
-    let (code, _, err) = cli_as(&app, &app.admin_token, &["audit", "events", "--from", "soon"]).await;
+    app.get("/audit/checkpoints?cursor=x")
+        .await
+        .invalid("cursor");
+    let (code, _, err) = cli_as(
+        &app,
+        &app.admin_token,
+        &["audit", "events", "--from", "soon"],
+    )
+    .await;
     assert_eq!(code, 1, "{err}");
     let (code, _, err) = cli(&["audit", "verify", "--database", "/no/such.db"]).await;
     assert_eq!(code, 1, "{err}");
@@ -571,7 +617,9 @@ async fn events_filter_by_time_order_and_subject() {
 async fn python_recipe(dir: &Path) -> std::path::PathBuf {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/audit.md"))
         .unwrap();
-    let start = doc.find("<!-- verify-export.py -->").expect("marker in docs/audit.md");
+    let start = doc
+        .find("<!-- verify-export.py -->")
+        .expect("marker in docs/audit.md");
     let body = &doc[start..];
     let code_start = body.find("```python\n").unwrap() + "```python\n".len();
     let code_end = code_start + body[code_start..].find("\n```").unwrap();
@@ -610,7 +658,17 @@ async fn exports_verify_with_the_cli_and_the_documented_python_recipe() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().count() as i64, head);
     let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    for k in ["seq", "at", "actor", "action", "project", "subject", "details", "prev_hash", "hash"] {
+    for k in [
+        "seq",
+        "at",
+        "actor",
+        "action",
+        "project",
+        "subject",
+        "details",
+        "prev_hash",
+        "hash",
+    ] {
         assert!(first.get(k).is_some(), "{k} missing from {first}");
     }
 
@@ -625,7 +683,11 @@ async fn exports_verify_with_the_cli_and_the_documented_python_recipe() {
         .output()
         .await
         .expect("python3");
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), ok);
 
     // A time range verifies from its first event on.
@@ -634,7 +696,14 @@ async fn exports_verify_with_the_cli_and_the_documented_python_recipe() {
     let (code, _, err) = cli_as(
         &app,
         &app.admin_token,
-        &["audit", "export", "--from", &from, "-o", range.to_str().unwrap()],
+        &[
+            "audit",
+            "export",
+            "--from",
+            &from,
+            "-o",
+            range.to_str().unwrap(),
+        ],
     )
     .await;
     assert_eq!(code, 0, "{err}");
@@ -661,7 +730,12 @@ async fn exports_verify_with_the_cli_and_the_documented_python_recipe() {
     assert!(String::from_utf8_lossy(&py.stderr).contains("seq 5"));
 
     // CSV: a header and one row per event (details may span lines when quoted).
-    let (code, out, err) = cli_as(&app, &app.admin_token, &["audit", "export", "--format", "csv"]).await;
+    let (code, out, err) = cli_as(
+        &app,
+        &app.admin_token,
+        &["audit", "export", "--format", "csv"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("seq,at,actor,action,project,subject,details,prev_hash,hash\n"));
     assert!(out.contains(&head_hash));
@@ -672,10 +746,15 @@ async fn a_subject_history_is_filtered_by_the_api() {
     let app = spawn_app().await;
     seed(&app).await;
     let subject = "bundle:FRAUD/fraud-v1";
-    app.patch("/projects/FRAUD/bundles/fraud-v1", json!({"description": "x"}))
-        .await
-        .ok(200);
-    let r = app.get(&format!("/audit/events?subject={}&order=asc", enc(subject))).await;
+    app.patch(
+        "/projects/FRAUD/bundles/fraud-v1",
+        json!({"description": "x"}),
+    )
+    .await
+    .ok(200);
+    let r = app
+        .get(&format!("/audit/events?subject={}&order=asc", enc(subject)))
+        .await;
     assert_eq!(names(&r, "action"), vec!["bundle.create", "bundle.update"]);
     assert!(items(&r).iter().all(|e| e["project"] == json!("FRAUD")));
 }

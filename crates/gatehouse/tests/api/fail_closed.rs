@@ -64,8 +64,10 @@ async fn a_change_whose_checkpoint_fails_is_rolled_back() {
     })
     .await;
     let statements: &[&str] = match app.store.backend() {
-        Backend::Sqlite => &["CREATE TRIGGER checkpoints_closed BEFORE INSERT ON audit_checkpoints \
-             BEGIN SELECT RAISE(ABORT, 'checkpoints closed'); END;"],
+        Backend::Sqlite => &[
+            "CREATE TRIGGER checkpoints_closed BEFORE INSERT ON audit_checkpoints \
+             BEGIN SELECT RAISE(ABORT, 'checkpoints closed'); END;",
+        ],
         Backend::Postgres => &[
             "CREATE FUNCTION checkpoints_closed() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'checkpoints closed'; END $$;",

@@ -315,7 +315,7 @@ impl Default for AppOptions {
 /// fixed test key on PostgreSQL (which refuses to start without one).
 pub fn test_audit_key() -> AuditKeySource {
     if backend_is_postgres() {
-        AuditKeySource::Key(AuditSigner::from_seed(TEST_AUDIT_SEED))
+        AuditKeySource::Key(Box::new(AuditSigner::from_seed(TEST_AUDIT_SEED)))
     } else {
         AuditKeySource::Default
     }
@@ -619,7 +619,10 @@ impl TestApp {
             ),
             ("audit_events", "COUNT(*)"),
             ("audit_checkpoints", "COUNT(*)"),
-            ("audit_keys", "COUNT(*) + COALESCE(SUM(COALESCE(retired_at, 0)), 0)"),
+            (
+                "audit_keys",
+                "COUNT(*) + COALESCE(SUM(COALESCE(retired_at, 0)), 0)",
+            ),
         ];
         let mut out = Vec::new();
         for (table, expr) in QUERIES {

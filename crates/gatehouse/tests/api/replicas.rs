@@ -137,12 +137,11 @@ async fn two_server_processes_write_one_chain_without_gap_or_fork() {
     let (head, _) = store_audit::head(&mut conn).await.unwrap();
     assert_eq!(head, before + CHANGES as i64);
     assert_eq!(summary.events as i64, head, "a gap or a fork");
-    let groups: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE action = 'group.create'",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap();
+    let groups: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'group.create'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
     assert_eq!(groups, CHANGES as i64);
     assert_eq!(summary.checkpoints as i64, head / 100);
     drop(conn);
