@@ -43,6 +43,7 @@ pub struct AuditQuery {
     /// Events before this time (RFC 3339).
     pub to: Option<String>,
     /// `desc` (newest first, the default) or `asc` (oldest first, as exports want).
+    #[param(inline)]
     pub order: Option<OrderParam>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,

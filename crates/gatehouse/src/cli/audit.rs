@@ -34,6 +34,14 @@ const EVENT_COLS: &[Col] = &[
     wide("CHANGE", "change", 60),
 ];
 
+const HISTORY_COLS: &[Col] = &[
+    col("TIME", "time"),
+    col("SEQ", "seq"),
+    col("ACTOR", "actor"),
+    col("ACTION", "action"),
+    wide("CHANGE", "change", 100),
+];
+
 const CHECKPOINT_COLS: &[Col] = &[
     col("SEQ", "seq"),
     col("TIME", "time"),
@@ -262,23 +270,14 @@ pub async fn history(opts: &ClientOpts, a: HistoryArgs) -> Result<(), CliError> 
         return Ok(());
     }
     outln!("History of {}:", sanitize(&a.subject));
-    for mut e in items {
-        decorate(&mut e);
-        let field = |k: &str| output::cell(e.get(k).unwrap_or(&Value::Null));
-        let change = field("change");
-        outln!(
-            "  {}  #{:<6} {:<12} {}{}",
-            field("time"),
-            field("seq"),
-            field("actor"),
-            field("action"),
-            if change == "-" || change.is_empty() {
-                String::new()
-            } else {
-                format!("  {change}")
-            }
-        );
-    }
+    let rows: Vec<Value> = items
+        .into_iter()
+        .map(|mut e| {
+            decorate(&mut e);
+            e
+        })
+        .collect();
+    out!("{}", output::table(&rows, HISTORY_COLS));
     Ok(())
 }
 

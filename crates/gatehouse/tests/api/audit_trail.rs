@@ -575,10 +575,11 @@ async fn events_filter_by_time_order_and_subject() {
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("History of {subject}:"));
-    assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[1].contains("version.register"), "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1].starts_with("TIME"), "{out}");
+    assert!(lines[2].contains("version.register"), "{out}");
     assert!(
-        lines[2].contains("version.update") && lines[2].contains("description:"),
+        lines[3].contains("version.update") && lines[3].contains("description:"),
         "{out}"
     );
     let (code, out, _) = cli_as(&app, &app.admin_token, &["history", "version:FRAUD/none/9"]).await;
