@@ -13,7 +13,7 @@ use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
 use gatehouse_core::Timestamp;
 use gatehouse_core::audit::canonical_json;
-use gatehouse_core::audit_key::AuditPublicKey;
+use gatehouse_core::audit_key::{AuditPublicKey, Checkpoint};
 use gatehouse_core::audit_verify::{ChainEvent, Failure, Summary, Verifier, VerifyOptions};
 use gatehouse_store::audit::TrustedKeys;
 use reqwest::Method;
@@ -143,10 +143,14 @@ pub struct VerifyArgs {
     /// Verify a JSON Lines export (`audit export --format jsonl`)
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// With --database: trust only this public key for checkpoint signatures
-    /// (64 hex digits, or a file with them or a PEM public key; repeatable).
-    /// By default the keys stored in the database are trusted.
-    #[arg(long = "public-key", value_name = "KEY|FILE", requires = "database")]
+    /// With --file: also check these signed checkpoints against the export
+    /// (the JSON of `gatehouse audit checkpoints --all --json`); needs --public-key
+    #[arg(long, value_name = "FILE", requires = "file")]
+    pub checkpoints: Option<PathBuf>,
+    /// Trust only this public key for checkpoint signatures (64 hex digits, or
+    /// a file with them or a PEM public key; repeatable). With --database the
+    /// default is the keys stored in the database; --checkpoints needs it.
+    #[arg(long = "public-key", value_name = "KEY|FILE")]
     pub public_keys: Vec<String>,
 }
 
@@ -354,8 +358,37 @@ async fn verify(opts: &ClientOpts, a: VerifyArgs) -> Result<(), CliError> {
         store.close().await;
         (outcome, gatehouse_store::redact_url(&url))
     } else if let Some(file) = &a.file {
-        (verify_file(file)?, file.display().to_string())
+        let keys = a
+            .public_keys
+            .iter()
+            .map(|k| parse_public_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let checkpoints = match &a.checkpoints {
+            Some(path) if keys.is_empty() => {
+                return Err(CliError::input(format!(
+                    "--checkpoints {}: give the key(s) that signed them with --public-key",
+                    path.display()
+                )));
+            }
+            Some(path) => read_checkpoints(path)?,
+            None if !keys.is_empty() => {
+                return Err(CliError::input(
+                    "--public-key with --file needs --checkpoints FILE",
+                ));
+            }
+            None => Vec::new(),
+        };
+        (
+            verify_file(file, keys, checkpoints)?,
+            file.display().to_string(),
+        )
     } else {
+        if !a.public_keys.is_empty() {
+            return Err(CliError::input(
+                "--public-key applies to --database or --file with --checkpoints; \
+                 the server verifies with its stored keys",
+            ));
+        }
         let api = Api::from_opts(opts)?;
         let report = api.get(&["audit", "verify"]).await?;
         let ok = report.get("ok").and_then(Value::as_bool).unwrap_or(false);
@@ -505,9 +538,51 @@ fn line_event(n: usize, line: &str) -> Result<ChainEvent, CliError> {
     })
 }
 
+/// Checkpoints from a file: the answer of `GET /audit/checkpoints` (with
+/// `items`) or a plain array, oldest or newest first.
+fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>, CliError> {
+    let bad = |why: String| CliError::input(format!("--checkpoints {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let items = v
+        .get("items")
+        .unwrap_or(&v)
+        .as_array()
+        .ok_or_else(|| bad("expected {\"items\": [...]} or a JSON array".into()))?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, c) in items.iter().enumerate() {
+        let text = |k: &str| {
+            c.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("checkpoint {i}: no text field {k:?}")))
+        };
+        let at = text("at")?;
+        out.push(Checkpoint {
+            seq: c
+                .get("seq")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| bad(format!("checkpoint {i}: no integer field \"seq\"")))?,
+            hash: text("hash")?,
+            at_micros: Timestamp::parse_rfc3339(&at)
+                .ok_or_else(|| bad(format!("checkpoint {i}: \"at\" is not an RFC 3339 time")))?
+                .as_micros(),
+            key_id: text("key_id")?,
+            signature: text("signature")?,
+        });
+    }
+    out.sort_by_key(|c| c.seq);
+    Ok(out)
+}
+
 /// Verifies a JSON Lines export, one line at a time. A file that starts after
-/// seq 1 (an export of a time range) is verified from its first event on.
-fn verify_file(path: &Path) -> Result<Result<Summary, Failure>, CliError> {
+/// seq 1 (an export of a time range) is verified from its first event on;
+/// checkpoints below its start are not checked.
+fn verify_file(
+    path: &Path,
+    keys: Vec<AuditPublicKey>,
+    checkpoints: Vec<Checkpoint>,
+) -> Result<Result<Summary, Failure>, CliError> {
     let f = std::fs::File::open(path)
         .map_err(|e| CliError::input(format!("cannot open {}: {e}", path.display())))?;
     let mut verifier: Option<Verifier> = None;
@@ -518,23 +593,42 @@ fn verify_file(path: &Path) -> Result<Result<Summary, Failure>, CliError> {
             continue;
         }
         let ev = line_event(i + 1, &line)?;
-        let v = verifier.get_or_insert_with(|| {
-            let start_after = (ev.seq > 1).then(|| (ev.seq - 1, ev.prev_hash.clone()));
-            Verifier::new(
-                [],
-                VerifyOptions {
-                    start_after,
-                    head: None,
-                },
-            )
-        });
+        let v = match &mut verifier {
+            Some(v) => v,
+            None => {
+                let start_after = (ev.seq > 1).then(|| (ev.seq - 1, ev.prev_hash.clone()));
+                let mut v = Verifier::new(
+                    keys.clone(),
+                    VerifyOptions {
+                        start_after,
+                        head: None,
+                    },
+                );
+                for c in checkpoints.iter().filter(|c| c.seq >= ev.seq) {
+                    if let Err(f) = v.checkpoint(c.clone()) {
+                        return Ok(Err(f));
+                    }
+                }
+                verifier.insert(v)
+            }
+        };
         if let Err(f) = v.event(ev) {
             return Ok(Err(f));
         }
     }
-    Ok(verifier
-        .unwrap_or_else(|| Verifier::new([], VerifyOptions::default()))
-        .finish())
+    let v = match verifier {
+        Some(v) => v,
+        None => {
+            let mut v = Verifier::new(keys, VerifyOptions::default());
+            for c in checkpoints {
+                if let Err(f) = v.checkpoint(c) {
+                    return Ok(Err(f));
+                }
+            }
+            v
+        }
+    };
+    Ok(v.finish())
 }
 
 /// CSV field, quoted when needed (RFC 4180).

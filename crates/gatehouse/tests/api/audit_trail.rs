@@ -691,6 +691,56 @@ async fn exports_verify_with_the_cli_and_the_documented_python_recipe() {
     );
     assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), ok);
 
+    // With the signed checkpoints and the pinned public key, the export is
+    // checked against signatures too; a checkpoint beyond it means it was cut.
+    app.post("/audit/checkpoints", json!({})).await.ok(201);
+    let cps_file = dir.path().join("checkpoints.json");
+    let (code, out, err) = cli_as(
+        &app,
+        &app.admin_token,
+        &["audit", "checkpoints", "--all", "--json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(&cps_file, &out).unwrap();
+    let key = app.get("/audit/public-key").await.ok(200)["keys"][0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let with_cps = |f: &str| {
+        vec![
+            "audit".to_owned(),
+            "verify".into(),
+            "--file".into(),
+            f.to_owned(),
+            "--checkpoints".into(),
+            cps_file.to_str().unwrap().to_owned(),
+            "--public-key".into(),
+            key.clone(),
+        ]
+    };
+    let args = with_cps(file_s);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = cli(&args).await;
+    assert_eq!(code, 6, "the export predates the checkpoint: {err}");
+    assert!(err.contains("truncated"), "{err}");
+    let fresh = dir.path().join("fresh.jsonl");
+    let (code, _, err) = cli_as(
+        &app,
+        &app.admin_token,
+        &["audit", "export", "-o", fresh.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let args = with_cps(fresh.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = cli(&args).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("ok: {} events", head + 1)),
+        "{out}"
+    );
+
     // A time range verifies from its first event on.
     let range = dir.path().join("range.jsonl");
     let from = Timestamp::from_micros(START_MICROS).to_rfc3339();
