@@ -103,6 +103,53 @@ impl From<OwnRight> for ContributeRight {
     }
 }
 
+/// Proof that the caller may read audit events: the whole log (administrators
+/// and auditors) or one project's events (that project's owners).
+#[derive(Debug)]
+pub struct AuditReadRight {
+    project: Option<String>,
+}
+
+impl AuditReadRight {
+    /// The one project this right is limited to; `None` for the whole log.
+    pub fn project(&self) -> Option<&str> {
+        self.project.as_deref()
+    }
+}
+
+/// The whole audit log, its verification and checkpoints: administrators and auditors.
+pub fn audit_all(p: &Principal, is_auditor: bool) -> Result<AuditReadRight, Denied> {
+    if p.is_admin || is_auditor {
+        Ok(AuditReadRight { project: None })
+    } else {
+        Err(Denied(
+            "reading the whole audit log needs an administrator or auditor; \
+             project owners may read their project's events with project=KEY"
+                .into(),
+        ))
+    }
+}
+
+/// The events of one project: administrators, auditors and the project's owners.
+pub fn audit_project(
+    p: &Principal,
+    is_auditor: bool,
+    project: &str,
+    role: Option<ProjectRole>,
+) -> Result<AuditReadRight, Denied> {
+    if p.is_admin || is_auditor {
+        Ok(AuditReadRight { project: None })
+    } else if role == Some(ProjectRole::Owner) {
+        Ok(AuditReadRight {
+            project: Some(project.to_owned()),
+        })
+    } else {
+        Err(Denied(format!(
+            "reading the audit events of project '{project}' needs its owner role, or an administrator or auditor"
+        )))
+    }
+}
+
 /// A project must always keep at least one owner.
 pub fn check_owner_removal(remaining_owners: usize) -> Result<(), Denied> {
     if remaining_owners == 0 {
@@ -143,6 +190,29 @@ mod tests {
         assert!(self_or_admin(&me, &Username::parse("u").unwrap()).is_ok());
         assert!(self_or_admin(&me, &Username::parse("v").unwrap()).is_err());
         assert!(self_or_admin(&user(true), &Username::parse("v").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn audit_read_table() {
+        use ProjectRole::*;
+        for admin_flag in [false, true] {
+            for auditor in [false, true] {
+                let p = user(admin_flag);
+                let all = audit_all(&p, auditor);
+                assert_eq!(all.is_ok(), admin_flag || auditor);
+                for role in [None, Some(Contributor), Some(Owner)] {
+                    let r = audit_project(&p, auditor, "FRAUD", role);
+                    match r {
+                        Ok(right) if admin_flag || auditor => assert_eq!(right.project(), None),
+                        Ok(right) => {
+                            assert_eq!(role, Some(Owner));
+                            assert_eq!(right.project(), Some("FRAUD"));
+                        }
+                        Err(_) => assert!(!admin_flag && !auditor && role != Some(Owner)),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -127,6 +127,9 @@ impl ErrorCode {
 /// CLI exit code when the server cannot be reached at all.
 pub const EXIT_UNREACHABLE: u8 = 5;
 
+/// CLI exit code of `gatehouse audit verify` when the audit chain is broken.
+pub const EXIT_AUDIT_BROKEN: u8 = 6;
+
 /// A value that failed validation, naming the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

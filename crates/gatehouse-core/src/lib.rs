@@ -3,6 +3,8 @@
 //! HTTP. The store persists these values, the server exposes them.
 
 pub mod audit;
+pub mod audit_key;
+pub mod audit_verify;
 pub mod authz;
 pub mod error;
 pub mod gate;

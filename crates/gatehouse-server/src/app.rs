@@ -6,10 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use gatehouse_store::{Store, StoreError};
+use gatehouse_store::{AuditSigning, Store, StoreError};
 use tokio::net::TcpListener;
 
+use crate::audit_key::AuditKeySource;
 use crate::clock::Clock;
+
+/// Default of [`Settings::audit_checkpoint_every`].
+pub const DEFAULT_CHECKPOINT_EVERY: i64 = 1000;
 
 /// Everything the server needs to start; built by the binary from flags,
 /// environment and config file.
@@ -23,6 +27,11 @@ pub struct Settings {
     /// Seed the demo organisation into an empty database.
     pub demo: bool,
     pub clock: Clock,
+    /// The key that signs audit checkpoints.
+    pub audit_key: AuditKeySource,
+    /// Sign a checkpoint in the transaction of every event whose seq is a
+    /// multiple of this (0: only on demand).
+    pub audit_checkpoint_every: i64,
 }
 
 /// A secret whose `Debug` never shows it.
@@ -54,6 +63,8 @@ pub enum StartError {
     },
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("audit key: {0}")]
+    AuditKey(String),
     #[error("{0}")]
     Other(String),
 }
@@ -96,7 +107,20 @@ impl Application {
     /// Connects to the database (running migrations), bootstraps an empty
     /// database, and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        if settings.audit_checkpoint_every < 0 {
+            return Err(StartError::Other(
+                "audit_checkpoint_every must be 0 (on demand only) or a positive number of events"
+                    .into(),
+            ));
+        }
+        let signer = crate::audit_key::resolve(&settings.audit_key, &settings.database_url)
+            .map_err(StartError::AuditKey)?;
         let store = Store::connect(&settings.database_url).await?;
+        crate::auth::register_audit_key(&store, &settings.clock, &signer).await?;
+        let store = store.with_audit_signing(AuditSigning {
+            signer,
+            every: settings.audit_checkpoint_every,
+        });
         let state = AppState {
             store,
             clock: settings.clock.clone(),

@@ -169,6 +169,32 @@ pub fn system_principal() -> Principal {
     }
 }
 
+/// Makes the server's audit signing key known (a new key retires the older ones,
+/// which stay for verification).
+pub async fn register_audit_key(
+    store: &gatehouse_store::Store,
+    clock: &crate::Clock,
+    signer: &gatehouse_core::audit_key::AuditSigner,
+) -> Result<(), StartError> {
+    let system = system_principal();
+    let right =
+        gatehouse_core::authz::admin(&system).map_err(|e| StartError::Other(e.to_string()))?;
+    let ctx = Ctx {
+        actor: system,
+        now: clock.now(),
+    };
+    let mut tx = store.begin().await?;
+    let added = gatehouse_store::audit::register_key(&mut tx, &right, &ctx, signer).await?;
+    tx.commit().await?;
+    if added {
+        tracing::info!(
+            key_id = signer.key_id(),
+            "registered a new audit signing key"
+        );
+    }
+    Ok(())
+}
+
 /// On an empty database, creates `admin` with the configured password or a
 /// generated one-time password. In demo mode the default is `demo-admin`.
 pub async fn bootstrap(

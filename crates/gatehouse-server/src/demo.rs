@@ -157,6 +157,7 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
                 display_name: format!("{display} ({role})"),
                 email: format!("{u}@example.com"),
                 is_admin: false,
+                is_auditor: false,
                 password_hash: Some(hash),
             },
         )

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit_key;
 pub mod auth;
 pub mod clock;
 pub mod demo;

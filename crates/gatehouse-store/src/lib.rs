@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_core::Timestamp;
+use gatehouse_core::audit_key::AuditSigner;
 use gatehouse_core::authz::Principal;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
@@ -84,6 +85,17 @@ pub struct Store {
     backend: Backend,
     /// SQLite has one writer: writes queue here instead of failing with SQLITE_BUSY.
     write_lock: Arc<Mutex<()>>,
+    /// Signs audit checkpoints; without it no checkpoint is written.
+    audit: Option<Arc<AuditSigning>>,
+}
+
+/// How this server signs audit checkpoints.
+#[derive(Debug)]
+pub struct AuditSigning {
+    pub signer: AuditSigner,
+    /// A checkpoint is signed in the transaction of every event whose seq is a
+    /// multiple of this.
+    pub every: i64,
 }
 
 /// The context of one change: who makes it and when.
@@ -102,12 +114,25 @@ impl Ctx {
 impl Store {
     /// Connects, creating the SQLite file if needed, and runs the migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        let store = Self::open(url, true).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens an existing database as it is, without creating or migrating it
+    /// (SQLite read-only): for offline reading, such as verifying the audit log.
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}mode=rwc")
+                let mode = if create { "rwc" } else { "ro" };
+                format!("{url}{sep}mode={mode}")
             }
             _ => url.to_owned(),
         };
@@ -121,6 +146,12 @@ impl Store {
                 Backend::Postgres => 16,
             });
         let pool_opts = match backend {
+            Backend::Sqlite if !create => pool_opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 10000;").await?;
+                    Ok(())
+                })
+            }),
             Backend::Sqlite => pool_opts.after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(
@@ -137,13 +168,22 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let store = Store {
+        Ok(Store {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
-        };
-        store.migrate().await?;
-        Ok(store)
+            audit: None,
+        })
+    }
+
+    /// The same store, signing audit checkpoints with `signing` from now on.
+    pub fn with_audit_signing(mut self, signing: AuditSigning) -> Self {
+        self.audit = Some(Arc::new(signing));
+        self
+    }
+
+    pub fn audit_signing(&self) -> Option<&AuditSigning> {
+        self.audit.as_deref()
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -192,6 +232,7 @@ impl Store {
         Ok(Tx {
             tx,
             backend: self.backend,
+            audit: self.audit.clone(),
             _guard: guard,
         })
     }
@@ -205,6 +246,7 @@ impl Store {
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
+    audit: Option<Arc<AuditSigning>>,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -220,6 +262,10 @@ impl Tx {
 
     pub fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
+    }
+
+    pub(crate) fn audit_signing(&self) -> Option<Arc<AuditSigning>> {
+        self.audit.clone()
     }
 }
 

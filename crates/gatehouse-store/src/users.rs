@@ -20,6 +20,8 @@ pub struct User {
     pub display_name: String,
     pub email: String,
     pub is_admin: bool,
+    /// Global auditor role: reads the whole audit log, verifies it and exports it.
+    pub is_auditor: bool,
     pub disabled: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -41,6 +43,7 @@ pub struct NewUser {
     pub display_name: String,
     pub email: String,
     pub is_admin: bool,
+    pub is_auditor: bool,
     pub password_hash: Option<String>,
 }
 
@@ -49,6 +52,7 @@ pub struct UserPatch {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub is_admin: Option<bool>,
+    pub is_auditor: Option<bool>,
     pub disabled: Option<bool>,
     pub password_hash: Option<String>,
 }
@@ -57,11 +61,11 @@ pub struct UserPatch {
 pub struct UserFilter {
     pub q: Option<String>,
     pub is_admin: Option<bool>,
+    pub is_auditor: Option<bool>,
     pub disabled: Option<bool>,
 }
 
-const COLS: &str =
-    "id, username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at";
+const COLS: &str = "id, username, display_name, email, is_admin, is_auditor, disabled, password_hash, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
     let username: String = r.try_get("username")?;
@@ -73,6 +77,7 @@ fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
             display_name: r.try_get("display_name")?,
             email: r.try_get("email")?,
             is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+            is_auditor: r.try_get::<i64, _>("is_auditor")? != 0,
             disabled: r.try_get::<i64, _>("disabled")? != 0,
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
@@ -120,6 +125,7 @@ pub async fn list(
         "SELECT {COLS} FROM users WHERE username > $1 \
          AND ($2 IS NULL OR LOWER(username) LIKE $2 OR LOWER(display_name) LIKE $2) \
          AND ($3 IS NULL OR is_admin = $3) AND ($4 IS NULL OR disabled = $4) \
+         AND ($6 IS NULL OR is_auditor = $6) \
          ORDER BY username LIMIT $5"
     ))
     .bind(page.after.as_deref().unwrap_or(""))
@@ -127,6 +133,7 @@ pub async fn list(
     .bind(f.is_admin.map(flag))
     .bind(f.disabled.map(flag))
     .bind(page.fetch())
+    .bind(f.is_auditor.map(flag))
     .fetch_all(conn)
     .await?;
     let users = rows
@@ -145,8 +152,8 @@ async fn insert(tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<User> {
     }
     let now = ctx.now.as_micros();
     sqlx::query(
-        "INSERT INTO users (username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
+        "INSERT INTO users (username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at, is_auditor) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $6, $7)",
     )
     .bind(new.username.as_str())
     .bind(&new.display_name)
@@ -154,6 +161,7 @@ async fn insert(tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<User> {
     .bind(flag(new.is_admin))
     .bind(new.password_hash.as_deref())
     .bind(now)
+    .bind(flag(new.is_auditor))
     .execute(tx.conn())
     .await?;
     let user = get(tx.conn(), new.username.as_str()).await?;
@@ -183,6 +191,7 @@ pub async fn bootstrap_admin(tx: &mut Tx, ctx: &Ctx, password_hash: String) -> R
         display_name: "Administrator".into(),
         email: String::new(),
         is_admin: true,
+        is_auditor: false,
         password_hash: Some(password_hash),
     };
     insert(tx, ctx, &new).await
@@ -206,8 +215,13 @@ pub async fn update(
     username: &str,
     patch: &UserPatch,
 ) -> Result<User> {
-    if (patch.is_admin.is_some() || patch.disabled.is_some()) && admin.is_none() {
-        return Err(Denied("only an administrator may change is_admin or disabled".into()).into());
+    if (patch.is_admin.is_some() || patch.is_auditor.is_some() || patch.disabled.is_some())
+        && admin.is_none()
+    {
+        return Err(Denied(
+            "only an administrator may change is_admin, is_auditor or disabled".into(),
+        )
+        .into());
     }
     let before = get(tx.conn(), username).await?;
     let loses_admin = before.is_admin
@@ -221,7 +235,8 @@ pub async fn update(
     sqlx::query(
         "UPDATE users SET display_name = COALESCE($1, display_name), email = COALESCE($2, email), \
          is_admin = COALESCE($3, is_admin), disabled = COALESCE($4, disabled), \
-         password_hash = COALESCE($5, password_hash), updated_at = $6 WHERE username = $7",
+         password_hash = COALESCE($5, password_hash), updated_at = $6, \
+         is_auditor = COALESCE($8, is_auditor) WHERE username = $7",
     )
     .bind(patch.display_name.as_deref())
     .bind(patch.email.as_deref())
@@ -230,6 +245,7 @@ pub async fn update(
     .bind(patch.password_hash.as_deref())
     .bind(ctx.now.as_micros())
     .bind(username)
+    .bind(patch.is_auditor.map(flag))
     .execute(tx.conn())
     .await?;
     let after = get(tx.conn(), username).await?;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use gatehouse_server::app::{Bootstrap, Secret};
+use gatehouse_server::app::{Bootstrap, DEFAULT_CHECKPOINT_EVERY, Secret};
+use gatehouse_server::audit_key::{self, AuditKeySource};
 use gatehouse_server::{Application, Clock, Settings};
 use serde::Deserialize;
 
@@ -41,6 +42,13 @@ pub struct ServeArgs {
     /// Seed a demo organisation into an empty database
     #[arg(long)]
     demo: bool,
+    /// Ed25519 key that signs audit checkpoints: PKCS#8 PEM or a raw 32-byte seed
+    /// [default: GATEHOUSE_AUDIT_KEY, else on SQLite audit-key.pem next to the database, generated on first start]
+    #[arg(long, env = "GATEHOUSE_AUDIT_KEY_FILE", value_name = "FILE")]
+    audit_key_file: Option<PathBuf>,
+    /// Sign an audit checkpoint every N events (0: only on demand) [default: 1000]
+    #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINT_EVERY", value_name = "N")]
+    audit_checkpoint_every: Option<u32>,
 }
 
 /// `gatehouse.toml`: the same settings, lowest precedence.
@@ -52,6 +60,8 @@ struct FileConfig {
     database_url: Option<String>,
     log_format: Option<LogFormat>,
     demo: Option<bool>,
+    audit_key_file: Option<PathBuf>,
+    audit_checkpoint_every: Option<u32>,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -113,6 +123,25 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             format!("sqlite:{}", data_dir.join("gatehouse.db").display())
         }
     };
+    // Flag or GATEHOUSE_AUDIT_KEY_FILE, then GATEHOUSE_AUDIT_KEY, then the file's setting.
+    let audit_key = match (
+        args.audit_key_file,
+        std::env::var("GATEHOUSE_AUDIT_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty()),
+        file.audit_key_file,
+    ) {
+        (Some(path), _, _) => AuditKeySource::File(path),
+        (None, Some(seed), _) => match audit_key::from_base64_seed(&seed) {
+            Ok(k) => AuditKeySource::Key(Box::new(k)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        (None, None, Some(path)) => AuditKeySource::File(path),
+        (None, None, None) => AuditKeySource::Default,
+    };
     let settings = Settings {
         bind,
         database_url: database_url.clone(),
@@ -122,6 +151,12 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .map(Secret::new),
         demo: args.demo || file.demo.unwrap_or(false),
         clock: Clock::system(),
+        audit_key,
+        audit_checkpoint_every: args
+            .audit_checkpoint_every
+            .or(file.audit_checkpoint_every)
+            .map(i64::from)
+            .unwrap_or(DEFAULT_CHECKPOINT_EVERY),
     };
     let app = match Application::build(settings).await {
         Ok(app) => app,

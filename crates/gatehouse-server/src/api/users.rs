@@ -27,6 +27,8 @@ pub struct CreateUser {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub is_admin: Option<bool>,
+    /// Global auditor role: reads, verifies and exports the whole audit log.
+    pub is_auditor: Option<bool>,
     /// At least 8 characters. Without one, the user can only use tokens an administrator issues.
     pub password: Option<String>,
 }
@@ -39,6 +41,8 @@ pub struct UpdateUser {
     /// Administrators only.
     pub is_admin: Option<bool>,
     /// Administrators only.
+    pub is_auditor: Option<bool>,
+    /// Administrators only.
     pub disabled: Option<bool>,
     pub password: Option<String>,
 }
@@ -49,6 +53,7 @@ pub struct UserQuery {
     /// Substring of the username or display name.
     pub q: Option<String>,
     pub is_admin: Option<bool>,
+    pub is_auditor: Option<bool>,
     pub disabled: Option<bool>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -94,6 +99,7 @@ async fn list_users(
     let f = UserFilter {
         q: q.q,
         is_admin: q.is_admin,
+        is_auditor: q.is_auditor,
         disabled: q.disabled,
     };
     let mut conn = state.store.conn().await?;
@@ -116,6 +122,7 @@ async fn create_user(
         display_name: body.display_name.unwrap_or_default(),
         email: body.email.unwrap_or_default(),
         is_admin: body.is_admin.unwrap_or(false),
+        is_auditor: body.is_auditor.unwrap_or(false),
         password_hash,
     };
     let ctx = auth.ctx(&state);
@@ -146,6 +153,7 @@ async fn patch(state: &AppState, auth: &Auth, username: &str, body: UpdateUser) 
         display_name: body.display_name,
         email: body.email,
         is_admin: body.is_admin,
+        is_auditor: body.is_auditor,
         disabled: body.disabled,
         password_hash: hash(body.password.as_deref()).await?,
     };

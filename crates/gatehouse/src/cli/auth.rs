@@ -17,6 +17,7 @@ pub const USER_FIELDS: &[&str] = &[
     "display_name",
     "email",
     "is_admin",
+    "is_auditor",
     "disabled",
     "created_at",
     "updated_at",

@@ -1,7 +1,7 @@
 //! What can go wrong in a client command, and the exit code each outcome maps to.
 
 use gatehouse_core::ErrorCode;
-use gatehouse_core::error::EXIT_UNREACHABLE;
+use gatehouse_core::error::{EXIT_AUDIT_BROKEN, EXIT_UNREACHABLE};
 
 /// Exit code for usage errors and bad local input.
 pub const EXIT_USAGE: u8 = 1;
@@ -23,6 +23,8 @@ pub enum CliError {
     Unreachable { server: String, reason: String },
     /// Anything else that stops the command (unreadable answer, local file trouble).
     Other(String),
+    /// `audit verify` found the chain broken: the first bad seq and why.
+    AuditBroken(String),
 }
 
 impl CliError {
@@ -51,6 +53,7 @@ impl CliError {
             Self::Input(_) | Self::Other(_) => EXIT_USAGE,
             Self::NotLoggedIn => ErrorCode::Unauthenticated.exit_code(),
             Self::Unreachable { .. } => EXIT_UNREACHABLE,
+            Self::AuditBroken(_) => EXIT_AUDIT_BROKEN,
             Self::Api { .. } => self
                 .error_code()
                 .map(ErrorCode::exit_code)
@@ -62,6 +65,7 @@ impl CliError {
     pub fn message(&self) -> String {
         match self {
             Self::Input(m) | Self::Other(m) => m.clone(),
+            Self::AuditBroken(m) => format!("audit chain broken: {m}"),
             Self::NotLoggedIn => format!(
                 "not logged in: run `gatehouse login --username NAME`, or pass --token ({})",
                 ErrorCode::Unauthenticated.as_str()
@@ -128,6 +132,7 @@ mod tests {
         };
         assert_eq!(unreachable.exit_code(), 5);
         assert_eq!(CliError::input("x").exit_code(), 1);
+        assert_eq!(CliError::AuditBroken("seq 3".into()).exit_code(), 6);
     }
 
     #[test]

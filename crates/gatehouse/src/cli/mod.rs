@@ -3,8 +3,8 @@
 //!
 //! Exit codes follow the one table in `gatehouse_core::ErrorCode` (`DESIGN.md` §5):
 //! 0 ok, 1 usage or bad input, 2 not found, 3 unauthenticated or forbidden,
-//! 4 conflict or stale, 5 server unreachable, 10 confirmation required,
-//! 11 deployment blocked.
+//! 4 conflict or stale, 5 server unreachable, 6 audit chain broken (`audit
+//! verify`), 10 confirmation required, 11 deployment blocked.
 
 /// Writes to standard output; a closed pipe (`gatehouse … | head`) is not an error.
 macro_rules! outln {
@@ -41,6 +41,7 @@ macro_rules! err {
 }
 
 mod args;
+mod audit;
 mod auth;
 mod config;
 mod error;
@@ -137,6 +138,11 @@ pub enum ClientCommand {
     Signoff(Box<signoff::SignoffCommand>),
     /// Reviews waiting on you: slots you hold as assignee or delegate.
     Reviews,
+    /// The audit trail: events, verification, export, checkpoints, keys.
+    #[command(subcommand)]
+    Audit(Box<audit::AuditCommand>),
+    /// The audit events of one subject as a timeline, oldest first.
+    History(audit::HistoryArgs),
 }
 
 /// Runs one client command and turns its outcome into the process exit code.
@@ -167,6 +173,8 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Reviewers(c) => roles::reviewers(opts, *c).await,
         ClientCommand::Signoff(c) => signoff::signoff(opts, *c).await,
         ClientCommand::Reviews => signoff::reviews(opts).await,
+        ClientCommand::Audit(c) => audit::audit(opts, *c).await,
+        ClientCommand::History(a) => audit::history(opts, a).await,
     }
 }
 

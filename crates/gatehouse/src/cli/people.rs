@@ -15,6 +15,7 @@ const USER_COLS: &[Col] = &[
     col("DISPLAY NAME", "display_name"),
     col("EMAIL", "email"),
     col("ADMIN", "is_admin"),
+    col("AUDITOR", "is_auditor"),
     col("DISABLED", "disabled"),
 ];
 
@@ -36,6 +37,9 @@ pub enum UserCommand {
         /// Only admins (true) or only non-admins (false)
         #[arg(long, value_name = "BOOL")]
         admin: Option<bool>,
+        /// Only auditors (true) or only non-auditors (false)
+        #[arg(long, value_name = "BOOL")]
+        auditor: Option<bool>,
         /// Only disabled (true) or only active (false) users
         #[arg(long, value_name = "BOOL")]
         disabled: Option<bool>,
@@ -54,10 +58,13 @@ pub enum UserCommand {
         /// Make the user an administrator
         #[arg(long)]
         admin: bool,
+        /// Give the user the global auditor role (reads and verifies the audit log)
+        #[arg(long)]
+        auditor: bool,
         #[command(flatten)]
         password: PasswordArgs,
     },
-    /// Change a user's display name, email, admin flag or disabled flag.
+    /// Change a user's display name, email, admin, auditor or disabled flag.
     Update {
         username: String,
         #[arg(long, value_name = "NAME")]
@@ -67,6 +74,9 @@ pub enum UserCommand {
         /// Grant (true) or withdraw (false) administrator rights
         #[arg(long, value_name = "BOOL")]
         admin: Option<bool>,
+        /// Grant (true) or withdraw (false) the auditor role
+        #[arg(long, value_name = "BOOL")]
+        auditor: Option<bool>,
         /// Disable (true) or re-enable (false) the user
         #[arg(long, value_name = "BOOL")]
         disabled: Option<bool>,
@@ -124,12 +134,14 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
         UserCommand::List {
             search,
             admin,
+            auditor,
             disabled,
             page,
         } => {
             let q = Query::default()
                 .opt("q", search)
                 .opt("is_admin", admin)
+                .opt("is_auditor", auditor)
                 .opt("disabled", disabled);
             let answer = api.list(&["users"], &q.0, &page).await?;
             output::print_list(json, &answer, USER_COLS);
@@ -143,6 +155,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
             display_name,
             email,
             admin,
+            auditor,
             password,
         } => {
             let pw = password.given()?;
@@ -151,6 +164,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
                 .opt("display_name", display_name)
                 .opt("email", email)
                 .opt("is_admin", admin.then_some(true))
+                .opt("is_auditor", auditor.then_some(true))
                 .opt("password", pw)
                 .into_value();
             let u = api.post(&["users"], &body).await?;
@@ -161,14 +175,16 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
             display_name,
             email,
             admin,
+            auditor,
             disabled,
         } => {
             let body = Body::default()
                 .opt("display_name", display_name)
                 .opt("email", email)
                 .opt("is_admin", admin)
+                .opt("is_auditor", auditor)
                 .opt("disabled", disabled)
-                .non_empty("--display-name, --email, --admin or --disabled")?;
+                .non_empty("--display-name, --email, --admin, --auditor or --disabled")?;
             let u = api.patch(&["users", &username], &body).await?;
             output::print_object(json, &u, USER_FIELDS);
         }

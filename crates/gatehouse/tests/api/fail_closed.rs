@@ -54,3 +54,40 @@ async fn a_change_whose_audit_event_fails_is_rolled_back() {
     assert_eq!(head_after, head_before);
     app.get("/projects/LOST").await.problem(404, "not_found");
 }
+
+/// A checkpoint is signed in the transaction of the event that reaches it: if
+/// it cannot be written, neither is the event nor the change.
+#[tokio::test]
+async fn a_change_whose_checkpoint_fails_is_rolled_back() {
+    let app = spawn_app_with(AppOptions {
+        audit_checkpoint_every: 1,
+    })
+    .await;
+    let statements: &[&str] = match app.store.backend() {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER checkpoints_closed BEFORE INSERT ON audit_checkpoints \
+             BEGIN SELECT RAISE(ABORT, 'checkpoints closed'); END;",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION checkpoints_closed() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'checkpoints closed'; END $$;",
+            "CREATE TRIGGER checkpoints_closed BEFORE INSERT ON audit_checkpoints \
+             FOR EACH ROW EXECUTE FUNCTION checkpoints_closed();",
+        ],
+    };
+    for sql in statements {
+        sqlx::raw_sql(AssertSqlSafe(*sql))
+            .execute(app.store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let before = app.snapshot().await;
+    app.post("/groups", json!({"name": "never"}))
+        .await
+        .problem(500, "internal");
+    app.post("/audit/checkpoints", json!({}))
+        .await
+        .problem(500, "internal");
+    let after = app.snapshot().await;
+    app.assert_unchanged(&before, &after, "a change without its checkpoint");
+}

@@ -7,7 +7,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gatehouse_core::Timestamp;
-use gatehouse_server::app::Secret;
+use gatehouse_core::audit_key::AuditSigner;
+use gatehouse_server::app::{DEFAULT_CHECKPOINT_EVERY, Secret};
+use gatehouse_server::audit_key::AuditKeySource;
 use gatehouse_server::{Application, Clock, Settings};
 use gatehouse_store::Store;
 use reqwest::Method;
@@ -20,6 +22,9 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub const START_MICROS: i64 = 1_795_426_800_000_000;
 pub const LIMIT_BYTES: usize = 1024 * 1024;
 
+/// Seed of the audit signing key every PostgreSQL test server shares.
+pub const TEST_AUDIT_SEED: [u8; 32] = [42; 32];
+
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Every database this suite creates starts with this, then the process id.
 const DB_PREFIX: &str = "gh_apitest_";
@@ -28,7 +33,8 @@ const DB_PREFIX: &str = "gh_apitest_";
 // Databases
 // ---------------------------------------------------------------------------
 
-enum TestDb {
+/// A test database, dropped (on PostgreSQL) with this value.
+pub enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -60,7 +66,7 @@ impl Drop for TestDb {
     }
 }
 
-fn backend_is_postgres() -> bool {
+pub fn backend_is_postgres() -> bool {
     match std::env::var("GATEHOUSE_TEST_BACKEND").as_deref() {
         Ok("postgres") | Ok("postgresql") | Ok("pg") => true,
         Ok("sqlite") | Ok("") | Err(_) => false,
@@ -159,7 +165,8 @@ async fn pg_shared() -> &'static PgShared {
     .await
 }
 
-async fn fresh_database() -> (String, TestDb) {
+/// A fresh, empty database: its URL, and the guard that drops it.
+pub async fn fresh_database() -> (String, TestDb) {
     if !backend_is_postgres() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite:{}", dir.path().join("gatehouse.db").display());
@@ -272,6 +279,8 @@ pub struct Snapshot(Vec<(&'static str, i64)>);
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The database the server uses (for direct access and offline tools).
+    pub database_url: String,
     pub client: reqwest::Client,
     pub admin_token: String,
     pub store: Store,
@@ -288,15 +297,45 @@ impl Drop for TestApp {
     }
 }
 
+/// How a test server differs from the default.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub audit_checkpoint_every: i64,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            audit_checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+        }
+    }
+}
+
+/// The audit key of a test server: generated next to the SQLite file, or the
+/// fixed test key on PostgreSQL (which refuses to start without one).
+pub fn test_audit_key() -> AuditKeySource {
+    if backend_is_postgres() {
+        AuditKeySource::Key(Box::new(AuditSigner::from_seed(TEST_AUDIT_SEED)))
+    } else {
+        AuditKeySource::Default
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let (database_url, db) = fresh_database().await;
     let clock = Clock::manual(Timestamp::from_micros(START_MICROS));
     let settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
-        database_url,
+        database_url: database_url.clone(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
         demo: false,
         clock: clock.clone(),
+        audit_key: test_audit_key(),
+        audit_checkpoint_every: opts.audit_checkpoint_every,
     };
     let app = Application::build(settings)
         .await
@@ -313,6 +352,7 @@ pub async fn spawn_app() -> TestApp {
         .expect("http client");
     let mut t = TestApp {
         base,
+        database_url,
         client,
         admin_token: String::new(),
         store,
@@ -578,6 +618,11 @@ impl TestApp {
                 "COUNT(*) + COALESCE(SUM(updated_at + archived), 0)",
             ),
             ("audit_events", "COUNT(*)"),
+            ("audit_checkpoints", "COUNT(*)"),
+            (
+                "audit_keys",
+                "COUNT(*) + COALESCE(SUM(COALESCE(retired_at, 0)), 0)",
+            ),
         ];
         let mut out = Vec::new();
         for (table, expr) in QUERIES {

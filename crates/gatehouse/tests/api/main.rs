@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod audit_trail;
 mod auth;
 mod bundles;
 mod errors;
@@ -14,6 +15,7 @@ mod models;
 mod openapi;
 mod pagination;
 mod projects;
+mod replicas;
 mod roles;
 mod signoff_race;
 mod signoff_support;

@@ -108,6 +108,10 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/projects/{key}/bundles/{tag}/signoffs/{stage}/reset",
     ),
     ("GET", "/reviews/pending"),
+    ("GET", "/audit/verify"),
+    ("GET", "/audit/checkpoints"),
+    ("POST", "/audit/checkpoints"),
+    ("GET", "/audit/public-key"),
 ];
 
 /// `/a/{x}/b/{y}` → `/a/{}/b/{}`, so parameter names may differ.
@@ -243,6 +247,10 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
             "/projects/FRAUD/signoff-config".into(),
             Some(admin_reviews()),
         ),
+        ("GET", "/audit/verify".into(), None),
+        ("GET", "/audit/checkpoints".into(), None),
+        ("POST", "/audit/checkpoints".into(), None),
+        ("GET", "/audit/public-key".into(), None),
     ];
     // Sign-offs: reads and a request on subjects of the seed; answers,
     // delegation, decision and reset on the ones alice put up for review.

@@ -20,7 +20,7 @@ async fn user_create_get_list_update_disable() {
     assert_eq!(
         bob,
         json!({"username": "bob", "display_name": "Bob B", "email": "bob@example.com",
-               "is_admin": false, "disabled": false, "created_at": t0, "updated_at": t0})
+               "is_admin": false, "is_auditor": false, "disabled": false, "created_at": t0, "updated_at": t0})
     );
     let ev = app
         .one_audit(mark, "admin", "user.create", "user:bob")
