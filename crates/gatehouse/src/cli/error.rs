@@ -23,6 +23,9 @@ pub enum CliError {
     Unreachable { server: String, reason: String },
     /// Anything else that stops the command (unreadable answer, local file trouble).
     Other(String),
+    /// The command already printed its outcome (a gate decision other than
+    /// allow); exit with this code and print nothing more.
+    Silent(u8),
 }
 
 impl CliError {
@@ -51,6 +54,7 @@ impl CliError {
             Self::Input(_) | Self::Other(_) => EXIT_USAGE,
             Self::NotLoggedIn => ErrorCode::Unauthenticated.exit_code(),
             Self::Unreachable { .. } => EXIT_UNREACHABLE,
+            Self::Silent(code) => *code,
             Self::Api { .. } => self
                 .error_code()
                 .map(ErrorCode::exit_code)
@@ -62,6 +66,7 @@ impl CliError {
     pub fn message(&self) -> String {
         match self {
             Self::Input(m) | Self::Other(m) => m.clone(),
+            Self::Silent(_) => String::new(),
             Self::NotLoggedIn => format!(
                 "not logged in: run `gatehouse login --username NAME`, or pass --token ({})",
                 ErrorCode::Unauthenticated.as_str()
@@ -128,6 +133,7 @@ mod tests {
         };
         assert_eq!(unreachable.exit_code(), 5);
         assert_eq!(CliError::input("x").exit_code(), 1);
+        assert_eq!(CliError::Silent(11).exit_code(), 11);
     }
 
     #[test]

@@ -43,6 +43,7 @@ macro_rules! err {
 mod args;
 mod auth;
 mod config;
+mod deploy;
 mod error;
 mod http;
 mod infra;
@@ -123,12 +124,15 @@ pub enum ClientCommand {
     /// Infrastructures (deployment targets; admins write).
     #[command(subcommand)]
     Infra(Box<infra::InfraCommand>),
+    #[command(flatten)]
+    Gate(deploy::GateCommands),
 }
 
 /// Runs one client command and turns its outcome into the process exit code.
 pub async fn run(opts: ClientOpts, cmd: ClientCommand) -> ExitCode {
     match dispatch(&opts, cmd).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Silent(code)) => ExitCode::from(code),
         Err(e) => {
             errln!("error: {}", output::sanitize(&e.message()));
             ExitCode::from(e.exit_code())
@@ -149,6 +153,7 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Version(c) => inventory::version(opts, *c).await,
         ClientCommand::Bundle(c) => inventory::bundle(opts, *c).await,
         ClientCommand::Infra(c) => infra::infra(opts, *c).await,
+        ClientCommand::Gate(c) => deploy::run(opts, c).await,
     }
 }
 
