@@ -196,6 +196,100 @@ pub fn check_kind(kind: InfraKind, subject: &Subject) -> Result<(), InvalidInput
     ))
 }
 
+/// Break-glass: in an incident, a holder of the separate emergency grant may
+/// deploy whatever the sign-off's state and the infrastructure's policy, giving
+/// a written reason. Administrators hold no implicit emergency grant. The grant
+/// is checked first (`Forbidden`), then the reason (invalid input).
+pub fn break_glass(has_emergency_grant: bool, reason: &str) -> Result<GateOutcome, InvalidInput> {
+    if !has_emergency_grant {
+        return Ok(GateOutcome::new(
+            GateDecision::Forbidden,
+            "break-glass deployments need the project's emergency grant on this infrastructure \
+             (administrators do not hold it implicitly)"
+                .into(),
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(InvalidInput::new(
+            "reason",
+            "a break-glass deployment needs a written reason",
+        ));
+    }
+    Ok(GateOutcome::new(
+        GateDecision::Allow,
+        format!("break-glass deployment: {}", reason.trim()),
+    ))
+}
+
+/// State of the emergency review a break-glass deployment opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmergencyState {
+    Open,
+    Accepted,
+    RollbackOrdered,
+}
+
+impl EmergencyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Accepted => "accepted",
+            Self::RollbackOrdered => "rollback_ordered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "accepted" => Some(Self::Accepted),
+            "rollback_ordered" => Some(Self::RollbackOrdered),
+            _ => None,
+        }
+    }
+}
+
+/// Why an emergency review decision is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmergencyError {
+    #[error("only the final approver of the {stage} sign-off decides this emergency review")]
+    NotApprover { stage: String },
+    #[error("the emergency review is already decided ({0})")]
+    Decided(&'static str),
+}
+
+impl EmergencyError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotApprover { .. } => ErrorCode::Forbidden,
+            Self::Decided(_) => ErrorCode::Conflict,
+        }
+    }
+}
+
+/// The final approver of the checked stage accepts the emergency or orders a
+/// rollback, once.
+pub fn decide_emergency(
+    state: EmergencyState,
+    is_final_approver: bool,
+    stage: &str,
+    accept: bool,
+) -> Result<EmergencyState, EmergencyError> {
+    if !is_final_approver {
+        return Err(EmergencyError::NotApprover {
+            stage: stage.to_owned(),
+        });
+    }
+    if state != EmergencyState::Open {
+        return Err(EmergencyError::Decided(state.as_str()));
+    }
+    Ok(if accept {
+        EmergencyState::Accepted
+    } else {
+        EmergencyState::RollbackOrdered
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +491,46 @@ mod tests {
                 want,
                 "{configured:?} {infra}"
             );
+        }
+    }
+
+    #[test]
+    fn break_glass_needs_the_grant_then_a_reason() {
+        assert_eq!(
+            break_glass(false, "fire").unwrap().decision,
+            GateDecision::Forbidden
+        );
+        assert_eq!(
+            break_glass(false, "").unwrap().decision,
+            GateDecision::Forbidden
+        );
+        assert_eq!(break_glass(true, "  ").unwrap_err().field, "reason");
+        let ok = break_glass(true, " outage INC-7 ").unwrap();
+        assert_eq!(ok.decision, GateDecision::Allow);
+        assert!(ok.reason.ends_with("outage INC-7"));
+    }
+
+    #[test]
+    fn emergency_reviews_are_decided_once_by_the_approver() {
+        use EmergencyState::*;
+        assert_eq!(decide_emergency(Open, true, "prod", true), Ok(Accepted));
+        assert_eq!(
+            decide_emergency(Open, true, "prod", false),
+            Ok(RollbackOrdered)
+        );
+        for accept in [true, false] {
+            let e = decide_emergency(Open, false, "prod", accept).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::Forbidden);
+            for done in [Accepted, RollbackOrdered] {
+                let e = decide_emergency(done, true, "prod", accept).unwrap_err();
+                assert_eq!(e.code(), ErrorCode::Conflict);
+                // The approver check comes first.
+                let e = decide_emergency(done, false, "prod", accept).unwrap_err();
+                assert_eq!(e.code(), ErrorCode::Forbidden);
+            }
+        }
+        for s in [Open, Accepted, RollbackOrdered] {
+            assert_eq!(EmergencyState::parse(s.as_str()), Some(s));
         }
     }
 }

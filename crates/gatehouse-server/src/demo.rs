@@ -220,6 +220,7 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
             stage,
             policy,
             description: desc.into(),
+            rollback_depth: infra::DEFAULT_ROLLBACK_DEPTH,
         };
         infra::create(&mut tx, &admin_right, &admin_ctx, &new).await?;
     }

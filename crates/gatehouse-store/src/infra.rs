@@ -25,6 +25,8 @@ pub struct Infrastructure {
     #[schema(value_type = String, example = "prevent")]
     pub policy: Policy,
     pub description: String,
+    /// How many previous deployments stay ready for rollback.
+    pub rollback_depth: i64,
     pub archived: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -39,7 +41,13 @@ pub struct NewInfra {
     pub stage: Stage,
     pub policy: Policy,
     pub description: String,
+    pub rollback_depth: i64,
 }
+
+/// Previous deployments kept ready for rollback unless configured.
+pub const DEFAULT_ROLLBACK_DEPTH: i64 = 3;
+/// The most an infrastructure may keep ready.
+pub const MAX_ROLLBACK_DEPTH: i64 = 100;
 
 #[derive(Debug, Clone, Default)]
 pub struct InfraPatch {
@@ -47,6 +55,7 @@ pub struct InfraPatch {
     pub stage: Option<Stage>,
     pub policy: Option<Policy>,
     pub description: Option<String>,
+    pub rollback_depth: Option<i64>,
     pub archived: Option<bool>,
 }
 
@@ -58,7 +67,8 @@ pub struct InfraFilter {
     pub archived: Option<bool>,
 }
 
-const COLS: &str = "name, kind, stage, policy, description, archived, created_at, updated_at";
+const COLS: &str =
+    "id, name, kind, stage, policy, description, rollback_depth, archived, created_at, updated_at";
 
 fn decode<T>(v: Option<T>, what: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} in database").into()))
@@ -71,6 +81,7 @@ fn from_row(r: &AnyRow) -> Result<Infrastructure> {
         stage: decode(Stage::parse(&r.try_get::<String, _>("stage")?), "stage")?,
         policy: decode(Policy::parse(&r.try_get::<String, _>("policy")?), "policy")?,
         description: r.try_get("description")?,
+        rollback_depth: r.try_get("rollback_depth")?,
         archived: r.try_get::<i64, _>("archived")? != 0,
         created_at: Timestamp::from_micros(r.try_get("created_at")?),
         updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
@@ -78,12 +89,17 @@ fn from_row(r: &AnyRow) -> Result<Infrastructure> {
 }
 
 pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Infrastructure> {
+    Ok(load(conn, name).await?.1)
+}
+
+/// Internal id and record of an infrastructure.
+pub async fn load(conn: &mut AnyConnection, name: &str) -> Result<(i64, Infrastructure)> {
     let row = sqlx::query(sqlf!("SELECT {COLS} FROM infrastructures WHERE name = $1"))
         .bind(name)
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StoreError::not_found(format!("infrastructure '{name}'")))?;
-    from_row(&row)
+    Ok((row.try_get("id")?, from_row(&row)?))
 }
 
 pub async fn list(
@@ -120,8 +136,8 @@ pub async fn create(
         )));
     }
     sqlx::query(
-        "INSERT INTO infrastructures (name, kind, stage, policy, description, archived, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+        "INSERT INTO infrastructures (name, kind, stage, policy, description, rollback_depth, archived, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6)",
     )
     .bind(new.name.as_str())
     .bind(new.kind.as_str())
@@ -129,6 +145,7 @@ pub async fn create(
     .bind(new.policy.as_str())
     .bind(&new.description)
     .bind(ctx.now.as_micros())
+    .bind(new.rollback_depth)
     .execute(tx.conn())
     .await?;
     let infra = get(tx.conn(), new.name.as_str()).await?;
@@ -156,7 +173,8 @@ pub async fn update(
     let before = get(tx.conn(), name).await?;
     sqlx::query(
         "UPDATE infrastructures SET kind = COALESCE($1, kind), stage = COALESCE($2, stage), policy = COALESCE($3, policy), \
-         description = COALESCE($4, description), archived = COALESCE($5, archived), updated_at = $6 WHERE name = $7",
+         description = COALESCE($4, description), archived = COALESCE($5, archived), updated_at = $6, \
+         rollback_depth = COALESCE($8, rollback_depth) WHERE name = $7",
     )
     .bind(patch.kind.map(|k| k.as_str()))
     .bind(patch.stage.map(|s| s.as_str()))
@@ -165,6 +183,7 @@ pub async fn update(
     .bind(patch.archived.map(flag))
     .bind(ctx.now.as_micros())
     .bind(name)
+    .bind(patch.rollback_depth)
     .execute(tx.conn())
     .await?;
     let after = get(tx.conn(), name).await?;

@@ -19,7 +19,7 @@ use gatehouse_core::signoff::{
     self as so, Actor, ApprovalRequirements, Assignee, Command, CommandCtx, Cycle, Decision,
     Signoff, SignoffState, Slot, SlotId, SlotKind, SlotSpec, Verdict,
 };
-use gatehouse_core::{Subject, Timestamp, Username};
+use gatehouse_core::{ProjectKey, Subject, Timestamp, Username};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
@@ -449,36 +449,66 @@ pub struct SubjectInfo {
     pub subject: Subject,
     pub text: String,
     pub project_id: i64,
-    pub project: projects::Project,
+    pub project: ProjectKey,
+    pub tier: RiskTier,
+    pub archived: bool,
     pub creator: Username,
 }
 
+/// Looks a subject up in one query (the gate check's hot path).
 pub async fn resolve(conn: &mut AnyConnection, subject: &Subject) -> Result<SubjectInfo> {
-    let p = projects::load(conn, subject.project().as_str()).await?;
-    let creator = match subject {
+    let row = match subject {
         Subject::Version {
             project,
             model,
             version,
         } => {
-            versions::load(conn, project.as_str(), model.as_str(), i64::from(*version))
-                .await?
-                .version
-                .created_by
+            sqlx::query(
+                "SELECT p.id, p.risk_tier, p.archived, v.created_by FROM projects p \
+             JOIN models m ON m.project_id = p.id JOIN model_versions v ON v.model_id = m.id \
+             WHERE p.key = $1 AND m.name = $2 AND v.version = $3",
+            )
+            .bind(project.as_str())
+            .bind(model.as_str())
+            .bind(i64::from(*version))
+            .fetch_optional(&mut *conn)
+            .await?
         }
         Subject::Bundle { project, tag } => {
-            bundles::load(conn, project.as_str(), tag.as_str())
-                .await?
-                .bundle
-                .created_by
+            sqlx::query(
+                "SELECT p.id, p.risk_tier, p.archived, b.created_by FROM projects p \
+             JOIN bundles b ON b.project_id = p.id WHERE p.key = $1 AND b.tag = $2",
+            )
+            .bind(project.as_str())
+            .bind(tag.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
         }
+    };
+    let Some(row) = row else {
+        // Name what is missing, as the inventory lookups would.
+        match subject {
+            Subject::Version {
+                project,
+                model,
+                version,
+            } => {
+                versions::load(conn, project.as_str(), model.as_str(), i64::from(*version)).await?;
+            }
+            Subject::Bundle { project, tag } => {
+                bundles::load(conn, project.as_str(), tag.as_str()).await?;
+            }
+        }
+        return Err(StoreError::not_found(subject));
     };
     Ok(SubjectInfo {
         text: subject.to_string(),
         subject: subject.clone(),
-        project_id: p.id,
-        project: p.project,
-        creator: Username::parse(creator)?,
+        project_id: row.try_get("id")?,
+        project: subject.project().clone(),
+        tier: RiskTier::new(row.try_get("risk_tier")?)?,
+        archived: row.try_get::<i64, _>("archived")? != 0,
+        creator: Username::parse(row.try_get::<String, _>("created_by")?)?,
     })
 }
 
@@ -729,11 +759,11 @@ fn view(
     config: &Config,
     now: Timestamp,
 ) -> SignoffView {
-    let tier = info.project.risk_tier;
+    let tier = info.tier;
     let request = s.current.request.as_ref();
     SignoffView {
         subject: info.text.clone(),
-        project: info.project.key.to_string(),
+        project: info.project.to_string(),
         stage,
         state: s.state(),
         expired: expired(tier, s, now),
@@ -840,7 +870,7 @@ pub async fn governance_of(
     }
     Ok(rows
         .iter()
-        .map(|(stage, s)| stage_status(info.project.risk_tier, *stage, s, now))
+        .map(|(stage, s)| stage_status(info.tier, *stage, s, now))
         .collect())
 }
 
@@ -909,7 +939,7 @@ pub async fn command(
     expected_revision: Option<u64>,
 ) -> Result<SignoffView> {
     let info = resolve(tx.conn(), subject).await?;
-    let tier = info.project.risk_tier;
+    let tier = info.tier;
     let config = load_config(tx.conn(), info.project_id).await?;
     let lock = match tx.backend() {
         Backend::Postgres => " FOR UPDATE",
@@ -939,7 +969,7 @@ pub async fn command(
                 return Err(StoreError::Conflict(format!(
                     "no reviewer slots are configured for the {stage} sign-off of project '{}'; \
                      a project owner sets them first",
-                    info.project.key
+                    info.project
                 )));
             }
             let members = roles::members_by_role(tx.conn(), info.project_id).await?;
@@ -1004,7 +1034,7 @@ pub async fn command(
         is_admin: ctx.actor.is_admin,
         project_role: projects::role_of(
             tx.conn(),
-            info.project.key.as_str(),
+            info.project.as_str(),
             ctx.actor.username.as_str(),
         )
         .await?,
@@ -1017,7 +1047,12 @@ pub async fn command(
     };
     let (next, event) = current.apply(cmd, &cctx)?;
     if is_request {
-        projects::ensure_active(&info.project)?;
+        if info.archived {
+            return Err(StoreError::Conflict(format!(
+                "project '{}' is archived; unarchive it first",
+                info.project
+            )));
+        }
         let others = rows_of(tx.conn(), &info.text).await?;
         let now = ctx.now;
         so::check_promotion_order(
@@ -1075,7 +1110,7 @@ pub async fn command(
         }
     }
     let mut ev = NewAuditEvent::new(ctx.actor_name(), event.action(), info.text.clone())
-        .project(info.project.key.as_str())
+        .project(info.project.as_str())
         .detail("stage", json!(stage.as_str()))
         .detail("state", json!(next.state().as_str()))
         .detail("revision", json!(next.revision))
@@ -1086,8 +1121,8 @@ pub async fn command(
         ..
     } = &event
     {
-        // Who the notification goes to, recorded now; delivery comes with the
-        // notifier.
+        // The notification to the reviewers is queued in the outbox now; the
+        // notifier delivers it.
         let to: BTreeSet<String> = slots
             .iter()
             .flat_map(|s| match &s.assignee {
@@ -1097,6 +1132,20 @@ pub async fn command(
                 Assignee::User { username } => vec![username.to_string()],
             })
             .collect();
+        sqlx::query(
+            "INSERT INTO outbox (kind, recipients, payload, created_at) VALUES ('review_requested', $1, $2, $3)",
+        )
+        .bind(crate::json_text(&to))
+        .bind(crate::json_text(&json!({
+            "project": info.project.as_str(),
+            "subject": info.text,
+            "stage": stage.as_str(),
+            "cycle": next.cycle(),
+            "requested_by": ctx.actor_name(),
+        })))
+        .bind(ctx.now.as_micros())
+        .execute(tx.conn())
+        .await?;
         ev = ev.detail("notify", json!(to));
     }
     record(tx, ctx, ev).await?;
@@ -1240,7 +1289,7 @@ pub async fn for_gate(
     Ok(GateView {
         stage,
         state: s.state(),
-        expired: expired(info.project.risk_tier, &s, now),
+        expired: expired(info.tier, &s, now),
         cycle: s.cycle(),
         revision: s.revision,
         decided_by: d.map(|d| d.by.to_string()),
@@ -1278,4 +1327,51 @@ pub async fn ever_reviewed(conn: &mut AnyConnection, subject: &str) -> Result<bo
         .fetch_one(conn)
         .await?;
     Ok(n > 0)
+}
+
+/// Whether a subject's sign-off for `stage` is approved and unexpired now.
+pub async fn approved_now(
+    conn: &mut AnyConnection,
+    subject: &str,
+    stage: Stage,
+    tier: RiskTier,
+    now: Timestamp,
+) -> Result<bool> {
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT doc FROM signoffs WHERE subject = $1 AND stage = $2")
+            .bind(subject)
+            .bind(stage.as_str())
+            .fetch_optional(conn)
+            .await?;
+    Ok(match doc {
+        Some(d) => effectively_approved(tier, &parse_doc(&d)?, now),
+        None => false,
+    })
+}
+
+/// Whether `user` is the final approver configured for a project's stage (the
+/// named user, or a member of the role).
+pub async fn is_final_approver(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    stage: Stage,
+    user: &Username,
+) -> Result<bool> {
+    let config = load_config(conn, project_id).await?;
+    let Some(slot) = config
+        .slots_of(stage)
+        .unwrap_or_default()
+        .iter()
+        .find(|s| s.kind == SlotKind::FinalApproval)
+        .cloned()
+    else {
+        return Ok(false);
+    };
+    Ok(match &slot.assignee {
+        Assignee::User { username } => username == user,
+        Assignee::Role { role, .. } => roles::members_by_role(conn, project_id)
+            .await?
+            .get(role.as_str())
+            .is_some_and(|m| m.contains(user)),
+    })
 }

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::{PageOf, PageParams, Problems, created};
 use crate::app::AppState;
 use crate::auth::Auth;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -30,6 +30,19 @@ pub struct CreateInfra {
     #[schema(value_type = String, example = "prevent")]
     pub policy: Policy,
     pub description: Option<String>,
+    /// Previous deployments kept ready for rollback, 1–100 (default 3).
+    #[schema(minimum = 1, maximum = 100)]
+    pub rollback_depth: Option<i64>,
+}
+
+fn check_rollback_depth(d: Option<i64>) -> ApiResult<Option<i64>> {
+    match d {
+        Some(n) if !(1..=infra::MAX_ROLLBACK_DEPTH).contains(&n) => Err(ApiError::invalid(
+            "rollback_depth",
+            format!("must be between 1 and {}", infra::MAX_ROLLBACK_DEPTH),
+        )),
+        other => Ok(other),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +55,8 @@ pub struct UpdateInfra {
     #[schema(value_type = Option<String>)]
     pub policy: Option<Policy>,
     pub description: Option<String>,
+    #[schema(minimum = 1, maximum = 100)]
+    pub rollback_depth: Option<i64>,
     pub archived: Option<bool>,
 }
 
@@ -100,6 +115,8 @@ async fn create_infra(
         stage: body.stage,
         policy: body.policy,
         description,
+        rollback_depth: check_rollback_depth(body.rollback_depth)?
+            .unwrap_or(infra::DEFAULT_ROLLBACK_DEPTH),
     };
     let ctx = auth.ctx(&state);
     let mut tx = state.store.begin().await?;
@@ -151,6 +168,7 @@ async fn update_infra(
         stage: body.stage,
         policy: body.policy,
         description: body.description,
+        rollback_depth: check_rollback_depth(body.rollback_depth)?,
         archived: body.archived,
     };
     Ok(Json(patch(&state, &auth, &name, p).await?))

@@ -4,6 +4,7 @@
 
 mod audit;
 mod bundles;
+mod deployments;
 mod groups;
 mod health;
 mod identity;
@@ -153,6 +154,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(bundles::router())
         .merge(roles::router())
         .merge(signoffs::router())
+        .merge(deployments::router())
         .merge(infra::router())
         .merge(audit::router())
 }

@@ -18,7 +18,8 @@ async fn infrastructure_create_get_list_update_archive() {
     assert_eq!(
         i,
         json!({"name": "prod-api", "kind": "api_node", "stage": "prod", "policy": "prevent",
-               "description": "Scoring API", "archived": false, "created_at": t0, "updated_at": t0})
+               "description": "Scoring API", "rollback_depth": 3, "archived": false,
+               "created_at": t0, "updated_at": t0})
     );
     let ev = app
         .one_audit(

@@ -1,0 +1,460 @@
+//! The deployment gate: deploy grants, deployments, rollback, break-glass and
+//! emergency reviews, the gate check for pipelines and the inventory view.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use gatehouse_core::gate::EmergencyState;
+use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
+use gatehouse_core::signoff::SignoffState;
+use gatehouse_core::{GroupName, InfraName, Subject, Username};
+use gatehouse_store::deployments::{
+    self, Attempt, DeployRequest, Deployment, EmergencyReview, GateCheck, Grant, GrantTarget,
+    Grantee, InventoryFilter, InventoryRow, NewGrant,
+};
+use gatehouse_store::{Store, Tx};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::projects::own_right;
+use super::roles::parse_stage;
+use super::{PageOf, PageParams, Problems, created};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrant {
+    /// One infrastructure…
+    #[schema(value_type = Option<String>)]
+    pub infrastructure: Option<InfraName>,
+    /// …or every infrastructure of a stage (`dev`, `qa`, `preprod`, `prod`).
+    pub stage: Option<String>,
+    /// A user…
+    #[schema(value_type = Option<String>)]
+    pub user: Option<Username>,
+    /// …or a group.
+    #[schema(value_type = Option<String>)]
+    pub group: Option<GroupName>,
+    /// The separate break-glass grant (default false).
+    pub emergency: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    /// `version:PROJECT/MODEL/N` or `bundle:PROJECT/TAG`.
+    #[schema(example = "version:FRAUD/fraud-scorer/3")]
+    pub subject: String,
+    /// Deploy over a `warn` policy's warning (recorded).
+    pub confirm: Option<bool>,
+    pub comment: Option<String>,
+    /// Break-glass: deploy whatever the sign-off, with the emergency grant and a reason.
+    pub break_glass: Option<bool>,
+    /// Required for break-glass.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub confirm: Option<bool>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideEmergency {
+    pub comment: Option<String>,
+}
+
+/// An emergency review decision, with the rollback it caused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmergencyDecision {
+    pub review: EmergencyReview,
+    /// The rollback deployment, when a rollback was ordered.
+    pub rollback: Option<Deployment>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GateQuery {
+    /// `version:PROJECT/MODEL/N` or `bundle:PROJECT/TAG`.
+    pub subject: String,
+    /// Infrastructure name.
+    pub infrastructure: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EmergencyQuery {
+    /// `open`, `accepted` or `rollback_ordered`.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryQuery {
+    pub project: Option<String>,
+    /// Rows where any stage's sign-off is in this state.
+    pub state: Option<String>,
+    /// Rows live on an infrastructure of this stage.
+    pub stage: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn parse_subject(s: &str) -> ApiResult<Subject> {
+    Ok(s.parse::<Subject>()?)
+}
+
+fn text(field: &str, v: Option<String>) -> ApiResult<String> {
+    let v = v.unwrap_or_default();
+    check_text(field, &v, DESCRIPTION_MAX)?;
+    Ok(v)
+}
+
+/// Commits a deployment attempt: the deployment, or the refusal's audit event
+/// before answering the refusal.
+async fn finish(tx: Tx, attempt: Attempt) -> ApiResult<Deployment> {
+    tx.commit().await?;
+    match attempt {
+        Attempt::Deployed(d) => Ok(*d),
+        Attempt::Refused(e) => Err(e.into()),
+    }
+}
+
+/// List a project's deploy grants.
+#[utoipa::path(get, path = "/api/v1/projects/{key}/deploy-grants", tag = "deployments",
+    params(("key" = String, Path)), responses((status = 200, body = PageOf<Grant>), Problems))]
+async fn list_grants(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<PageOf<Grant>>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(PageOf {
+        items: deployments::list_grants(&mut conn, &key).await?,
+        next_cursor: None,
+    }))
+}
+
+/// Grant a user or group the right to deploy the project to an infrastructure
+/// or to every infrastructure of a stage (project owners and admins).
+#[utoipa::path(post, path = "/api/v1/projects/{key}/deploy-grants", tag = "deployments",
+    params(("key" = String, Path)), request_body = CreateGrant,
+    responses((status = 201, body = Grant), Problems))]
+async fn create_grant(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateGrant>,
+) -> ApiResult<Response> {
+    let target = match (body.infrastructure, body.stage) {
+        (Some(i), None) => GrantTarget::Infrastructure(i),
+        (None, Some(s)) => GrantTarget::Stage(parse_stage("stage", &s)?),
+        _ => {
+            return Err(ApiError::invalid(
+                "infrastructure",
+                "give exactly one of infrastructure and stage",
+            ));
+        }
+    };
+    let grantee = match (body.user, body.group) {
+        (Some(u), None) => Grantee::User(u),
+        (None, Some(g)) => Grantee::Group(g),
+        _ => {
+            return Err(ApiError::invalid(
+                "user",
+                "give exactly one of user and group",
+            ));
+        }
+    };
+    let new = NewGrant {
+        target,
+        grantee,
+        emergency: body.emergency.unwrap_or(false),
+    };
+    let ctx = auth.ctx(&state);
+    let right = own_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    let g = deployments::add_grant(&mut tx, &right, &ctx, &key, &new).await?;
+    tx.commit().await?;
+    Ok(created(g))
+}
+
+/// Remove a deploy grant (project owners and admins).
+#[utoipa::path(delete, path = "/api/v1/projects/{key}/deploy-grants/{id}", tag = "deployments",
+    params(("key" = String, Path), ("id" = i64, Path)),
+    responses((status = 204, description = "Removed"), Problems))]
+async fn delete_grant(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath((key, id)): ApiPath<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    let ctx = auth.ctx(&state);
+    let right = own_right(&state.store, &ctx, &key).await?;
+    let mut tx = state.store.begin().await?;
+    deployments::remove_grant(&mut tx, &right, &ctx, &key, id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The gate's answer for the caller deploying a subject to an infrastructure,
+/// without deploying: `allow`, `confirmation_required`, `blocked` or
+/// `forbidden`, always with status 200. A read: no audit event.
+#[utoipa::path(get, path = "/api/v1/gate", tag = "deployments", params(GateQuery),
+    responses((status = 200, body = GateCheck), Problems))]
+async fn gate_check(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<GateQuery>,
+) -> ApiResult<Json<GateCheck>> {
+    let subject = parse_subject(&q.subject)?;
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        deployments::check(
+            &mut conn,
+            &auth.0,
+            &subject,
+            &q.infrastructure,
+            state.clock.now(),
+        )
+        .await?,
+    ))
+}
+
+/// Deploy a subject through the infrastructure's gate. Refused attempts answer
+/// `forbidden` (403), `confirmation_required` or `deployment_blocked` (409),
+/// and are recorded in the audit trail too.
+#[utoipa::path(post, path = "/api/v1/infrastructures/{name}/deployments", tag = "deployments",
+    params(("name" = String, Path)), request_body = CreateDeployment,
+    responses((status = 201, body = Deployment), Problems))]
+async fn create_deployment(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateDeployment>,
+) -> ApiResult<Response> {
+    let subject = parse_subject(&body.subject)?;
+    let comment = text("comment", body.comment)?;
+    let reason = text("reason", body.reason)?;
+    let break_glass = if body.break_glass.unwrap_or(false) {
+        Some(reason)
+    } else {
+        if !reason.is_empty() {
+            return Err(ApiError::invalid(
+                "reason",
+                "a reason is given only with break_glass: true",
+            ));
+        }
+        None
+    };
+    let req = DeployRequest {
+        subject,
+        confirm: body.confirm.unwrap_or(false),
+        comment,
+        break_glass,
+    };
+    let ctx = auth.ctx(&state);
+    let mut tx = state.store.begin().await?;
+    let attempt = deployments::deploy(&mut tx, &ctx, &name, &req).await?;
+    Ok(created(finish(tx, attempt).await?))
+}
+
+/// Deployment history of an infrastructure, newest first.
+#[utoipa::path(get, path = "/api/v1/infrastructures/{name}/deployments", tag = "deployments",
+    params(("name" = String, Path), PageParams),
+    responses((status = 200, body = PageOf<Deployment>), Problems))]
+async fn list_deployments(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<PageOf<Deployment>>> {
+    let page = q.request()?;
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        deployments::history(&mut conn, &name, &page, state.clock.now())
+            .await?
+            .into(),
+    ))
+}
+
+/// What runs on an infrastructure now.
+#[utoipa::path(get, path = "/api/v1/infrastructures/{name}/live", tag = "deployments",
+    params(("name" = String, Path)), responses((status = 200, body = Deployment), Problems))]
+async fn live_deployment(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Deployment>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        deployments::live(&mut conn, &name, state.clock.now()).await?,
+    ))
+}
+
+/// Redeploy the previous live subject through the same gate.
+#[utoipa::path(post, path = "/api/v1/infrastructures/{name}/rollback", tag = "deployments",
+    params(("name" = String, Path)), request_body = RollbackRequest,
+    responses((status = 201, body = Deployment), Problems))]
+async fn rollback(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<RollbackRequest>,
+) -> ApiResult<Response> {
+    let comment = text("comment", body.comment)?;
+    let ctx = auth.ctx(&state);
+    let mut tx = state.store.begin().await?;
+    let attempt = deployments::rollback(
+        &mut tx,
+        &ctx,
+        &name,
+        body.confirm.unwrap_or(false),
+        &comment,
+        false,
+    )
+    .await?;
+    Ok(created(finish(tx, attempt).await?))
+}
+
+/// Emergency reviews of break-glass deployments, newest first.
+#[utoipa::path(get, path = "/api/v1/emergency-reviews", tag = "deployments", params(EmergencyQuery),
+    responses((status = 200, body = PageOf<EmergencyReview>), Problems))]
+async fn list_emergency(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiQuery(q): ApiQuery<EmergencyQuery>,
+) -> ApiResult<Json<PageOf<EmergencyReview>>> {
+    let st = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(EmergencyState::parse(s).ok_or_else(|| {
+            ApiError::invalid("state", "use one of open, accepted, rollback_ordered")
+        })?),
+    };
+    let mut conn = state.store.conn().await?;
+    Ok(Json(PageOf {
+        items: deployments::list_emergency(&mut conn, st).await?,
+        next_cursor: None,
+    }))
+}
+
+/// One emergency review.
+#[utoipa::path(get, path = "/api/v1/emergency-reviews/{id}", tag = "deployments",
+    params(("id" = i64, Path)), responses((status = 200, body = EmergencyReview), Problems))]
+async fn get_emergency(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<EmergencyReview>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(deployments::get_emergency(&mut conn, id).await?))
+}
+
+async fn decide(
+    store: &Store,
+    auth: &Auth,
+    state: &AppState,
+    id: i64,
+    accept: bool,
+    comment: Option<String>,
+) -> ApiResult<Json<EmergencyDecision>> {
+    let comment = text("comment", comment)?;
+    let ctx = auth.ctx(state);
+    let mut tx = store.begin().await?;
+    let (review, rollback) =
+        deployments::decide_emergency(&mut tx, &ctx, id, accept, &comment).await?;
+    tx.commit().await?;
+    Ok(Json(EmergencyDecision { review, rollback }))
+}
+
+/// Accept a break-glass deployment (the final approver of the checked stage).
+#[utoipa::path(post, path = "/api/v1/emergency-reviews/{id}/accept", tag = "deployments",
+    params(("id" = i64, Path)), request_body = DecideEmergency,
+    responses((status = 200, body = EmergencyDecision), Problems))]
+async fn accept_emergency(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<DecideEmergency>,
+) -> ApiResult<Json<EmergencyDecision>> {
+    decide(&state.store, &auth, &state, id, true, body.comment).await
+}
+
+/// Order the rollback of a break-glass deployment (the final approver of the
+/// checked stage): the previous subject is redeployed.
+#[utoipa::path(post, path = "/api/v1/emergency-reviews/{id}/rollback", tag = "deployments",
+    params(("id" = i64, Path)), request_body = DecideEmergency,
+    responses((status = 200, body = EmergencyDecision), Problems))]
+async fn rollback_emergency(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<DecideEmergency>,
+) -> ApiResult<Json<EmergencyDecision>> {
+    decide(&state.store, &auth, &state, id, false, body.comment).await
+}
+
+/// The status of all models: one row per model version and bundle that is
+/// live somewhere or in review (or has an open emergency review).
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "deployments", params(InventoryQuery),
+    responses((status = 200, body = PageOf<InventoryRow>), Problems))]
+async fn inventory(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiQuery(q): ApiQuery<InventoryQuery>,
+) -> ApiResult<Json<PageOf<InventoryRow>>> {
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
+    let f = InventoryFilter {
+        project: q.project,
+        state: match q.state.as_deref() {
+            None => None,
+            Some(s) => Some(SignoffState::parse(s).ok_or_else(|| {
+                ApiError::invalid(
+                    "state",
+                    format!(
+                        "unknown state {s:?}; use one of {}",
+                        SignoffState::choices()
+                    ),
+                )
+            })?),
+        },
+        stage: q
+            .stage
+            .as_deref()
+            .map(|s| parse_stage("stage", s))
+            .transpose()?,
+    };
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        deployments::inventory(&mut conn, &f, &page, state.clock.now())
+            .await?
+            .into(),
+    ))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_grants, create_grant))
+        .routes(routes!(delete_grant))
+        .routes(routes!(gate_check))
+        .routes(routes!(create_deployment, list_deployments))
+        .routes(routes!(live_deployment))
+        .routes(routes!(rollback))
+        .routes(routes!(list_emergency))
+        .routes(routes!(get_emergency))
+        .routes(routes!(accept_emergency))
+        .routes(routes!(rollback_emergency))
+        .routes(routes!(inventory))
+}

@@ -1,0 +1,1195 @@
+//! The deployment gate (`DESIGN.md` §4): deploy grants, deployments with the
+//! evidence they were decided on, rollback, break-glass with its emergency
+//! review, the gate check for pipelines, and the inventory view.
+//!
+//! The decision itself is `gatehouse_core::gate`; this module loads what it
+//! needs (policy, grant, the checked sign-off) and records the outcome. Every
+//! attempt writes an audit event: a refused one in a transaction of its own
+//! that holds nothing else, see [`Attempt`].
+
+use std::collections::BTreeSet;
+
+use gatehouse_core::audit::NewAuditEvent;
+use gatehouse_core::authz::{OwnRight, Principal};
+use gatehouse_core::gate::{self, EmergencyState, GateDecision, GateOutcome};
+use gatehouse_core::inventory::{Policy, RiskTier, Stage};
+use gatehouse_core::signoff::SignoffState;
+use gatehouse_core::{GroupName, InfraName, Subject, Timestamp, Username};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use crate::audit::record;
+use crate::groups::at_field;
+use crate::signoffs::{self, GateView, StageStatus, SubjectInfo};
+use crate::{
+    Backend, Ctx, Page, PageRequest, Result, StoreError, Tx, flag, infra, json_text, projects,
+    users,
+};
+
+// ---------------------------------------------------------------------------
+// Deploy grants
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Grant {
+    pub id: i64,
+    pub project: String,
+    /// The infrastructure the grant is for, or null when it is for a stage.
+    pub infrastructure: Option<String>,
+    /// Every infrastructure of this stage, or null when for one infrastructure.
+    #[schema(value_type = Option<String>, example = "prod")]
+    pub stage: Option<Stage>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// The separate break-glass grant (it allows no normal deployment).
+    pub emergency: bool,
+    pub created_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub enum GrantTarget {
+    Infrastructure(InfraName),
+    Stage(Stage),
+}
+
+#[derive(Debug, Clone)]
+pub enum Grantee {
+    User(Username),
+    Group(GroupName),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewGrant {
+    pub target: GrantTarget,
+    pub grantee: Grantee,
+    pub emergency: bool,
+}
+
+const GRANT_SELECT: &str = "SELECT g.id, p.key AS project, i.name AS infrastructure, g.stage, \
+    u.username, gr.name AS group_name, g.emergency, g.created_by, g.created_at \
+    FROM deploy_grants g JOIN projects p ON p.id = g.project_id \
+    LEFT JOIN infrastructures i ON i.id = g.infra_id LEFT JOIN users u ON u.id = g.user_id \
+    LEFT JOIN groups gr ON gr.id = g.group_id";
+
+fn grant_from_row(r: &AnyRow) -> Result<Grant> {
+    let stage: Option<String> = r.try_get("stage")?;
+    Ok(Grant {
+        id: r.try_get("id")?,
+        project: r.try_get("project")?,
+        infrastructure: r.try_get("infrastructure")?,
+        stage: stage.as_deref().and_then(Stage::parse),
+        user: r.try_get("username")?,
+        group: r.try_get("group_name")?,
+        emergency: r.try_get::<i64, _>("emergency")? != 0,
+        created_by: r.try_get("created_by")?,
+        created_at: Timestamp::from_micros(r.try_get("created_at")?),
+    })
+}
+
+pub async fn list_grants(conn: &mut AnyConnection, project: &str) -> Result<Vec<Grant>> {
+    let p = projects::load(conn, project).await?;
+    let rows = sqlx::query(sqlf!(
+        "{GRANT_SELECT} WHERE g.project_id = $1 ORDER BY g.id"
+    ))
+    .bind(p.id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(grant_from_row).collect()
+}
+
+async fn get_grant(conn: &mut AnyConnection, project_id: i64, id: i64) -> Result<Grant> {
+    let row = sqlx::query(sqlf!(
+        "{GRANT_SELECT} WHERE g.project_id = $1 AND g.id = $2"
+    ))
+    .bind(project_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| StoreError::not_found(format!("deploy grant {id} of this project")))?;
+    grant_from_row(&row)
+}
+
+pub async fn add_grant(
+    tx: &mut Tx,
+    _: &OwnRight,
+    ctx: &Ctx,
+    project: &str,
+    new: &NewGrant,
+) -> Result<Grant> {
+    let p = projects::load(tx.conn(), project).await?;
+    let (infra_id, stage) = match &new.target {
+        GrantTarget::Infrastructure(name) => {
+            let (id, _) = infra::load(tx.conn(), name.as_str())
+                .await
+                .map_err(|e| at_field(e, "infrastructure"))?;
+            (Some(id), None)
+        }
+        GrantTarget::Stage(s) => (None, Some(s.as_str())),
+    };
+    let (user_id, group_id) = match &new.grantee {
+        Grantee::User(u) => (
+            Some(
+                users::id_of(tx.conn(), u.as_str())
+                    .await
+                    .map_err(|e| at_field(e, "user"))?,
+            ),
+            None,
+        ),
+        Grantee::Group(g) => {
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+                .bind(g.as_str())
+                .fetch_optional(tx.conn())
+                .await?;
+            let id =
+                id.ok_or_else(|| at_field(StoreError::not_found(format!("group '{g}'")), "group"))?;
+            (None, Some(id))
+        }
+    };
+    let dup: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deploy_grants WHERE project_id = $1 AND infra_id IS NOT DISTINCT FROM $2 \
+         AND stage IS NOT DISTINCT FROM $3 AND user_id IS NOT DISTINCT FROM $4 \
+         AND group_id IS NOT DISTINCT FROM $5 AND emergency = $6",
+    )
+    .bind(p.id)
+    .bind(infra_id)
+    .bind(stage)
+    .bind(user_id)
+    .bind(group_id)
+    .bind(flag(new.emergency))
+    .fetch_one(tx.conn())
+    .await?;
+    if dup > 0 {
+        return Err(StoreError::Conflict(
+            "the project already has this deploy grant".into(),
+        ));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO deploy_grants (project_id, infra_id, stage, user_id, group_id, emergency, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(p.id)
+    .bind(infra_id)
+    .bind(stage)
+    .bind(user_id)
+    .bind(group_id)
+    .bind(flag(new.emergency))
+    .bind(ctx.actor_name())
+    .bind(ctx.now.as_micros())
+    .fetch_one(tx.conn())
+    .await?;
+    let grant = get_grant(tx.conn(), p.id, id).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "deploy_grant.create",
+            format!("project:{project}"),
+        )
+        .project(project)
+        .after(json!(grant)),
+    )
+    .await?;
+    Ok(grant)
+}
+
+pub async fn remove_grant(
+    tx: &mut Tx,
+    _: &OwnRight,
+    ctx: &Ctx,
+    project: &str,
+    id: i64,
+) -> Result<()> {
+    let p = projects::load(tx.conn(), project).await?;
+    let grant = get_grant(tx.conn(), p.id, id).await?;
+    sqlx::query("DELETE FROM deploy_grants WHERE id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "deploy_grant.delete",
+            format!("project:{project}"),
+        )
+        .project(project)
+        .before(json!(grant)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether `user` holds a grant (or, `emergency`, the break-glass grant) for
+/// the project on this infrastructure, directly or through a group.
+async fn holds_grant(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    infra_id: i64,
+    infra_stage: Stage,
+    user: &str,
+    emergency: bool,
+) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deploy_grants g JOIN users u ON u.username = $4 \
+         WHERE g.project_id = $1 AND g.emergency = $5 AND u.disabled = 0 \
+         AND (g.infra_id = $2 OR g.stage = $3) \
+         AND (g.user_id = u.id OR g.group_id IN (SELECT group_id FROM group_members WHERE user_id = u.id))",
+    )
+    .bind(project_id)
+    .bind(infra_id)
+    .bind(infra_stage.as_str())
+    .bind(user)
+    .bind(flag(emergency))
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+// ---------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------
+
+/// What the gate decided on, frozen at deploy time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Evidence {
+    /// The infrastructure's policy then.
+    pub policy: String,
+    /// The sign-off stage the infrastructure checked.
+    pub stage_checked: String,
+    pub signoff_state: String,
+    pub signoff_cycle: u32,
+    pub signoff_revision: u64,
+    /// The approval had expired (it counted as not approved).
+    pub expired: bool,
+    /// Who approved the sign-off the deployment relied on, and when.
+    pub approved_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub approved_at: Option<String>,
+    /// `allow`, `allow_with_warning` or `break_glass`.
+    pub decision: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EmergencyReview {
+    pub id: i64,
+    pub deployment_id: i64,
+    pub project: String,
+    pub subject: String,
+    pub infrastructure: String,
+    /// The sign-off stage whose final approver decides.
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    /// `open`, `accepted` or `rollback_ordered`.
+    #[schema(value_type = String, example = "open")]
+    pub state: EmergencyState,
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: Timestamp,
+    pub decided_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub decided_at: Option<Timestamp>,
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Deployment {
+    pub id: i64,
+    pub infrastructure: String,
+    pub subject: String,
+    pub project: String,
+    /// `deploy`, `rollback` or `break_glass`.
+    #[schema(example = "deploy")]
+    pub kind: String,
+    pub deployed_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub deployed_at: Timestamp,
+    pub comment: String,
+    /// The written reason of a break-glass deployment.
+    pub reason: Option<String>,
+    /// The warning confirmed over (`warn` policy, sign-off not approved).
+    pub warning: Option<String>,
+    pub evidence: Evidence,
+    /// Currently running there.
+    pub live: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub superseded_at: Option<Timestamp>,
+    /// A rollback replaced it; it is never a rollback target again.
+    pub rolled_back: bool,
+    /// The checked sign-off is approved and unexpired now (false: live but no
+    /// longer approved, after a reset or expiry).
+    pub still_approved: bool,
+    pub emergency_review: Option<EmergencyReview>,
+}
+
+const DEP_SELECT: &str = "SELECT d.id, i.name AS infrastructure, d.subject, p.key AS project, \
+    p.risk_tier, d.kind, d.checked_stage, d.deployed_by, d.deployed_at, d.comment, d.reason, d.warning, \
+    d.evidence, d.live, d.superseded_at, d.rolled_back \
+    FROM deployments d JOIN infrastructures i ON i.id = d.infra_id JOIN projects p ON p.id = d.project_id";
+
+const ER_SELECT: &str = "SELECT e.id, e.deployment_id, p.key AS project, e.subject, i.name AS infrastructure, \
+    e.stage, e.state, e.opened_at, e.decided_by, e.decided_at, e.comment \
+    FROM emergency_reviews e JOIN projects p ON p.id = e.project_id JOIN infrastructures i ON i.id = e.infra_id";
+
+fn er_from_row(r: &AnyRow) -> Result<EmergencyReview> {
+    let stage: String = r.try_get("stage")?;
+    let state: String = r.try_get("state")?;
+    Ok(EmergencyReview {
+        id: r.try_get("id")?,
+        deployment_id: r.try_get("deployment_id")?,
+        project: r.try_get("project")?,
+        subject: r.try_get("subject")?,
+        infrastructure: r.try_get("infrastructure")?,
+        stage: Stage::parse(&stage).unwrap_or(Stage::Prod),
+        state: EmergencyState::parse(&state).unwrap_or(EmergencyState::Open),
+        opened_at: Timestamp::from_micros(r.try_get("opened_at")?),
+        decided_by: r.try_get("decided_by")?,
+        decided_at: r
+            .try_get::<Option<i64>, _>("decided_at")?
+            .map(Timestamp::from_micros),
+        comment: r.try_get("comment")?,
+    })
+}
+
+async fn dep_from_row(conn: &mut AnyConnection, r: &AnyRow, now: Timestamp) -> Result<Deployment> {
+    let id: i64 = r.try_get("id")?;
+    let subject: String = r.try_get("subject")?;
+    let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+    let stage = Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
+    let evidence: Evidence =
+        serde_json::from_str(&r.try_get::<String, _>("evidence")?).map_err(|e| {
+            StoreError::Config(format!("stored deployment evidence is unreadable: {e}"))
+        })?;
+    let still_approved = signoffs::approved_now(conn, &subject, stage, tier, now).await?;
+    let er = sqlx::query(sqlf!("{ER_SELECT} WHERE e.deployment_id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(Deployment {
+        id,
+        infrastructure: r.try_get("infrastructure")?,
+        subject,
+        project: r.try_get("project")?,
+        kind: r.try_get("kind")?,
+        deployed_by: r.try_get("deployed_by")?,
+        deployed_at: Timestamp::from_micros(r.try_get("deployed_at")?),
+        comment: r.try_get("comment")?,
+        reason: r.try_get("reason")?,
+        warning: r.try_get("warning")?,
+        evidence,
+        live: r.try_get::<i64, _>("live")? != 0,
+        superseded_at: r
+            .try_get::<Option<i64>, _>("superseded_at")?
+            .map(Timestamp::from_micros),
+        rolled_back: r.try_get::<i64, _>("rolled_back")? != 0,
+        still_approved,
+        emergency_review: er.as_ref().map(er_from_row).transpose()?,
+    })
+}
+
+pub async fn get(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<Deployment> {
+    let row = sqlx::query(sqlf!("{DEP_SELECT} WHERE d.id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("deployment {id}")))?;
+    dep_from_row(conn, &row, now).await
+}
+
+/// Deployments to an infrastructure, newest first.
+pub async fn history(
+    conn: &mut AnyConnection,
+    infra_name: &str,
+    page: &PageRequest,
+    now: Timestamp,
+) -> Result<Page<Deployment>> {
+    let (infra_id, _) = infra::load(conn, infra_name).await?;
+    let before: i64 = page
+        .after
+        .as_deref()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(i64::MAX);
+    let rows = sqlx::query(sqlf!(
+        "{DEP_SELECT} WHERE d.infra_id = $1 AND d.id < $2 ORDER BY d.id DESC LIMIT $3"
+    ))
+    .bind(infra_id)
+    .bind(before)
+    .bind(page.fetch())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push(dep_from_row(conn, r, now).await?);
+    }
+    Ok(Page::from_rows(items, page, |d| d.id.to_string()))
+}
+
+/// The live deployment of an infrastructure.
+pub async fn live(
+    conn: &mut AnyConnection,
+    infra_name: &str,
+    now: Timestamp,
+) -> Result<Deployment> {
+    let (infra_id, _) = infra::load(conn, infra_name).await?;
+    let row = sqlx::query(sqlf!("{DEP_SELECT} WHERE d.infra_id = $1 AND d.live = 1"))
+        .bind(infra_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("nothing is deployed to '{infra_name}'")))?;
+    dep_from_row(conn, &row, now).await
+}
+
+// ---------------------------------------------------------------------------
+// The gate
+// ---------------------------------------------------------------------------
+
+struct Judged {
+    info: SubjectInfo,
+    infra_id: i64,
+    infra: infra::Infrastructure,
+    gate: GateView,
+    outcome: GateOutcome,
+}
+
+/// Asks the gate whether `actor` may deploy `subject` to the infrastructure now.
+async fn judge(
+    conn: &mut AnyConnection,
+    actor: &Principal,
+    subject: &Subject,
+    infra_name: &str,
+    confirmed: bool,
+    grant_checked: Option<bool>,
+    now: Timestamp,
+) -> Result<Judged> {
+    let (infra_id, infra) = infra::load(conn, infra_name).await?;
+    let info = signoffs::resolve(conn, subject).await?;
+    let has_grant = match grant_checked {
+        Some(g) => g,
+        None => {
+            actor.is_admin
+                || holds_grant(
+                    conn,
+                    info.project_id,
+                    infra_id,
+                    infra.stage,
+                    actor.username.as_str(),
+                    false,
+                )
+                .await?
+        }
+    };
+    let gate = signoffs::for_gate(conn, &info, infra.stage, now).await?;
+    let mut outcome = gate::decide(infra.policy, gate.effective_state(), confirmed, has_grant);
+    if gate.expired && outcome.decision != GateDecision::Allow {
+        outcome.reason = format!("the approval has expired: {}", outcome.reason);
+    }
+    if gate.state == SignoffState::InReview
+        && !gate.open_slots.is_empty()
+        && matches!(
+            outcome.decision,
+            GateDecision::Blocked | GateDecision::ConfirmationRequired
+        )
+    {
+        let slots: Vec<String> = gate.open_slots.iter().map(|s| s.to_string()).collect();
+        outcome.reason = format!(
+            "{} (open slots of the {} sign-off: {})",
+            outcome.reason,
+            gate.stage,
+            slots.join(", ")
+        );
+    }
+    Ok(Judged {
+        info,
+        infra_id,
+        infra,
+        gate,
+        outcome,
+    })
+}
+
+/// The answer of `GET /gate`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GateCheck {
+    /// `allow`, `confirmation_required`, `blocked` or `forbidden`.
+    #[schema(example = "allow")]
+    pub decision: String,
+    pub reason: String,
+    pub subject: String,
+    pub infrastructure: String,
+    #[schema(value_type = String, example = "prevent")]
+    pub policy: Policy,
+    #[schema(value_type = String, example = "prod")]
+    pub stage_checked: Stage,
+    #[schema(value_type = String, example = "approved")]
+    pub signoff_state: SignoffState,
+    pub signoff_cycle: u32,
+    pub expired: bool,
+    pub open_slots: Vec<u32>,
+}
+
+/// The gate's answer without deploying; a read, no audit event.
+pub async fn check(
+    conn: &mut AnyConnection,
+    actor: &Principal,
+    subject: &Subject,
+    infra_name: &str,
+    now: Timestamp,
+) -> Result<GateCheck> {
+    let j = judge(conn, actor, subject, infra_name, false, None, now).await?;
+    let (decision, reason) = if gate::kind_accepts(j.infra.kind, subject) {
+        (j.outcome.decision.api_str().to_owned(), j.outcome.reason)
+    } else {
+        let e = gate::check_kind(j.infra.kind, subject)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        ("blocked".to_owned(), e)
+    };
+    Ok(GateCheck {
+        decision,
+        reason,
+        subject: j.info.text,
+        infrastructure: j.infra.name.to_string(),
+        policy: j.infra.policy,
+        stage_checked: j.gate.stage,
+        signoff_state: j.gate.state,
+        signoff_cycle: j.gate.cycle,
+        expired: j.gate.expired,
+        open_slots: j.gate.open_slots,
+    })
+}
+
+/// A deployment request.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub subject: Subject,
+    pub confirm: bool,
+    pub comment: String,
+    /// `Some(reason)` for a break-glass deployment.
+    pub break_glass: Option<String>,
+}
+
+/// How a deployment attempt ended. A refused attempt has written its audit
+/// event in the transaction: the caller commits it, then answers the error.
+pub enum Attempt {
+    Deployed(Box<Deployment>),
+    Refused(StoreError),
+}
+
+fn refusal(outcome: &GateOutcome) -> StoreError {
+    match outcome.decision.error_code() {
+        Some(code) => StoreError::Domain {
+            code,
+            message: outcome.reason.clone(),
+        },
+        None => StoreError::Conflict(outcome.reason.clone()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Deploy,
+    Rollback,
+    BreakGlass,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deploy => "deploy",
+            Kind::Rollback => "rollback",
+            Kind::BreakGlass => "break_glass",
+        }
+    }
+}
+
+/// Locks the infrastructure's deployments for this transaction (PostgreSQL;
+/// SQLite has one writer).
+async fn lock_infra(tx: &mut Tx, infra_id: i64) -> Result<()> {
+    if tx.backend() == Backend::Postgres {
+        sqlx::query("SELECT id FROM infrastructures WHERE id = $1 FOR UPDATE")
+            .bind(infra_id)
+            .fetch_one(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+async fn refused_event(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    j: &Judged,
+    kind: Kind,
+    confirm: bool,
+) -> Result<()> {
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), "deployment.refused", j.info.text.clone())
+            .project(j.info.project.as_str())
+            .detail("infrastructure", json!(j.infra.name.as_str()))
+            .detail("kind", json!(kind.as_str()))
+            .detail("decision", json!(j.outcome.decision.as_str()))
+            .detail("reason", json!(j.outcome.reason))
+            .detail("confirm", json!(confirm))
+            .detail("policy", json!(j.infra.policy.as_str()))
+            .detail("stage_checked", json!(j.gate.stage.as_str()))
+            .detail("signoff_state", json!(j.gate.state.as_str())),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes an allowed deployment: supersedes the live one, records evidence,
+/// opens the emergency review of a break-glass deployment, audits.
+async fn record_deployment(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    j: &Judged,
+    kind: Kind,
+    comment: &str,
+    reason: Option<&str>,
+    decision: &str,
+) -> Result<Deployment> {
+    let evidence = Evidence {
+        policy: j.infra.policy.as_str().to_owned(),
+        stage_checked: j.gate.stage.as_str().to_owned(),
+        signoff_state: j.gate.state.as_str().to_owned(),
+        signoff_cycle: j.gate.cycle,
+        signoff_revision: j.gate.revision,
+        expired: j.gate.expired,
+        approved_by: (j.gate.state == SignoffState::Approved)
+            .then(|| j.gate.decided_by.clone())
+            .flatten(),
+        approved_at: (j.gate.state == SignoffState::Approved)
+            .then(|| j.gate.decided_at.map(|t| t.to_rfc3339()))
+            .flatten(),
+        decision: decision.to_owned(),
+        reason: j.outcome.reason.clone(),
+    };
+    let now = ctx.now.as_micros();
+    let previous: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM deployments WHERE infra_id = $1 AND live = 1")
+            .bind(j.infra_id)
+            .fetch_optional(tx.conn())
+            .await?;
+    sqlx::query(
+        "UPDATE deployments SET live = 0, superseded_at = $2 WHERE infra_id = $1 AND live = 1",
+    )
+    .bind(j.infra_id)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO deployments (infra_id, project_id, subject, kind, checked_stage, deployed_by, \
+         deployed_at, comment, reason, warning, evidence, live, rolled_back) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, 0) RETURNING id",
+    )
+    .bind(j.infra_id)
+    .bind(j.info.project_id)
+    .bind(&j.info.text)
+    .bind(kind.as_str())
+    .bind(j.gate.stage.as_str())
+    .bind(ctx.actor_name())
+    .bind(now)
+    .bind(comment)
+    .bind(reason)
+    .bind(j.outcome.warning.as_deref())
+    .bind(json_text(&evidence))
+    .fetch_one(tx.conn())
+    .await?;
+    let action = match kind {
+        Kind::Deploy => "deployment.deploy",
+        Kind::Rollback => "deployment.rollback",
+        Kind::BreakGlass => "deployment.break_glass",
+    };
+    let mut ev = NewAuditEvent::new(ctx.actor_name(), action, j.info.text.clone())
+        .project(j.info.project.as_str())
+        .detail("deployment_id", json!(id))
+        .detail("infrastructure", json!(j.infra.name.as_str()))
+        .detail("kind", json!(kind.as_str()))
+        .detail("decision", json!(decision))
+        .detail("evidence", json!(evidence))
+        .detail("superseded", json!(previous))
+        .detail("comment", json!(comment));
+    if let Some(w) = &j.outcome.warning {
+        ev = ev.detail("warning", json!(w));
+    }
+    if kind == Kind::BreakGlass {
+        sqlx::query(
+            "INSERT INTO emergency_reviews (deployment_id, project_id, subject, infra_id, stage, state, opened_at) \
+             VALUES ($1, $2, $3, $4, $5, 'open', $6)",
+        )
+        .bind(id)
+        .bind(j.info.project_id)
+        .bind(&j.info.text)
+        .bind(j.infra_id)
+        .bind(j.gate.stage.as_str())
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+        let owners = projects::get(tx.conn(), j.info.project.as_str())
+            .await?
+            .owners;
+        let owners = &owners;
+        sqlx::query(
+            "INSERT INTO outbox (kind, recipients, payload, created_at) VALUES ('emergency_deployment', $1, $2, $3)",
+        )
+        .bind(json_text(owners))
+        .bind(json_text(&json!({
+            "project": j.info.project.as_str(),
+            "subject": j.info.text,
+            "infrastructure": j.infra.name.as_str(),
+            "deployment_id": id,
+            "by": ctx.actor_name(),
+            "reason": reason,
+        })))
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+        ev = ev
+            .detail("reason", json!(reason))
+            .detail("notified", json!(owners));
+    }
+    record(tx, ctx, ev).await?;
+    get(tx.conn(), id, ctx.now).await
+}
+
+/// Deploys a subject to an infrastructure through the gate.
+pub async fn deploy(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    infra_name: &str,
+    req: &DeployRequest,
+) -> Result<Attempt> {
+    let (infra_id, infra) = infra::load(tx.conn(), infra_name).await?;
+    if infra.archived {
+        return Err(StoreError::Conflict(format!(
+            "infrastructure '{infra_name}' is archived"
+        )));
+    }
+    gate::check_kind(infra.kind, &req.subject)?;
+    lock_infra(tx, infra_id).await?;
+    match &req.break_glass {
+        None => {
+            let j = judge(
+                tx.conn(),
+                &ctx.actor,
+                &req.subject,
+                infra_name,
+                req.confirm,
+                None,
+                ctx.now,
+            )
+            .await?;
+            if !j.outcome.decision.deploys() {
+                refused_event(tx, ctx, &j, Kind::Deploy, req.confirm).await?;
+                return Ok(Attempt::Refused(refusal(&j.outcome)));
+            }
+            let d = record_deployment(
+                tx,
+                ctx,
+                &j,
+                Kind::Deploy,
+                &req.comment,
+                None,
+                j.outcome.decision.as_str(),
+            )
+            .await?;
+            Ok(Attempt::Deployed(Box::new(d)))
+        }
+        Some(reason) => {
+            let info = signoffs::resolve(tx.conn(), &req.subject).await?;
+            let has = holds_grant(
+                tx.conn(),
+                info.project_id,
+                infra_id,
+                infra.stage,
+                ctx.actor_name(),
+                true,
+            )
+            .await?;
+            let outcome = gate::break_glass(has, reason)?;
+            let mut j = judge(
+                tx.conn(),
+                &ctx.actor,
+                &req.subject,
+                infra_name,
+                true,
+                Some(true),
+                ctx.now,
+            )
+            .await?;
+            j.outcome = outcome;
+            if !j.outcome.decision.deploys() {
+                refused_event(tx, ctx, &j, Kind::BreakGlass, req.confirm).await?;
+                return Ok(Attempt::Refused(refusal(&j.outcome)));
+            }
+            let d = record_deployment(
+                tx,
+                ctx,
+                &j,
+                Kind::BreakGlass,
+                &req.comment,
+                Some(reason.trim()),
+                "break_glass",
+            )
+            .await?;
+            Ok(Attempt::Deployed(Box::new(d)))
+        }
+    }
+}
+
+/// The deployment a rollback of this infrastructure would restore: among the
+/// `rollback_depth` deployments before the live one, the newest that was not
+/// itself rolled back and deployed something else than what is live.
+async fn rollback_target(
+    conn: &mut AnyConnection,
+    infra_id: i64,
+    depth: i64,
+) -> Result<(i64, String, String)> {
+    let live: Option<(i64, String)> =
+        sqlx::query("SELECT id, subject FROM deployments WHERE infra_id = $1 AND live = 1")
+            .bind(infra_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("subject")?)))
+            .transpose()?;
+    let Some((live_id, live_subject)) = live else {
+        return Err(StoreError::Conflict(
+            "nothing is deployed there, so there is nothing to roll back".into(),
+        ));
+    };
+    let rows = sqlx::query(
+        "SELECT id, subject, rolled_back FROM deployments WHERE infra_id = $1 AND id < $2 \
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(infra_id)
+    .bind(live_id)
+    .bind(depth)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in &rows {
+        let subject: String = r.try_get("subject")?;
+        if r.try_get::<i64, _>("rolled_back")? == 0 && subject != live_subject {
+            return Ok((live_id, live_subject, subject));
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "no earlier deployment of another subject is ready for rollback (the infrastructure keeps the last {depth})"
+    )))
+}
+
+/// Rolls an infrastructure back to the previous live subject, through the same
+/// gate. `ordered_by_approver` is the final approver's order from an emergency
+/// review: no deploy grant is needed and the order counts as confirmation.
+pub async fn rollback(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    infra_name: &str,
+    confirm: bool,
+    comment: &str,
+    ordered_by_approver: bool,
+) -> Result<Attempt> {
+    let (infra_id, infra) = infra::load(tx.conn(), infra_name).await?;
+    lock_infra(tx, infra_id).await?;
+    let (live_id, _, target) = rollback_target(tx.conn(), infra_id, infra.rollback_depth).await?;
+    let subject: Subject = target
+        .parse()
+        .map_err(|e: gatehouse_core::InvalidInput| StoreError::Config(e.to_string()))?;
+    let j = judge(
+        tx.conn(),
+        &ctx.actor,
+        &subject,
+        infra_name,
+        confirm || ordered_by_approver,
+        ordered_by_approver.then_some(true),
+        ctx.now,
+    )
+    .await?;
+    if !j.outcome.decision.deploys() {
+        refused_event(tx, ctx, &j, Kind::Rollback, confirm).await?;
+        return Ok(Attempt::Refused(refusal(&j.outcome)));
+    }
+    sqlx::query("UPDATE deployments SET rolled_back = 1 WHERE id = $1")
+        .bind(live_id)
+        .execute(tx.conn())
+        .await?;
+    let d = record_deployment(
+        tx,
+        ctx,
+        &j,
+        Kind::Rollback,
+        comment,
+        None,
+        j.outcome.decision.as_str(),
+    )
+    .await?;
+    Ok(Attempt::Deployed(Box::new(d)))
+}
+
+// ---------------------------------------------------------------------------
+// Emergency reviews
+// ---------------------------------------------------------------------------
+
+pub async fn list_emergency(
+    conn: &mut AnyConnection,
+    state: Option<EmergencyState>,
+) -> Result<Vec<EmergencyReview>> {
+    let rows = sqlx::query(sqlf!(
+        "{ER_SELECT} WHERE ($1 IS NULL OR e.state = $1) ORDER BY e.id DESC"
+    ))
+    .bind(state.map(|s| s.as_str()))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(er_from_row).collect()
+}
+
+pub async fn get_emergency(conn: &mut AnyConnection, id: i64) -> Result<EmergencyReview> {
+    let row = sqlx::query(sqlf!("{ER_SELECT} WHERE e.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("emergency review {id}")))?;
+    er_from_row(&row)
+}
+
+/// The final approver accepts the emergency deployment or orders a rollback
+/// (which redeploys the previous subject there).
+pub async fn decide_emergency(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    id: i64,
+    accept: bool,
+    comment: &str,
+) -> Result<(EmergencyReview, Option<Deployment>)> {
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let row = sqlx::query(sqlf!(
+        "SELECT project_id, state FROM emergency_reviews WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or_else(|| StoreError::not_found(format!("emergency review {id}")))?;
+    let project_id: i64 = row.try_get("project_id")?;
+    let before = get_emergency(tx.conn(), id).await?;
+    let is_approver =
+        signoffs::is_final_approver(tx.conn(), project_id, before.stage, &ctx.actor.username)
+            .await?;
+    let next = gate::decide_emergency(before.state, is_approver, before.stage.as_str(), accept)
+        .map_err(|e| StoreError::Domain {
+            code: e.code(),
+            message: e.to_string(),
+        })?;
+    let done = sqlx::query(
+        "UPDATE emergency_reviews SET state = $1, decided_by = $2, decided_at = $3, comment = $4 \
+         WHERE id = $5 AND state = 'open'",
+    )
+    .bind(next.as_str())
+    .bind(ctx.actor_name())
+    .bind(ctx.now.as_micros())
+    .bind(comment)
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(
+            "the emergency review was decided concurrently".into(),
+        ));
+    }
+    let mut redeployed = None;
+    if !accept {
+        // Roll back only if the emergency deployment is still what runs there.
+        let live_id: Option<i64> = sqlx::query_scalar(
+            "SELECT d.id FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
+             WHERE i.name = $1 AND d.live = 1",
+        )
+        .bind(&before.infrastructure)
+        .fetch_optional(tx.conn())
+        .await?;
+        if live_id != Some(before.deployment_id) {
+            return Err(StoreError::Conflict(format!(
+                "the emergency deployment {} is no longer live on '{}'; roll back there explicitly if needed",
+                before.deployment_id, before.infrastructure
+            )));
+        }
+        let text = format!("rollback ordered by emergency review {id}: {comment}");
+        match rollback(
+            tx,
+            ctx,
+            &before.infrastructure,
+            true,
+            text.trim_end_matches(": "),
+            true,
+        )
+        .await?
+        {
+            Attempt::Deployed(d) => redeployed = Some(*d),
+            Attempt::Refused(e) => return Err(e),
+        }
+    }
+    let after = get_emergency(tx.conn(), id).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            if accept {
+                "emergency_review.accept"
+            } else {
+                "emergency_review.rollback"
+            },
+            before.subject.clone(),
+        )
+        .project(&before.project)
+        .detail("emergency_review", json!(id))
+        .before(json!(before))
+        .after(json!(after))
+        .detail(
+            "rollback_deployment",
+            json!(redeployed.as_ref().map(|d| d.id)),
+        ),
+    )
+    .await?;
+    Ok((after, redeployed))
+}
+
+// ---------------------------------------------------------------------------
+// Inventory
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveAt {
+    pub infrastructure: String,
+    #[schema(value_type = String, example = "prod")]
+    pub stage: Stage,
+    pub deployment_id: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub since: Timestamp,
+    pub by: String,
+    pub still_approved: bool,
+    pub break_glass: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventoryRow {
+    pub project: String,
+    #[schema(value_type = u8, minimum = 1, maximum = 4)]
+    pub risk_tier: RiskTier,
+    pub subject: String,
+    /// `version` or `bundle`.
+    pub kind: String,
+    pub governance: Vec<StageStatus>,
+    pub live: Vec<LiveAt>,
+    pub in_review: bool,
+    pub open_emergency_reviews: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InventoryFilter {
+    pub project: Option<String>,
+    pub state: Option<SignoffState>,
+    pub stage: Option<Stage>,
+}
+
+/// One row per model version and bundle that is live somewhere, in review,
+/// or has an open emergency review; by subject.
+pub async fn inventory(
+    conn: &mut AnyConnection,
+    f: &InventoryFilter,
+    page: &PageRequest,
+    now: Timestamp,
+) -> Result<Page<InventoryRow>> {
+    let after = page.after.clone().unwrap_or_default();
+    let subjects: Vec<String> = sqlx::query_scalar(
+        "SELECT subject FROM deployments WHERE live = 1 AND subject > $1 \
+         UNION SELECT subject FROM signoffs WHERE state = 'in_review' AND subject > $1 \
+         UNION SELECT subject FROM emergency_reviews WHERE state = 'open' AND subject > $1 \
+         ORDER BY 1",
+    )
+    .bind(&after)
+    .fetch_all(&mut *conn)
+    .await?;
+    let subjects: BTreeSet<String> = subjects.into_iter().collect();
+    let mut items = Vec::new();
+    for text in subjects {
+        if items.len() as i64 > page.limit {
+            break;
+        }
+        let Ok(subject) = text.parse::<Subject>() else {
+            continue;
+        };
+        let project = subject.project().to_string();
+        if f.project.as_ref().is_some_and(|p| *p != project) {
+            continue;
+        }
+        let row = sqlx::query("SELECT risk_tier FROM projects WHERE key = $1")
+            .bind(&project)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(row) = row else { continue };
+        let tier = RiskTier::new(row.try_get("risk_tier")?)?;
+        let governance = signoffs::governance_by_text(conn, &project, &text, "system", now).await?;
+        if let Some(s) = f.state
+            && !governance.iter().any(|g| g.state == s)
+        {
+            continue;
+        }
+        let rows = sqlx::query(
+            "SELECT d.id, i.name, i.stage, d.deployed_at, d.deployed_by, d.kind, d.checked_stage \
+             FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
+             WHERE d.subject = $1 AND d.live = 1 ORDER BY i.name",
+        )
+        .bind(&text)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut live = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let checked =
+                Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
+            live.push(LiveAt {
+                infrastructure: r.try_get("name")?,
+                stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
+                deployment_id: r.try_get("id")?,
+                since: Timestamp::from_micros(r.try_get("deployed_at")?),
+                by: r.try_get("deployed_by")?,
+                still_approved: signoffs::approved_now(conn, &text, checked, tier, now).await?,
+                break_glass: r.try_get::<String, _>("kind")? == "break_glass",
+            });
+        }
+        if let Some(st) = f.stage
+            && !live.iter().any(|l| l.stage == st)
+        {
+            continue;
+        }
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM emergency_reviews WHERE subject = $1 AND state = 'open'",
+        )
+        .bind(&text)
+        .fetch_one(&mut *conn)
+        .await?;
+        items.push(InventoryRow {
+            project,
+            risk_tier: tier,
+            kind: match subject {
+                Subject::Version { .. } => "version".into(),
+                Subject::Bundle { .. } => "bundle".into(),
+            },
+            in_review: governance.iter().any(|g| g.state == SignoffState::InReview),
+            governance,
+            live,
+            subject: text,
+            open_emergency_reviews: open,
+        });
+    }
+    Ok(Page::from_rows(items, page, |r| r.subject.clone()))
+}
