@@ -774,8 +774,32 @@ pub async fn deploy(
             "infrastructure '{infra_name}' is archived"
         )));
     }
-    gate::check_kind(infra.kind, &req.subject)?;
     lock_infra(tx, infra_id).await?;
+    if let Err(mismatch) = gate::check_kind(infra.kind, &req.subject) {
+        // Refused like a blocked attempt (the gate check answers `blocked`),
+        // and audited like one; the answer stays 400 invalid_input.
+        let mut j = judge(
+            tx.conn(),
+            &ctx.actor,
+            &req.subject,
+            infra_name,
+            req.confirm,
+            None,
+            ctx.now,
+        )
+        .await?;
+        j.outcome = GateOutcome {
+            decision: GateDecision::Blocked,
+            reason: mismatch.message.clone(),
+            warning: None,
+        };
+        let kind = match req.break_glass {
+            Some(_) => Kind::BreakGlass,
+            None => Kind::Deploy,
+        };
+        refused_event(tx, ctx, &j, kind, req.confirm).await?;
+        return Ok(Attempt::Refused(mismatch.into()));
+    }
     match &req.break_glass {
         None => {
             let j = judge(
