@@ -591,6 +591,10 @@ async fn rollback_restores_the_previous_subject_and_history_shows_both() {
         .await
         .problem(409, "conflict");
     app.deploy(&w.alice, "prod-api", &v(2)).await.ok(201);
+    // Someone without a grant may not roll back.
+    app.rollback(&w.bob, "prod-api", json!({}))
+        .await
+        .problem(403, "forbidden");
 
     let r = app
         .rollback(&w.alice, "prod-api", json!({"comment": "v2 misbehaves"}))
@@ -623,11 +627,7 @@ async fn rollback_restores_the_previous_subject_and_history_shows_both() {
             ("deploy".to_owned(), v(1)),
         ]
     );
-    // Someone without a grant may not roll back.
-    app.rollback(&w.bob, "prod-api", json!({}))
-        .await
-        .problem(403, "forbidden");
-    app.rollback(&app.admin_token.clone(), "nowhere", json!({}))
+    app.rollback(&app.admin_token, "nowhere", json!({}))
         .await
         .problem(404, "not_found");
 }
@@ -645,11 +645,6 @@ async fn rolling_back_twice_walks_further_back() {
     let r = app.rollback(&admin, "dev-api", json!({})).await;
     assert_eq!(r.ok(201)["subject"], json!(v(1)), "{}", r.body);
     assert_eq!(app.live("dev-api").await.body["subject"], json!(v(1)));
-    // v1 was the first: there is nothing further back, and what was rolled
-    // back (v3, then v2) is never a target again.
-    app.rollback(&admin, "dev-api", json!({}))
-        .await
-        .problem(409, "conflict");
     assert_eq!(
         app.history("dev-api").await,
         vec![
@@ -660,10 +655,35 @@ async fn rolling_back_twice_walks_further_back() {
             ("deploy".to_owned(), v(1)),
         ]
     );
+    // The deployments rolled back are flagged and never a target again.
+    let hist = app.get("/infrastructures/dev-api/deployments").await;
+    let flags: Vec<bool> = items(&hist)
+        .iter()
+        .map(|d| d["rolled_back"].as_bool().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        flags,
+        vec![false, true, true, false, false],
+        "{}",
+        hist.body
+    );
     // A new deployment starts a new walk.
     app.deploy(&admin, "dev-api", &v(4)).await.ok(201);
     let r = app.rollback(&admin, "dev-api", json!({})).await;
     assert_eq!(r.ok(201)["subject"], json!(v(1)), "{}", r.body);
+    let r = app.rollback(&admin, "dev-api", json!({})).await;
+    assert_ne!(
+        r.body["subject"],
+        json!(v(3)),
+        "v3 was rolled back: {}",
+        r.body
+    );
+    assert_ne!(
+        r.body["subject"],
+        json!(v(4)),
+        "v4 was rolled back: {}",
+        r.body
+    );
 }
 
 #[tokio::test]

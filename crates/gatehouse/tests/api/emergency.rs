@@ -34,6 +34,8 @@ async fn break_glass(app: &TestApp, token: &str, subject: &str) -> Resp {
     .await
 }
 
+/// Accepts or orders the rollback of an emergency review; the answer is
+/// `{review, rollback}` (the rollback deployment, or null).
 async fn decide(app: &TestApp, token: &str, id: &Value, action: &str) -> Resp {
     app.as_user(
         token,
@@ -270,7 +272,8 @@ async fn the_final_approver_accepts_and_that_closes_the_review() {
         .problem(403, "forbidden");
 
     let r = decide(&app, &w.dave, &id, "accept").await;
-    let review = r.ok(200).clone();
+    assert_eq!(r.ok(200)["rollback"], Value::Null, "{}", r.body);
+    let review = r.body["review"].clone();
     assert_eq!(
         (
             &review["id"],
@@ -319,7 +322,7 @@ async fn ordering_rollback_redeploys_the_previous_subject() {
 
     let mark = app.audit_mark().await;
     let r = decide(&app, &w.rita, &id, "rollback").await;
-    let review = r.ok(200).clone();
+    let review = r.ok(200)["review"].clone();
     assert_eq!(
         (&review["state"], &review["decided_by"]),
         (&json!("rollback_ordered"), &json!("rita")),
@@ -332,6 +335,7 @@ async fn ordering_rollback_redeploys_the_previous_subject() {
         "{live}"
     );
     assert_eq!(live["still_approved"], true);
+    assert_eq!(r.body["rollback"], live, "the answer carries the rollback");
     assert_eq!(
         app.history("prod-api").await,
         vec![
