@@ -65,6 +65,7 @@ const DEPLOYMENT_FIELDS: &[&str] = &[
     "live",
     "still_approved",
     "superseded_at",
+    "rolled_back",
     "comment",
     "reason",
     "warning",
@@ -700,7 +701,7 @@ fn inventory_row(r: &Value) -> Value {
                 s.push_str(" [break-glass]");
             }
             if l["still_approved"] == Value::Bool(false) {
-                s.push_str(" [no longer approved]");
+                s.push_str(" [not approved now]");
             }
             s
         })
@@ -984,7 +985,7 @@ mod tests {
         assert_eq!(row["signoff"], "prod=approved (expired)");
         assert_eq!(
             row["where"],
-            "prod-api by alice [break-glass] [no longer approved]"
+            "prod-api by alice [break-glass] [not approved now]"
         );
         let g = grant_row(&json!({"infrastructure": null, "stage": "prod",
                                   "user": null, "group": "ml-team"}));

@@ -92,8 +92,8 @@ pub enum InfraCommand {
         policy: Policy,
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
-        /// Previous deployments kept ready for rollback [server default: 3]
-        #[arg(long, value_name = "N")]
+        /// Previous deployments kept ready for rollback, 1–100 [server default: 3]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
         rollback_depth: Option<u32>,
     },
     /// Change an infrastructure (admins).
@@ -110,8 +110,8 @@ pub enum InfraCommand {
         /// Archive (true) or restore (false)
         #[arg(long, value_name = "BOOL")]
         archived: Option<bool>,
-        /// Previous deployments kept ready for rollback
-        #[arg(long, value_name = "N")]
+        /// Previous deployments kept ready for rollback, 1–100
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
         rollback_depth: Option<u32>,
     },
     /// Archive an infrastructure (admins; never deleted).

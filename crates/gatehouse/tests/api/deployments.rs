@@ -720,7 +720,7 @@ async fn rollback_depth_limits_what_is_kept_ready() {
     let r = app.rollback(&admin, "shallow", json!({})).await;
     assert_eq!(r.ok(201)["subject"], json!(v(1)), "{}", r.body);
 
-    for bad in [json!(-1), json!("3"), json!(1.5)] {
+    for bad in [json!(0), json!(101), json!(-1), json!("3"), json!(1.5)] {
         app.patch("/infrastructures/shallow", json!({"rollback_depth": bad}))
             .await
             .problem(400, "invalid_input");
