@@ -910,6 +910,16 @@ async fn rollback_target(
     )))
 }
 
+/// Whether a subject was ever deployed anywhere (then it may not be deleted:
+/// deployment records name it).
+pub async fn ever_deployed(conn: &mut AnyConnection, subject: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE subject = $1")
+        .bind(subject)
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 /// Rolls an infrastructure back to the previous live subject, through the same
 /// gate. `ordered_by_approver` is the final approver's order from an emergency
 /// review: no deploy grant is needed and the order counts as confirmation.

@@ -810,3 +810,34 @@ async fn evidence_stays_as_it_was_and_still_approved_follows_the_signoff() {
     assert_eq!(live2["still_approved"], false, "expired: {live2}");
     assert_eq!(live2["evidence"]["signoff_state"], "approved");
 }
+
+#[tokio::test]
+async fn deployed_versions_and_bundles_are_kept() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let admin = app.admin_token.clone();
+    app.create_infra_of_kind("edge", "other", "dev", "always")
+        .await;
+    // Never reviewed, but deployed once (and superseded since).
+    app.deploy(&admin, "edge", &v(4)).await.ok(201);
+    app.deploy(&admin, "edge", "bundle:FRAUD/fraud-v1")
+        .await
+        .ok(201);
+    app.delete(&format!("/projects/FRAUD/models/{}/versions/4", enc(MODEL)))
+        .await
+        .problem(409, "conflict");
+    app.delete("/projects/FRAUD/bundles/fraud-v1")
+        .await
+        .problem(409, "conflict");
+    assert_eq!(
+        app.history("edge").await,
+        vec![
+            ("deploy".to_owned(), "bundle:FRAUD/fraud-v1".to_owned()),
+            ("deploy".to_owned(), v(4)),
+        ]
+    );
+    // A version never reviewed nor deployed may still go.
+    app.delete(&format!("/projects/FRAUD/models/{}/versions/3", enc(MODEL)))
+        .await
+        .ok(204);
+}
