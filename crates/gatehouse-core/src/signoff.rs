@@ -955,8 +955,9 @@ pub struct FeedbackSummary {
     pub major_issue: usize,
     /// Distinct people whose current answer is approve (what tiers count).
     pub distinct_approvers: usize,
-    /// Slots still waiting: feedback slots without an answer, and the final
-    /// approval slot while the review is undecided.
+    /// Slots still waiting while the review runs: feedback slots without an
+    /// answer, and the final approval slot. Empty once decided: nothing waits
+    /// on a decided review.
     pub open_slots: Vec<SlotId>,
 }
 
@@ -976,12 +977,11 @@ pub fn feedback_summary(signoff: &Signoff) -> FeedbackSummary {
                 },
                 None => sum.open_slots.push(slot.id()),
             },
-            SlotKind::FinalApproval => {
-                if signoff.current.decision.is_none() {
-                    sum.open_slots.push(slot.id());
-                }
-            }
+            SlotKind::FinalApproval => sum.open_slots.push(slot.id()),
         }
+    }
+    if signoff.state() != SignoffState::InReview {
+        sum.open_slots.clear();
     }
     sum.distinct_approvers = approvers.len();
     sum
@@ -1826,7 +1826,8 @@ mod tests {
             }
         );
         let s = ok(&s, decide(Decision::Approve), "fa");
-        assert_eq!(feedback_summary(&s).open_slots, vec![SlotId(6)]);
+        assert_eq!(feedback_summary(&s).open_slots, Vec::<SlotId>::new());
+        assert_eq!(feedback_summary(&s).approve, 2);
         assert_eq!(feedback_summary(&not_started()), FeedbackSummary::default());
     }
 

@@ -35,6 +35,9 @@ pub struct Bundle {
     /// audit snapshots).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub governance: Vec<crate::signoffs::StageStatus>,
+    /// Related resources (API responses only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<crate::links::Links>,
     pub created_by: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -84,6 +87,7 @@ async fn from_row(conn: &mut AnyConnection, r: &AnyRow) -> Result<Loaded> {
             description: r.try_get("description")?,
             versions,
             governance: Vec::new(),
+            links: None,
             created_by: r.try_get("created_by")?,
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),

@@ -28,6 +28,9 @@ pub struct Infrastructure {
     /// How many previous deployments stay ready for rollback.
     pub rollback_depth: i64,
     pub archived: bool,
+    /// Related resources (API responses only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<crate::links::Links>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -82,6 +85,7 @@ fn from_row(r: &AnyRow) -> Result<Infrastructure> {
         policy: decode(Policy::parse(&r.try_get::<String, _>("policy")?), "policy")?,
         description: r.try_get("description")?,
         rollback_depth: r.try_get("rollback_depth")?,
+        links: None,
         archived: r.try_get::<i64, _>("archived")? != 0,
         created_at: Timestamp::from_micros(r.try_get("created_at")?),
         updated_at: Timestamp::from_micros(r.try_get("updated_at")?),

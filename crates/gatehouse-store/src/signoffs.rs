@@ -654,6 +654,7 @@ pub struct SignoffView {
     pub configured_slots: Vec<SlotConfig>,
     /// Earlier cycles, oldest first.
     pub history: Vec<CycleView>,
+    pub links: crate::links::Links,
 }
 
 /// One stage of a subject's governance status.
@@ -785,6 +786,7 @@ fn view(
             .map(slot_config)
             .collect(),
         history: s.history.iter().map(cycle_view).collect(),
+        links: crate::links::Links::for_subject(&info.text),
     }
 }
 

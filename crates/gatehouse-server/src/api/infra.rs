@@ -95,7 +95,9 @@ async fn list_infras(
         archived: q.archived,
     };
     let mut conn = state.store.conn().await?;
-    Ok(Json(infra::list(&mut conn, &f, &page).await?.into()))
+    Ok(Json(
+        infra::list(&mut conn, &f, &page).await?.map(linked).into(),
+    ))
 }
 
 /// Create an infrastructure (administrators).
@@ -122,7 +124,7 @@ async fn create_infra(
     let mut tx = state.store.begin().await?;
     let i = infra::create(&mut tx, &right, &ctx, &new).await?;
     tx.commit().await?;
-    Ok(created(i))
+    Ok(created(linked(i)))
 }
 
 /// Get an infrastructure.
@@ -134,7 +136,7 @@ async fn get_infra(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Infrastructure>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(infra::get(&mut conn, &name).await?))
+    Ok(Json(linked(infra::get(&mut conn, &name).await?)))
 }
 
 async fn patch(
@@ -148,7 +150,16 @@ async fn patch(
     let mut tx = state.store.begin().await?;
     let i = infra::update(&mut tx, &right, &ctx, name, &patch).await?;
     tx.commit().await?;
-    Ok(i)
+    Ok(linked(i))
+}
+
+/// An infrastructure with the link to its audit events.
+fn linked(mut i: Infrastructure) -> Infrastructure {
+    i.links = Some(gatehouse_store::links::Links::for_subject(&format!(
+        "infrastructure:{}",
+        i.name
+    )));
+    i
 }
 
 /// Update an infrastructure (administrators).

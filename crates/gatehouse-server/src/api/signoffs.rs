@@ -379,6 +379,7 @@ pub(crate) async fn govern_version(
         state.clock.now(),
     )
     .await?;
+    v.links = Some(gatehouse_store::links::Links::for_subject(&v.subject));
     Ok(v)
 }
 
@@ -396,5 +397,6 @@ pub(crate) async fn govern_bundle(
         state.clock.now(),
     )
     .await?;
+    b.links = Some(gatehouse_store::links::Links::for_subject(&b.subject));
     Ok(b)
 }

@@ -104,6 +104,20 @@ impl Api {
         body: Option<&Value>,
         authenticated: bool,
     ) -> Result<Option<Value>, CliError> {
+        self.send_with(method, segments, query, body, authenticated, None)
+            .await
+    }
+
+    /// [`Api::send`], with an optional `If-Match` revision.
+    async fn send_with(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(String, String)],
+        body: Option<&Value>,
+        authenticated: bool,
+        if_match: Option<u64>,
+    ) -> Result<Option<Value>, CliError> {
         let url = self.url(segments, query)?;
         let mut req = self.http.request(method, url);
         if authenticated {
@@ -113,6 +127,9 @@ impl Api {
             req = req.bearer_auth(token);
         }
         req = req.header(reqwest::header::ACCEPT, "application/json");
+        if let Some(rev) = if_match {
+            req = req.header(reqwest::header::IF_MATCH, format!("\"{rev}\""));
+        }
         if let Some(body) = body {
             req = req.json(body);
         }
@@ -142,6 +159,19 @@ impl Api {
 
     pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value, CliError> {
         self.send(Method::POST, segments, &[], Some(body), true)
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// A POST that the server refuses with 412 `stale_revision` when the object
+    /// has moved past revision `if_match`.
+    pub async fn post_if_match(
+        &self,
+        segments: &[&str],
+        body: &Value,
+        if_match: Option<u64>,
+    ) -> Result<Value, CliError> {
+        self.send_with(Method::POST, segments, &[], Some(body), true, if_match)
             .await
             .map(Option::unwrap_or_default)
     }

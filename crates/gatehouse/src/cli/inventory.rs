@@ -9,6 +9,7 @@ use super::error::CliError;
 use super::http::Api;
 use super::output::{self, Col, col, sanitize, wide};
 use super::people::print_changed;
+use super::signoff::readable_governance;
 
 const PROJECT_FIELDS: &[&str] = &[
     "key",
@@ -64,6 +65,7 @@ const VERSION_FIELDS: &[&str] = &[
     "sensitivity",
     "description",
     "tags",
+    "governance",
     "created_by",
     "created_at",
     "updated_at",
@@ -75,6 +77,7 @@ const VERSION_COLS: &[Col] = &[
     col("SENSITIVITY", "sensitivity"),
     wide("METRICS", "metrics", 40),
     wide("TAGS", "tags", 40),
+    wide("SIGN-OFF", "governance", 60),
     col("CREATED BY", "created_by"),
     col("CREATED", "created_at"),
 ];
@@ -85,6 +88,7 @@ const BUNDLE_FIELDS: &[&str] = &[
     "tag",
     "description",
     "versions",
+    "governance",
     "created_by",
     "created_at",
     "updated_at",
@@ -94,6 +98,7 @@ const BUNDLE_COLS: &[Col] = &[
     col("TAG", "tag"),
     wide("VERSIONS", "versions", 80),
     wide("DESCRIPTION", "description", 48),
+    wide("SIGN-OFF", "governance", 60),
     col("CREATED BY", "created_by"),
     col("CREATED", "created_at"),
 ];
@@ -412,6 +417,22 @@ pub enum BundleCommand {
     },
 }
 
+/// A version or bundle, its sign-off status on one line unless `--json`.
+fn print_governed(json: bool, obj: Value, first: &[&str]) {
+    let obj = if json { obj } else { readable_governance(obj) };
+    output::print_object(json, &obj, first);
+}
+
+/// A list of versions or bundles, their sign-off status on one line unless `--json`.
+fn print_governed_list(json: bool, answer: Value, cols: &[Col]) {
+    let answer = if json {
+        answer
+    } else {
+        readable_governance(answer)
+    };
+    output::print_list(json, &answer, cols);
+}
+
 pub async fn project(opts: &ClientOpts, cmd: ProjectCommand) -> Result<(), CliError> {
     let (api, json) = (Api::from_opts(opts)?, opts.json);
     match cmd {
@@ -586,7 +607,7 @@ pub async fn version(opts: &ClientOpts, cmd: VersionCommand) -> Result<(), CliEr
             let body = fields.body()?;
             let api = Api::from_opts(opts)?;
             let v = api.post(&model.path(&[]), &body).await?;
-            output::print_object(json, &v, VERSION_FIELDS);
+            print_governed(json, v, VERSION_FIELDS);
         }
         VersionCommand::List {
             model,
@@ -600,13 +621,13 @@ pub async fn version(opts: &ClientOpts, cmd: VersionCommand) -> Result<(), CliEr
                 .opt("sensitivity", sensitivity)
                 .opt("tag", tag);
             let answer = api.list(&model.path(&[]), &q.0, &page).await?;
-            output::print_list(json, &answer, VERSION_COLS);
+            print_governed_list(json, answer, VERSION_COLS);
         }
         VersionCommand::Show { model, version } => {
             let api = Api::from_opts(opts)?;
             let n = version.to_string();
             let v = api.get(&model.path(&[&n])).await?;
-            output::print_object(json, &v, VERSION_FIELDS);
+            print_governed(json, v, VERSION_FIELDS);
         }
         VersionCommand::Update {
             model,
@@ -628,7 +649,7 @@ pub async fn version(opts: &ClientOpts, cmd: VersionCommand) -> Result<(), CliEr
             let api = Api::from_opts(opts)?;
             let n = version.to_string();
             let v = api.patch(&model.path(&[&n]), &body).await?;
-            output::print_object(json, &v, VERSION_FIELDS);
+            print_governed(json, v, VERSION_FIELDS);
         }
         VersionCommand::Delete { model, version } => {
             let api = Api::from_opts(opts)?;
@@ -656,14 +677,14 @@ pub async fn bundle(opts: &ClientOpts, cmd: BundleCommand) -> Result<(), CliErro
             let answer = api
                 .list(&["projects", &project.project, "bundles"], &[], &page)
                 .await?;
-            output::print_list(json, &answer, BUNDLE_COLS);
+            print_governed_list(json, answer, BUNDLE_COLS);
         }
         BundleCommand::Show { project, tag } => {
             let api = Api::from_opts(opts)?;
             let b = api
                 .get(&["projects", &project.project, "bundles", &tag])
                 .await?;
-            output::print_object(json, &b, BUNDLE_FIELDS);
+            print_governed(json, b, BUNDLE_FIELDS);
         }
         BundleCommand::Create {
             project,
@@ -684,7 +705,7 @@ pub async fn bundle(opts: &ClientOpts, cmd: BundleCommand) -> Result<(), CliErro
             let b = api
                 .post(&["projects", &project.project, "bundles"], &body)
                 .await?;
-            output::print_object(json, &b, BUNDLE_FIELDS);
+            print_governed(json, b, BUNDLE_FIELDS);
         }
         BundleCommand::Update {
             project,
@@ -698,7 +719,7 @@ pub async fn bundle(opts: &ClientOpts, cmd: BundleCommand) -> Result<(), CliErro
                     &json!({ "description": description }),
                 )
                 .await?;
-            output::print_object(json, &b, BUNDLE_FIELDS);
+            print_governed(json, b, BUNDLE_FIELDS);
         }
         BundleCommand::Delete { project, tag } => {
             let api = Api::from_opts(opts)?;

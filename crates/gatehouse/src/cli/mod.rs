@@ -50,6 +50,8 @@ mod infra;
 mod inventory;
 mod output;
 mod people;
+mod roles;
+mod signoff;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -124,6 +126,18 @@ pub enum ClientCommand {
     /// Infrastructures (deployment targets; admins write).
     #[command(subcommand)]
     Infra(Box<infra::InfraCommand>),
+    /// Reviewer roles of a project (project owners write).
+    #[command(subcommand)]
+    Role(Box<roles::RoleCommand>),
+    /// Sign-off stages of a project and their reviewer slots (project owners write).
+    #[command(subcommand)]
+    Reviewers(Box<roles::ReviewersCommand>),
+    /// Sign-off of a model version or bundle: show, request review, feedback,
+    /// delegate, decide, reset.
+    #[command(subcommand)]
+    Signoff(Box<signoff::SignoffCommand>),
+    /// Reviews waiting on you: slots you hold as assignee or delegate.
+    Reviews,
     #[command(flatten)]
     Gate(deploy::GateCommands),
 }
@@ -153,6 +167,10 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Version(c) => inventory::version(opts, *c).await,
         ClientCommand::Bundle(c) => inventory::bundle(opts, *c).await,
         ClientCommand::Infra(c) => infra::infra(opts, *c).await,
+        ClientCommand::Role(c) => roles::role(opts, *c).await,
+        ClientCommand::Reviewers(c) => roles::reviewers(opts, *c).await,
+        ClientCommand::Signoff(c) => signoff::signoff(opts, *c).await,
+        ClientCommand::Reviews => signoff::reviews(opts).await,
         ClientCommand::Gate(c) => deploy::run(opts, c).await,
     }
 }
@@ -203,6 +221,58 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(cli.command, ClientCommand::Bundle(_)));
+    }
+
+    #[test]
+    fn signoff_commands_parse() {
+        let cli = parse(&[
+            "signoff",
+            "feedback",
+            "version:FRAUD/fraud scorer/3",
+            "--slot",
+            "2",
+            "--verdict",
+            "minor-issue",
+            "--if-match",
+            "7",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, ClientCommand::Signoff(_)));
+        assert!(parse(&["signoff", "decide", "bundle:FRAUD/v1", "approve"]).is_ok());
+        assert!(parse(&["signoff", "decide", "bundle:FRAUD/v1", "maybe"]).is_err());
+        assert!(parse(&["signoff", "request", "model:FRAUD/x"]).is_err());
+        assert!(parse(&["signoff", "show", "version:FRAUD/m/1", "--stage", "staging"]).is_err());
+        assert!(parse(&["signoff", "reset", "version:FRAUD/m/1"]).is_err());
+        assert!(
+            parse(&[
+                "reviewers",
+                "set",
+                "--project",
+                "FRAUD",
+                "--stage",
+                "qa",
+                "--feedback",
+                "role:Risk & Compliance",
+                "--final",
+                "user:mark",
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["reviewers", "separation-of-duties", "off", "-p", "PRICING"]).is_ok());
+        assert!(
+            parse(&[
+                "role",
+                "update",
+                "-p",
+                "FRAUD",
+                "Risk",
+                "--user",
+                "a",
+                "--clear-users"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["reviews"]).is_ok());
     }
 
     #[test]

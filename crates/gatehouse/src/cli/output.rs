@@ -87,6 +87,11 @@ fn short_time(field: &str, v: &Value) -> Option<String> {
     Some(format!("{} {}", sanitize(date), sanitize(time)))
 }
 
+/// A time from the server as `2026-11-23 09:40:00`, or `-` when absent.
+pub fn when(v: &Value) -> String {
+    short_time("_at", v).unwrap_or_else(|| cell(v))
+}
+
 /// Columns a text takes on a terminal (wide characters count twice).
 fn width(s: &str) -> usize {
     UnicodeWidthStr::width(s)

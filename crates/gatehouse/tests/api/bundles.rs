@@ -29,6 +29,7 @@ async fn bundle_create_get_list_update_delete() {
                  "decided_by": null, "decision": null, "decided_at": null,
                  "feedback": {"approve": 0, "minor_issue": 0, "major_issue": 0,
                               "distinct_approvers": 0, "open_slots": []}}],
+               "links": {"events": "/api/v1/audit/events?subject=bundle%3AFRAUD%2Ffraud-v2.0"},
                "created_by": "alice", "created_at": t0, "updated_at": t0})
     );
     let ev = app

@@ -53,6 +53,61 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/infrastructures/{name}"),
     ("DELETE", "/infrastructures/{name}"),
     ("GET", "/audit/events"),
+    ("GET", "/projects/{key}/roles"),
+    ("POST", "/projects/{key}/roles"),
+    ("GET", "/projects/{key}/roles/{role}"),
+    ("PATCH", "/projects/{key}/roles/{role}"),
+    ("DELETE", "/projects/{key}/roles/{role}"),
+    ("GET", "/projects/{key}/signoff-config"),
+    ("PUT", "/projects/{key}/signoff-config"),
+    ("GET", "/projects/{key}/models/{name}/versions/{n}/signoffs"),
+    (
+        "GET",
+        "/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}",
+    ),
+    (
+        "POST",
+        "/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/request",
+    ),
+    (
+        "POST",
+        "/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/feedback",
+    ),
+    (
+        "POST",
+        "/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/delegate",
+    ),
+    (
+        "POST",
+        "/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/decide",
+    ),
+    (
+        "POST",
+        "/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}/reset",
+    ),
+    ("GET", "/projects/{key}/bundles/{tag}/signoffs"),
+    ("GET", "/projects/{key}/bundles/{tag}/signoffs/{stage}"),
+    (
+        "POST",
+        "/projects/{key}/bundles/{tag}/signoffs/{stage}/request",
+    ),
+    (
+        "POST",
+        "/projects/{key}/bundles/{tag}/signoffs/{stage}/feedback",
+    ),
+    (
+        "POST",
+        "/projects/{key}/bundles/{tag}/signoffs/{stage}/delegate",
+    ),
+    (
+        "POST",
+        "/projects/{key}/bundles/{tag}/signoffs/{stage}/decide",
+    ),
+    (
+        "POST",
+        "/projects/{key}/bundles/{tag}/signoffs/{stage}/reset",
+    ),
+    ("GET", "/reviews/pending"),
     ("GET", "/projects/{key}/deploy-grants"),
     ("POST", "/projects/{key}/deploy-grants"),
     ("DELETE", "/projects/{key}/deploy-grants/{id}"),
@@ -89,7 +144,7 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
     let m = format!("/projects/FRAUD/models/{}", enc(MODEL));
     let v = format!("{m}/versions");
     let infra = json!({"name": "new-infra", "kind": "other", "stage": "dev", "policy": "always"});
-    let table: Vec<(&str, String, Option<Value>)> = vec![
+    let mut table: Vec<(&str, String, Option<Value>)> = vec![
         ("POST", "/tokens".into(), Some(json!({"name": "cli"}))),
         ("GET", "/tokens".into(), None),
         ("DELETE", format!("/tokens/{spare_token_id}"), None),
@@ -174,8 +229,87 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
         ),
         ("DELETE", "/infrastructures/old-infra".into(), None),
         ("GET", "/audit/events".into(), None),
+        ("GET", "/projects/FRAUD/roles".into(), None),
+        (
+            "POST",
+            "/projects/FRAUD/roles".into(),
+            Some(json!({"name": "Risk & Compliance", "users": ["alice"]})),
+        ),
+        (
+            "GET",
+            format!("/projects/FRAUD/roles/{}", enc("Risk & Compliance")),
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/projects/FRAUD/roles/{}", enc("Risk & Compliance")),
+            Some(json!({"description": "x"})),
+        ),
+        (
+            "DELETE",
+            format!("/projects/FRAUD/roles/{}", enc("Doomed role")),
+            None,
+        ),
+        ("GET", "/projects/FRAUD/signoff-config".into(), None),
+        (
+            "PUT",
+            "/projects/FRAUD/signoff-config".into(),
+            Some(admin_reviews()),
+        ),
+    ];
+    // Sign-offs: reads and a request on subjects of the seed; answers,
+    // delegation, decision and reset on the ones alice put up for review.
+    for (requested, reviewed) in [
+        (format!("{v}/1"), format!("{v}/3")),
+        (
+            "/projects/FRAUD/bundles/fraud-v1".to_string(),
+            "/projects/FRAUD/bundles/reviewed".to_string(),
+        ),
+    ] {
+        table.extend([
+            ("GET", format!("{requested}/signoffs"), None),
+            ("GET", format!("{requested}/signoffs/prod"), None),
+            (
+                "POST",
+                format!("{requested}/signoffs/prod/request"),
+                Some(json!({})),
+            ),
+            (
+                "POST",
+                format!("{reviewed}/signoffs/prod/feedback"),
+                Some(json!({"slot": 1, "verdict": "approve"})),
+            ),
+            (
+                "POST",
+                format!("{reviewed}/signoffs/prod/delegate"),
+                Some(json!({"slot": 1, "to_user": "bob"})),
+            ),
+            (
+                "POST",
+                format!("{reviewed}/signoffs/prod/decide"),
+                Some(json!({"decision": "approve"})),
+            ),
+            (
+                "POST",
+                format!("{reviewed}/signoffs/prod/reset"),
+                Some(json!({"reason": "x"})),
+            ),
+        ]);
+    }
+    table.push(("GET", "/reviews/pending".into(), None));
+    table.extend(gate_calls());
+    assert_eq!(table.len(), ROUTES.len());
+    table
+        .into_iter()
+        .map(|(m, p, b)| (Method::from_bytes(m.as_bytes()).unwrap(), p, b))
+        .collect()
+}
+
+/// The deployment-gate calls, on what `prepare_gate` made.
+fn gate_calls() -> Vec<(&'static str, String, Option<Value>)> {
+    vec![
         // Deployment gate: `prepare` made grant 1, deployments of versions 1
-        // and 3 on `gate-dev`, and two break-glass deployments on `gate-warn`
+        // and 4 on `gate-dev`, and two break-glass deployments on `gate-warn`
         // with their emergency reviews 1 and 2.
         ("GET", "/projects/FRAUD/deploy-grants".into(), None),
         (
@@ -217,18 +351,62 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
             Some(json!({"comment": "back"})),
         ),
         ("GET", "/inventory".into(), None),
-    ];
-    assert_eq!(table.len(), ROUTES.len());
-    table
-        .into_iter()
-        .map(|(m, p, b)| (Method::from_bytes(m.as_bytes()).unwrap(), p, b))
-        .collect()
+    ]
 }
 
-/// The seeded organisation plus the objects the destructive calls use up.
+/// A `prod` sign-off whose feedback and final approval slots are the admin's.
+fn admin_reviews() -> Value {
+    json!({"stages": [{"stage": "prod", "slots": [
+        {"kind": "feedback", "user": "admin"}, {"kind": "final_approval", "user": "admin"}
+    ]}], "separation_of_duties": true})
+}
+
+/// The seeded organisation plus the objects the destructive calls use up, and
+/// a version and a bundle alice created and put up for review (the admin may
+/// answer those: separation of duties bars the creator and the requester).
 /// Returns the id of a spare admin token.
 pub async fn prepare(app: &TestApp) -> (Fixture, String) {
     let f = seed(app).await;
+    app.put("/projects/FRAUD/signoff-config", Some(admin_reviews()))
+        .await
+        .ok(200);
+    app.post("/projects/FRAUD/roles", json!({"name": "Doomed role"}))
+        .await
+        .ok(201);
+    let alice = &f.alice;
+    let as_alice = |method: Method, path: String, body: Value| async move {
+        app.as_user(
+            alice,
+            method,
+            &format!("/projects/FRAUD/{path}"),
+            Some(body),
+        )
+        .await
+    };
+    let versions = format!("models/{}/versions", enc(MODEL));
+    as_alice(
+        Method::POST,
+        versions.clone(),
+        json!({"artifact_uri": "s3://x"}),
+    )
+    .await
+    .ok(201);
+    as_alice(
+        Method::POST,
+        "bundles".into(),
+        json!({"tag": "reviewed", "versions": [{"model": MODEL, "version": 1}]}),
+    )
+    .await
+    .ok(201);
+    for subject in [format!("{versions}/3"), "bundles/reviewed".into()] {
+        as_alice(
+            Method::POST,
+            format!("{subject}/signoffs/prod/request"),
+            json!({}),
+        )
+        .await
+        .ok(200);
+    }
     app.post("/users", json!({"username": "victim"}))
         .await
         .ok(201);
@@ -244,17 +422,11 @@ pub async fn prepare(app: &TestApp) -> (Fixture, String) {
 }
 
 /// What the deployment-gate calls use: admin is FRAUD's prod final approver
-/// and holds the emergency grant (grant 1); versions 1 and 3 deployed to
-/// `gate-dev` (always); two break-glass deployments (versions 1, then 3) on
-/// `gate-warn` (prod, warn), so emergency reviews 1 and 2 are open.
+/// (`admin_reviews`) and holds the emergency grant (grant 1); version 4 is
+/// registered; versions 1 and 4 deployed to `gate-dev` (always); two
+/// break-glass deployments (versions 1, then 4) on `gate-warn` (prod, warn), so
+/// emergency reviews 1 and 2 are open.
 async fn prepare_gate(app: &TestApp) {
-    app.put(
-        "/projects/FRAUD/signoff-config",
-        Some(json!({"stages": [{"stage": "prod",
-            "slots": [{"kind": "final_approval", "user": "admin"}]}]})),
-    )
-    .await
-    .ok(200);
     app.post(
         "/projects/FRAUD/deploy-grants",
         json!({"stage": "prod", "user": "admin", "emergency": true}),
@@ -263,9 +435,10 @@ async fn prepare_gate(app: &TestApp) {
     .ok(201);
     app.create_infra("gate-dev", "dev", "always").await;
     app.create_infra("gate-warn", "prod", "warn").await;
-    // Version 2 is deleted by the calls; deployed versions are kept.
+    // Version 2 is deleted by the calls (deployed versions are kept) and
+    // version 3 is under review.
     app.register_version("FRAUD", MODEL).await;
-    for n in [1, 3] {
+    for n in [1, 4] {
         let subject = format!("version:FRAUD/{MODEL}/{n}");
         app.post(
             "/infrastructures/gate-dev/deployments",

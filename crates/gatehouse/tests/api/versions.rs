@@ -35,6 +35,7 @@ async fn version_register_get_list_update_delete() {
                  "decided_by": null, "decision": null, "decided_at": null,
                  "feedback": {"approve": 0, "minor_issue": 0, "major_issue": 0,
                               "distinct_approvers": 0, "open_slots": []}}],
+                       "links": {"events": "/api/v1/audit/events?subject=version%3AFRAUD%2Ffraud+scorer%2F3"},
                        "created_by": "alice", "created_at": t0, "updated_at": t0});
     expected
         .as_object_mut()
