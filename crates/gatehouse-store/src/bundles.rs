@@ -241,6 +241,12 @@ pub async fn delete(
             b.bundle.subject
         )));
     }
+    if crate::deployments::ever_deployed(tx.conn(), &b.bundle.subject).await? {
+        return Err(StoreError::Conflict(format!(
+            "{} has been deployed; deployed bundles are kept for the record",
+            b.bundle.subject
+        )));
+    }
     sqlx::query("DELETE FROM bundle_versions WHERE bundle_id = $1")
         .bind(b.id)
         .execute(tx.conn())

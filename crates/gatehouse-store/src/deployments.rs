@@ -774,8 +774,32 @@ pub async fn deploy(
             "infrastructure '{infra_name}' is archived"
         )));
     }
-    gate::check_kind(infra.kind, &req.subject)?;
     lock_infra(tx, infra_id).await?;
+    if let Err(mismatch) = gate::check_kind(infra.kind, &req.subject) {
+        // Refused like a blocked attempt (the gate check answers `blocked`),
+        // and audited like one; the answer stays 400 invalid_input.
+        let mut j = judge(
+            tx.conn(),
+            &ctx.actor,
+            &req.subject,
+            infra_name,
+            req.confirm,
+            None,
+            ctx.now,
+        )
+        .await?;
+        j.outcome = GateOutcome {
+            decision: GateDecision::Blocked,
+            reason: mismatch.message.clone(),
+            warning: None,
+        };
+        let kind = match req.break_glass {
+            Some(_) => Kind::BreakGlass,
+            None => Kind::Deploy,
+        };
+        refused_event(tx, ctx, &j, kind, req.confirm).await?;
+        return Ok(Attempt::Refused(mismatch.into()));
+    }
     match &req.break_glass {
         None => {
             let j = judge(
@@ -884,6 +908,16 @@ async fn rollback_target(
     Err(StoreError::Conflict(format!(
         "no earlier deployment of another subject is ready for rollback (the infrastructure keeps the last {depth})"
     )))
+}
+
+/// Whether a subject was ever deployed anywhere (then it may not be deleted:
+/// deployment records name it).
+pub async fn ever_deployed(conn: &mut AnyConnection, subject: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE subject = $1")
+        .bind(subject)
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
 }
 
 /// Rolls an infrastructure back to the previous live subject, through the same

@@ -308,6 +308,12 @@ pub async fn delete(
             v.version.subject
         )));
     }
+    if crate::deployments::ever_deployed(tx.conn(), &v.version.subject).await? {
+        return Err(StoreError::Conflict(format!(
+            "{} has been deployed; deployed versions are kept for the record",
+            v.version.subject
+        )));
+    }
     sqlx::query("DELETE FROM model_versions WHERE id = $1")
         .bind(v.id)
         .execute(tx.conn())

@@ -25,6 +25,9 @@ pub enum CliError {
     Other(String),
     /// `audit verify` found the chain broken: the first bad seq and why.
     AuditBroken(String),
+    /// The command already printed its outcome (a gate decision other than
+    /// allow); exit with this code and print nothing more.
+    Silent(u8),
 }
 
 impl CliError {
@@ -54,6 +57,7 @@ impl CliError {
             Self::NotLoggedIn => ErrorCode::Unauthenticated.exit_code(),
             Self::Unreachable { .. } => EXIT_UNREACHABLE,
             Self::AuditBroken(_) => EXIT_AUDIT_BROKEN,
+            Self::Silent(code) => *code,
             Self::Api { .. } => self
                 .error_code()
                 .map(ErrorCode::exit_code)
@@ -66,6 +70,7 @@ impl CliError {
         match self {
             Self::Input(m) | Self::Other(m) => m.clone(),
             Self::AuditBroken(m) => format!("audit chain broken: {m}"),
+            Self::Silent(_) => String::new(),
             Self::NotLoggedIn => format!(
                 "not logged in: run `gatehouse login --username NAME`, or pass --token ({})",
                 ErrorCode::Unauthenticated.as_str()
@@ -133,6 +138,7 @@ mod tests {
         assert_eq!(unreachable.exit_code(), 5);
         assert_eq!(CliError::input("x").exit_code(), 1);
         assert_eq!(CliError::AuditBroken("seq 3".into()).exit_code(), 6);
+        assert_eq!(CliError::Silent(11).exit_code(), 11);
     }
 
     #[test]

@@ -16,6 +16,7 @@ const INFRA_FIELDS: &[&str] = &[
     "policy",
     "description",
     "archived",
+    "rollback_depth",
     "created_by",
     "created_at",
     "updated_at",
@@ -91,6 +92,9 @@ pub enum InfraCommand {
         policy: Policy,
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        /// Previous deployments kept ready for rollback, 1–100 [server default: 3]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+        rollback_depth: Option<u32>,
     },
     /// Change an infrastructure (admins).
     Update {
@@ -106,6 +110,9 @@ pub enum InfraCommand {
         /// Archive (true) or restore (false)
         #[arg(long, value_name = "BOOL")]
         archived: Option<bool>,
+        /// Previous deployments kept ready for rollback, 1–100
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+        rollback_depth: Option<u32>,
     },
     /// Archive an infrastructure (admins; never deleted).
     Archive { name: String },
@@ -139,6 +146,7 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
             stage,
             policy,
             description,
+            rollback_depth,
         } => {
             let body = Body::default()
                 .set("name", name)
@@ -146,6 +154,7 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
                 .set("stage", wire(stage))
                 .set("policy", wire(policy))
                 .opt("description", description)
+                .opt("rollback_depth", rollback_depth)
                 .into_value();
             let i = api.post(&["infrastructures"], &body).await?;
             output::print_object(json, &i, INFRA_FIELDS);
@@ -157,6 +166,7 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
             policy,
             description,
             archived,
+            rollback_depth,
         } => {
             let body = Body::default()
                 .opt("kind", kind.map(wire))
@@ -164,7 +174,10 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
                 .opt("policy", policy.map(wire))
                 .opt("description", description)
                 .opt("archived", archived)
-                .non_empty("--kind, --stage, --policy, --description or --archived")?;
+                .opt("rollback_depth", rollback_depth)
+                .non_empty(
+                    "--kind, --stage, --policy, --description, --archived or --rollback-depth",
+                )?;
             let i = api.patch(&["infrastructures", &name], &body).await?;
             output::print_object(json, &i, INFRA_FIELDS);
         }

@@ -44,6 +44,7 @@ mod args;
 mod audit;
 mod auth;
 mod config;
+mod deploy;
 mod error;
 mod http;
 mod infra;
@@ -143,12 +144,15 @@ pub enum ClientCommand {
     Audit(Box<audit::AuditCommand>),
     /// The audit events of one subject as a timeline, oldest first.
     History(audit::HistoryArgs),
+    #[command(flatten)]
+    Gate(deploy::GateCommands),
 }
 
 /// Runs one client command and turns its outcome into the process exit code.
 pub async fn run(opts: ClientOpts, cmd: ClientCommand) -> ExitCode {
     match dispatch(&opts, cmd).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Silent(code)) => ExitCode::from(code),
         Err(e) => {
             errln!("error: {}", output::sanitize(&e.message()));
             ExitCode::from(e.exit_code())
@@ -175,6 +179,7 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Reviews => signoff::reviews(opts).await,
         ClientCommand::Audit(c) => audit::audit(opts, *c).await,
         ClientCommand::History(a) => audit::history(opts, a).await,
+        ClientCommand::Gate(c) => deploy::run(opts, c).await,
     }
 }
 

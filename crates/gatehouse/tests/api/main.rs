@@ -1,16 +1,21 @@
 //! End-to-end tests of the REST API (`docs/api.md`) against a real server on a
 //! real listener, on SQLite or PostgreSQL (`GATEHOUSE_TEST_BACKEND`).
 
+mod gate_helpers;
 mod helpers;
 
 mod audit;
 mod audit_trail;
 mod auth;
 mod bundles;
+mod deployments;
+mod emergency;
 mod errors;
 mod fail_closed;
+mod gate;
 mod groups;
 mod infrastructures;
+mod inventory;
 mod models;
 mod openapi;
 mod pagination;

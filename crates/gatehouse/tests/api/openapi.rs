@@ -112,6 +112,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/audit/checkpoints"),
     ("POST", "/audit/checkpoints"),
     ("GET", "/audit/public-key"),
+    ("GET", "/projects/{key}/deploy-grants"),
+    ("POST", "/projects/{key}/deploy-grants"),
+    ("DELETE", "/projects/{key}/deploy-grants/{id}"),
+    ("GET", "/gate"),
+    ("POST", "/infrastructures/{name}/deployments"),
+    ("GET", "/infrastructures/{name}/deployments"),
+    ("GET", "/infrastructures/{name}/live"),
+    ("POST", "/infrastructures/{name}/rollback"),
+    ("GET", "/emergency-reviews"),
+    ("GET", "/emergency-reviews/{id}"),
+    ("POST", "/emergency-reviews/{id}/accept"),
+    ("POST", "/emergency-reviews/{id}/rollback"),
+    ("GET", "/inventory"),
 ];
 
 /// `/a/{x}/b/{y}` → `/a/{}/b/{}`, so parameter names may differ.
@@ -292,11 +305,61 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
         ]);
     }
     table.push(("GET", "/reviews/pending".into(), None));
+    table.extend(gate_calls());
     assert_eq!(table.len(), ROUTES.len());
     table
         .into_iter()
         .map(|(m, p, b)| (Method::from_bytes(m.as_bytes()).unwrap(), p, b))
         .collect()
+}
+
+/// The deployment-gate calls, on what `prepare_gate` made.
+fn gate_calls() -> Vec<(&'static str, String, Option<Value>)> {
+    vec![
+        // Deployment gate: `prepare` made grant 1, deployments of versions 1
+        // and 4 on `gate-dev`, and two break-glass deployments on `gate-warn`
+        // with their emergency reviews 1 and 2.
+        ("GET", "/projects/FRAUD/deploy-grants".into(), None),
+        (
+            "POST",
+            "/projects/FRAUD/deploy-grants".into(),
+            Some(json!({"infrastructure": "prod-api", "user": "alice"})),
+        ),
+        ("DELETE", "/projects/FRAUD/deploy-grants/2".into(), None),
+        (
+            "GET",
+            format!(
+                "/gate?subject={}&infrastructure=prod-api",
+                enc(&format!("version:FRAUD/{MODEL}/1"))
+            ),
+            None,
+        ),
+        (
+            "POST",
+            "/infrastructures/gate-dev/deployments".into(),
+            Some(json!({"subject": format!("version:FRAUD/{MODEL}/1")})),
+        ),
+        ("GET", "/infrastructures/gate-dev/deployments".into(), None),
+        ("GET", "/infrastructures/gate-dev/live".into(), None),
+        (
+            "POST",
+            "/infrastructures/gate-dev/rollback".into(),
+            Some(json!({})),
+        ),
+        ("GET", "/emergency-reviews".into(), None),
+        ("GET", "/emergency-reviews/1".into(), None),
+        (
+            "POST",
+            "/emergency-reviews/1/accept".into(),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            "/emergency-reviews/2/rollback".into(),
+            Some(json!({"comment": "back"})),
+        ),
+        ("GET", "/inventory".into(), None),
+    ]
 }
 
 /// A `prod` sign-off whose feedback and final approval slots are the admin's.
@@ -360,9 +423,44 @@ pub async fn prepare(app: &TestApp) -> (Fixture, String) {
     app.create_model("FRAUD", "empty model").await;
     app.create_bundle("FRAUD", "doomed", &[(MODEL, 1)]).await;
     app.create_infra("old-infra", "dev", "always").await;
+    prepare_gate(app).await;
     let r = app.post("/tokens", json!({"name": "spare"})).await;
     let id = r.ok(201)["id"].to_string().replace('"', "");
     (f, id)
+}
+
+/// What the deployment-gate calls use: admin is FRAUD's prod final approver
+/// (`admin_reviews`) and holds the emergency grant (grant 1); version 4 is
+/// registered; versions 1 and 4 deployed to `gate-dev` (always); two
+/// break-glass deployments (versions 1, then 4) on `gate-warn` (prod, warn), so
+/// emergency reviews 1 and 2 are open.
+async fn prepare_gate(app: &TestApp) {
+    app.post(
+        "/projects/FRAUD/deploy-grants",
+        json!({"stage": "prod", "user": "admin", "emergency": true}),
+    )
+    .await
+    .ok(201);
+    app.create_infra("gate-dev", "dev", "always").await;
+    app.create_infra("gate-warn", "prod", "warn").await;
+    // Version 2 is deleted by the calls (deployed versions are kept) and
+    // version 3 is under review.
+    app.register_version("FRAUD", MODEL).await;
+    for n in [1, 4] {
+        let subject = format!("version:FRAUD/{MODEL}/{n}");
+        app.post(
+            "/infrastructures/gate-dev/deployments",
+            json!({ "subject": subject }),
+        )
+        .await
+        .ok(201);
+        app.post(
+            "/infrastructures/gate-warn/deployments",
+            json!({"subject": subject, "break_glass": true, "reason": "incident"}),
+        )
+        .await
+        .ok(201);
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,997 @@
+//! The deployment gate (`DESIGN.md` §4): `grant …`, `gate check`, `deploy`,
+//! `rollback`, `deployments`, `live`, `inventory` and `emergency …`.
+//!
+//! `gate check`, `deploy` and `rollback` exit 0 when the gate allows,
+//! 10 when it wants a confirmation, 11 when it blocks and 3 when the caller
+//! holds no deploy grant, so that a pipeline step stops on anything but 0.
+
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use gatehouse_core::gate::GateDecision;
+use gatehouse_core::{BundleTag, ModelName, ProjectKey, Subject};
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+use super::ClientOpts;
+use super::args::{Body, PageArgs, Query};
+use super::error::CliError;
+use super::http::Api;
+use super::infra::{Stage, wire};
+use super::inventory::ProjectArg;
+use super::output::{self, Col, col, sanitize, wide};
+use super::people::print_changed;
+
+const GRANT_COLS: &[Col] = &[
+    col("ID", "id"),
+    col("WHERE", "target"),
+    col("WHO", "grantee"),
+    col("EMERGENCY", "emergency"),
+    col("CREATED BY", "created_by"),
+    col("CREATED", "created_at"),
+];
+
+const GRANT_FIELDS: &[&str] = &[
+    "id",
+    "project",
+    "infrastructure",
+    "stage",
+    "user",
+    "group",
+    "emergency",
+    "created_by",
+    "created_at",
+];
+
+const GATE_FIELDS: &[&str] = &[
+    "decision",
+    "reason",
+    "subject",
+    "infrastructure",
+    "policy",
+    "stage_checked",
+    "signoff_state",
+    "signoff_cycle",
+    "expired",
+    "open_slots",
+];
+
+const DEPLOYMENT_FIELDS: &[&str] = &[
+    "id",
+    "kind",
+    "subject",
+    "infrastructure",
+    "project",
+    "deployed_by",
+    "deployed_at",
+    "live",
+    "still_approved",
+    "superseded_at",
+    "rolled_back",
+    "comment",
+    "reason",
+    "warning",
+];
+
+const DEPLOYMENT_COLS: &[Col] = &[
+    col("ID", "id"),
+    col("DEPLOYED", "deployed_at"),
+    col("KIND", "kind"),
+    wide("SUBJECT", "subject", 64),
+    col("BY", "deployed_by"),
+    col("DECISION", "decision"),
+    col("SIGN-OFF", "signoff"),
+    col("LIVE", "live"),
+    col("STILL APPROVED", "still_approved"),
+    wide("COMMENT", "comment", 40),
+];
+
+const INVENTORY_COLS: &[Col] = &[
+    col("PROJECT", "project"),
+    col("TIER", "risk_tier"),
+    wide("SUBJECT", "subject", 64),
+    wide("SIGN-OFF", "signoff", 48),
+    wide("LIVE ON", "where", 64),
+    col("IN REVIEW", "in_review"),
+    col("EMERGENCIES", "open_emergency_reviews"),
+];
+
+const REVIEW_FIELDS: &[&str] = &[
+    "id",
+    "state",
+    "subject",
+    "infrastructure",
+    "stage",
+    "project",
+    "deployment_id",
+    "opened_at",
+    "decided_by",
+    "decided_at",
+    "comment",
+];
+
+const REVIEW_COLS: &[Col] = &[
+    col("ID", "id"),
+    col("STATE", "state"),
+    wide("SUBJECT", "subject", 64),
+    col("INFRASTRUCTURE", "infrastructure"),
+    col("STAGE", "stage"),
+    col("DEPLOYMENT", "deployment_id"),
+    col("OPENED", "opened_at"),
+    col("DECIDED BY", "decided_by"),
+];
+
+/// What a deployment or gate check is about: `SUBJECT`, or `--project` with
+/// `--model` and `--version`, or with `--bundle`.
+#[derive(Args, Clone, Default)]
+pub struct SubjectArgs {
+    /// The subject: version:PROJECT/MODEL/N or bundle:PROJECT/TAG
+    #[arg(
+        value_name = "SUBJECT",
+        required_unless_present = "project",
+        conflicts_with_all = ["project", "model", "version", "bundle"]
+    )]
+    pub subject: Option<String>,
+    /// The subject's project (with --model and --version, or with --bundle)
+    #[arg(long, short = 'p', value_name = "KEY")]
+    pub project: Option<String>,
+    /// The model (with --version)
+    #[arg(
+        long,
+        short = 'm',
+        value_name = "NAME",
+        requires = "project",
+        requires = "version",
+        conflicts_with = "bundle"
+    )]
+    pub model: Option<String>,
+    /// The model version's number (with --model)
+    #[arg(long, value_name = "N", requires = "model",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub version: Option<u32>,
+    /// The bundle's tag
+    #[arg(long, short = 'b', value_name = "TAG", requires = "project")]
+    pub bundle: Option<String>,
+}
+
+impl SubjectArgs {
+    /// The subject as the API writes it, checked before anything is sent.
+    pub fn resolve(&self) -> Result<String, CliError> {
+        let bad = |e: gatehouse_core::InvalidInput| CliError::input(e.message);
+        if let Some(s) = &self.subject {
+            let parsed: Subject = s.trim().parse().map_err(bad)?;
+            return Ok(parsed.to_string());
+        }
+        let project = self.project.as_deref().ok_or_else(|| {
+            CliError::input(
+                "give a SUBJECT, or --project with --model and --version or with --bundle",
+            )
+        })?;
+        let project = ProjectKey::parse(project)
+            .map_err(|e| CliError::input(format!("--project: {}", e.message)))?;
+        let subject = match (&self.model, self.version, &self.bundle) {
+            (Some(model), Some(version), None) => Subject::Version {
+                project,
+                model: ModelName::parse(model)
+                    .map_err(|e| CliError::input(format!("--model: {}", e.message)))?,
+                version,
+            },
+            (None, None, Some(tag)) => Subject::Bundle {
+                project,
+                tag: BundleTag::parse(tag)
+                    .map_err(|e| CliError::input(format!("--bundle: {}", e.message)))?,
+            },
+            _ => {
+                return Err(CliError::input(
+                    "with --project, give --model and --version, or --bundle",
+                ));
+            }
+        };
+        Ok(subject.to_string())
+    }
+}
+
+/// `--infra NAME`.
+#[derive(Args, Clone)]
+pub struct InfraArg {
+    /// The infrastructure (deployment target)
+    #[arg(
+        long = "infra",
+        visible_alias = "infrastructure",
+        short = 'i',
+        value_name = "NAME"
+    )]
+    pub infra: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SignoffState {
+    #[value(name = "not_started")]
+    NotStarted,
+    #[value(name = "in_review")]
+    InReview,
+    Approved,
+    Rejected,
+    Abandoned,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ReviewState {
+    Open,
+    Accepted,
+    #[value(name = "rollback_ordered")]
+    RollbackOrdered,
+}
+
+/// The deployment-gate commands, flattened into the client's top level.
+#[derive(Subcommand)]
+pub enum GateCommands {
+    /// Deploy grants: who may deploy a project where (project owners and admins manage them).
+    #[command(subcommand)]
+    Grant(Box<GrantCommand>),
+    /// Ask the deployment gate without deploying (for CI/CD pipelines).
+    ///
+    /// `gate check` exits 0 allow, 10 confirmation required, 11 blocked, 3 forbidden.
+    #[command(subcommand)]
+    Gate(Box<GateCommand>),
+    /// Deploy a model version or bundle to an infrastructure through the gate.
+    ///
+    /// Exits 0 deployed, 10 confirmation required, 11 blocked, 3 forbidden.
+    Deploy(Box<DeployArgs>),
+    /// Redeploy the previous subject of an infrastructure through the gate.
+    ///
+    /// Exits 0 deployed, 10 confirmation required, 11 blocked, 3 forbidden,
+    /// 4 when there is nothing to roll back to.
+    Rollback(Box<RollbackArgs>),
+    /// An infrastructure's deployment history, newest first.
+    Deployments(Box<DeploymentsArgs>),
+    /// The live deployment of an infrastructure.
+    Live(InfraArg),
+    /// The status of all models: every version and bundle live somewhere or in review.
+    Inventory(Box<InventoryArgs>),
+    /// Emergency reviews of break-glass deployments.
+    #[command(subcommand)]
+    Emergency(Box<EmergencyCommand>),
+}
+
+#[derive(Subcommand)]
+pub enum GrantCommand {
+    /// List a project's deploy grants.
+    List {
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Grant a user or group the right to deploy a project to an infrastructure
+    /// (or to every infrastructure of a stage).
+    #[command(group(ArgGroup::new("target").required(true).args(["infra", "stage"])))]
+    #[command(group(ArgGroup::new("grantee").required(true).args(["user", "group"])))]
+    Add {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// One infrastructure
+        #[arg(
+            long = "infra",
+            visible_alias = "infrastructure",
+            short = 'i',
+            value_name = "NAME"
+        )]
+        infra: Option<String>,
+        /// Every infrastructure of this stage
+        #[arg(long, value_enum)]
+        stage: Option<Stage>,
+        /// The user granted
+        #[arg(long, short = 'u', value_name = "USERNAME")]
+        user: Option<String>,
+        /// The group granted
+        #[arg(long, short = 'g', value_name = "GROUP")]
+        group: Option<String>,
+        /// The separate break-glass grant (it does not allow normal deployments)
+        #[arg(long)]
+        emergency: bool,
+    },
+    /// Remove a deploy grant.
+    Remove {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// The grant's id (see `grant list`)
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GateCommand {
+    /// May this subject be deployed to that infrastructure now? Prints the
+    /// decision and the reason; deploys nothing and writes no audit event.
+    Check {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        #[command(flatten)]
+        infra: InfraArg,
+    },
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    subject: SubjectArgs,
+    #[command(flatten)]
+    infra: InfraArg,
+    /// Deploy over a 'warn' policy's warning (the warning is recorded)
+    #[arg(long)]
+    confirm: bool,
+    /// A comment recorded with the deployment
+    #[arg(long, value_name = "TEXT")]
+    comment: Option<String>,
+    /// Break-glass: deploy whatever the sign-off says (needs the emergency grant
+    /// and --reason); opens an emergency review
+    #[arg(long, requires = "reason")]
+    break_glass: bool,
+    /// Why the break-glass deployment is needed
+    #[arg(long, value_name = "TEXT", requires = "break_glass")]
+    reason: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    infra: InfraArg,
+    /// Roll back over a 'warn' policy's warning (the warning is recorded)
+    #[arg(long)]
+    confirm: bool,
+    /// A comment recorded with the rollback
+    #[arg(long, value_name = "TEXT")]
+    comment: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DeploymentsArgs {
+    #[command(flatten)]
+    infra: InfraArg,
+    #[command(flatten)]
+    page: PageArgs,
+}
+
+#[derive(Args)]
+pub struct InventoryArgs {
+    /// Only this project
+    #[arg(long, short = 'p', value_name = "KEY")]
+    project: Option<String>,
+    /// Only subjects with a sign-off (any stage) in this state
+    #[arg(long, value_enum)]
+    state: Option<SignoffState>,
+    /// Only subjects live on an infrastructure of this stage
+    #[arg(long, value_enum)]
+    stage: Option<Stage>,
+    #[command(flatten)]
+    page: PageArgs,
+}
+
+#[derive(Subcommand)]
+pub enum EmergencyCommand {
+    /// List emergency reviews.
+    List {
+        /// Only reviews in this state
+        #[arg(long, value_enum)]
+        state: Option<ReviewState>,
+    },
+    /// Accept a break-glass deployment (the final approver of the stage checked).
+    Accept {
+        id: i64,
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+    /// Order the rollback of a break-glass deployment (the final approver of the
+    /// stage checked): the previous subject is redeployed.
+    Rollback {
+        id: i64,
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+}
+
+pub async fn run(opts: &ClientOpts, cmd: GateCommands) -> Result<(), CliError> {
+    let (api, json) = (Api::from_opts(opts)?, opts.json);
+    match cmd {
+        GateCommands::Grant(c) => grant(&api, json, *c).await,
+        GateCommands::Gate(c) => match *c {
+            GateCommand::Check { subject, infra } => gate_check(&api, json, &subject, &infra).await,
+        },
+        GateCommands::Deploy(a) => deploy(&api, json, *a).await,
+        GateCommands::Rollback(a) => {
+            let body = Body::default()
+                .opt("confirm", a.confirm.then_some(true))
+                .opt("comment", a.comment)
+                .into_value();
+            let d = api
+                .post(&["infrastructures", &a.infra.infra, "rollback"], &body)
+                .await?;
+            print_deployment(json, &d);
+            Ok(())
+        }
+        GateCommands::Deployments(a) => {
+            let answer = api
+                .list(
+                    &["infrastructures", &a.infra.infra, "deployments"],
+                    &[],
+                    &a.page,
+                )
+                .await?;
+            if json {
+                output::print_json(&answer);
+            } else {
+                output::print_list(false, &map_items(&answer, deployment_row), DEPLOYMENT_COLS);
+            }
+            Ok(())
+        }
+        GateCommands::Live(a) => {
+            let d = api.get(&["infrastructures", &a.infra, "live"]).await?;
+            print_deployment(json, &d);
+            Ok(())
+        }
+        GateCommands::Inventory(a) => {
+            let q = Query::default()
+                .opt("project", a.project)
+                .opt("state", a.state.map(wire))
+                .opt("stage", a.stage.map(wire));
+            let answer = api.list(&["inventory"], &q.0, &a.page).await?;
+            if json {
+                output::print_json(&answer);
+            } else {
+                output::print_list(false, &map_items(&answer, inventory_row), INVENTORY_COLS);
+            }
+            Ok(())
+        }
+        GateCommands::Emergency(c) => emergency(&api, json, *c).await,
+    }
+}
+
+async fn grant(api: &Api, json: bool, cmd: GrantCommand) -> Result<(), CliError> {
+    match cmd {
+        GrantCommand::List { project } => {
+            let answer = api
+                .list(
+                    &["projects", &project.project, "deploy-grants"],
+                    &[],
+                    &PageArgs::default(),
+                )
+                .await?;
+            if json {
+                output::print_json(&answer);
+            } else {
+                output::print_list(false, &map_items(&answer, grant_row), GRANT_COLS);
+            }
+        }
+        GrantCommand::Add {
+            project,
+            infra,
+            stage,
+            user,
+            group,
+            emergency,
+        } => {
+            let body = Body::default()
+                .opt("infrastructure", infra)
+                .opt("stage", stage.map(wire))
+                .opt("user", user)
+                .opt("group", group)
+                .opt("emergency", emergency.then_some(true))
+                .into_value();
+            let g = api
+                .post(&["projects", &project.project, "deploy-grants"], &body)
+                .await?;
+            output::print_object(json, &g, GRANT_FIELDS);
+        }
+        GrantCommand::Remove { project, id } => {
+            let id = id.to_string();
+            let answer = api
+                .delete(&["projects", &project.project, "deploy-grants", &id])
+                .await?;
+            print_changed(
+                json,
+                answer,
+                &format!(
+                    "Removed deploy grant {id} of project {}.",
+                    sanitize(&project.project)
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The exit code of a gate decision as the API reports it.
+fn decision_exit(decision: &str) -> Option<u8> {
+    GateDecision::ALL
+        .into_iter()
+        .find(|d| d.api_str() == decision)
+        .map(GateDecision::exit_code)
+}
+
+async fn gate_check(
+    api: &Api,
+    json: bool,
+    subject: &SubjectArgs,
+    infra: &InfraArg,
+) -> Result<(), CliError> {
+    let query = vec![
+        ("subject".to_string(), subject.resolve()?),
+        ("infrastructure".to_string(), infra.infra.clone()),
+    ];
+    let answer = api
+        .send(Method::GET, &["gate"], &query, None, true)
+        .await?
+        .unwrap_or_default();
+    let decision = answer
+        .get("decision")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some(exit) = decision_exit(&decision) else {
+        return Err(CliError::other(format!(
+            "the server at {} answered the gate check without a known decision ({:?})",
+            api.server(),
+            sanitize(&decision)
+        )));
+    };
+    output::print_object(json, &answer, GATE_FIELDS);
+    match exit {
+        0 => Ok(()),
+        code => Err(CliError::Silent(code)),
+    }
+}
+
+async fn deploy(api: &Api, json: bool, a: DeployArgs) -> Result<(), CliError> {
+    let subject = a.subject.resolve()?;
+    if a.break_glass && a.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(CliError::input(
+            "--break-glass needs a non-empty --reason: say why the emergency deployment is needed",
+        ));
+    }
+    let body = Body::default()
+        .set("subject", subject)
+        .opt("confirm", a.confirm.then_some(true))
+        .opt("comment", a.comment)
+        .opt("break_glass", a.break_glass.then_some(true))
+        .opt("reason", a.reason)
+        .into_value();
+    let d = api
+        .post(&["infrastructures", &a.infra.infra, "deployments"], &body)
+        .await?;
+    print_deployment(json, &d);
+    Ok(())
+}
+
+async fn emergency(api: &Api, json: bool, cmd: EmergencyCommand) -> Result<(), CliError> {
+    let (id, comment, action) = match cmd {
+        EmergencyCommand::List { state } => {
+            let q = Query::default().opt("state", state.map(wire));
+            let answer = api
+                .list(&["emergency-reviews"], &q.0, &PageArgs::default())
+                .await?;
+            output::print_list(json, &answer, REVIEW_COLS);
+            return Ok(());
+        }
+        EmergencyCommand::Accept { id, comment } => (id, comment, "accept"),
+        EmergencyCommand::Rollback { id, comment } => (id, comment, "rollback"),
+    };
+    let body = Body::default().opt("comment", comment).into_value();
+    let id = id.to_string();
+    let answer = api.post(&["emergency-reviews", &id, action], &body).await?;
+    if json {
+        output::print_json(&answer);
+        return Ok(());
+    }
+    // The review, and the rollback deployment when the server reports it.
+    let review = answer.get("review").unwrap_or(&answer);
+    output::print_object(false, review, REVIEW_FIELDS);
+    if let Some(d) = answer.get("rollback").filter(|d| d.is_object()) {
+        outln!();
+        outln!("Rolled back:");
+        print_deployment(false, d);
+    }
+    Ok(())
+}
+
+/// Prints a deployment: JSON, or a block with its evidence and emergency review
+/// spelled out field by field.
+fn print_deployment(json: bool, d: &Value) {
+    if json {
+        output::print_json(d);
+        return;
+    }
+    out!(
+        "{}",
+        output::block(
+            &flatten(d, &["evidence", "emergency_review"]),
+            DEPLOYMENT_FIELDS
+        )
+    );
+}
+
+/// `obj` with the objects under `nested` lifted to the top as `name.field`.
+fn flatten(obj: &Value, nested: &[&str]) -> Value {
+    let Some(map) = obj.as_object() else {
+        return obj.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in map {
+        match v.as_object() {
+            Some(inner) if nested.contains(&k.as_str()) => {
+                for (ik, iv) in inner {
+                    out.insert(format!("{k}.{ik}"), iv.clone());
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// A list answer whose items are replaced by `row(item)` (for tables only).
+fn map_items(answer: &Value, row: fn(&Value) -> Value) -> Value {
+    let mut answer = answer.clone();
+    if let Some(items) = answer.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items.iter_mut() {
+            *item = row(item);
+        }
+    }
+    answer
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => sanitize(s),
+        Value::Null => String::new(),
+        other => sanitize(&other.to_string()),
+    }
+}
+
+fn grant_row(g: &Value) -> Value {
+    let mut row = g.clone();
+    let target = match (&g["infrastructure"], &g["stage"]) {
+        (Value::String(i), _) => i.clone(),
+        (_, Value::String(s)) => format!("stage {s}"),
+        _ => "-".into(),
+    };
+    let grantee = match (&g["user"], &g["group"]) {
+        (Value::String(u), _) => u.clone(),
+        (_, Value::String(gr)) => format!("group {gr}"),
+        _ => "-".into(),
+    };
+    row["target"] = Value::String(target);
+    row["grantee"] = Value::String(grantee);
+    row
+}
+
+fn deployment_row(d: &Value) -> Value {
+    let mut row = d.clone();
+    let ev = &d["evidence"];
+    row["decision"] = ev["decision"].clone();
+    row["signoff"] = Value::String(format!(
+        "{} {} (cycle {})",
+        text(&ev["stage_checked"]),
+        text(&ev["signoff_state"]),
+        text(&ev["signoff_cycle"])
+    ));
+    row
+}
+
+fn inventory_row(r: &Value) -> Value {
+    let mut row = r.clone();
+    let governance: Vec<String> = r["governance"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            let expired = if g["expired"] == Value::Bool(true) {
+                " (expired)"
+            } else {
+                ""
+            };
+            format!("{}={}{expired}", text(&g["stage"]), text(&g["state"]))
+        })
+        .collect();
+    let live: Vec<String> = r["live"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let mut s = format!("{} by {}", text(&l["infrastructure"]), text(&l["by"]));
+            if l["break_glass"] == Value::Bool(true) {
+                s.push_str(" [break-glass]");
+            }
+            if l["still_approved"] == Value::Bool(false) {
+                s.push_str(" [not approved now]");
+            }
+            s
+        })
+        .collect();
+    row["signoff"] = Value::String(governance.join(", "));
+    row["where"] = Value::String(live.join(", "));
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn subject(args: SubjectArgs) -> Result<String, CliError> {
+        args.resolve()
+    }
+
+    #[derive(clap::Parser)]
+    struct TestCli {
+        #[command(subcommand)]
+        command: GateCommands,
+    }
+
+    fn parse(args: &[&str]) -> Result<GateCommands, clap::Error> {
+        use clap::Parser;
+        TestCli::try_parse_from(std::iter::once("gatehouse").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    #[test]
+    fn command_definition_is_consistent() {
+        use clap::CommandFactory;
+        TestCli::command().debug_assert();
+    }
+
+    #[test]
+    fn gate_check_takes_a_subject_or_flags() {
+        let ok = [
+            &[
+                "gate",
+                "check",
+                "version:FRAUD/fraud-scorer/3",
+                "--infra",
+                "prod-api",
+            ][..],
+            &[
+                "gate",
+                "check",
+                "--project",
+                "FRAUD",
+                "--model",
+                "fraud-scorer",
+                "--version",
+                "3",
+                "--infra",
+                "prod-api",
+            ],
+            &[
+                "gate",
+                "check",
+                "-p",
+                "FRAUD",
+                "--bundle",
+                "fraud-detection-v1.0",
+                "--infrastructure",
+                "prod-automation",
+            ],
+            &[
+                "deploy",
+                "-p",
+                "FRAUD",
+                "-m",
+                "m",
+                "--version",
+                "1",
+                "-i",
+                "qa-api",
+                "--confirm",
+            ],
+            &[
+                "deploy",
+                "bundle:FRAUD/b",
+                "--infra",
+                "x",
+                "--break-glass",
+                "--reason",
+                "outage",
+            ],
+            &[
+                "rollback",
+                "--infra",
+                "prod-api",
+                "--confirm",
+                "--comment",
+                "bad scores",
+            ],
+        ];
+        for args in ok {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        let bad = [
+            // no infrastructure
+            &["gate", "check", "version:FRAUD/m/1"][..],
+            // neither a subject nor flags
+            &["gate", "check", "--infra", "x"],
+            // both
+            &[
+                "gate",
+                "check",
+                "version:FRAUD/m/1",
+                "--project",
+                "FRAUD",
+                "--infra",
+                "x",
+            ],
+            // a model without a version, a version without a model
+            &["gate", "check", "-p", "FRAUD", "-m", "m", "--infra", "x"],
+            &[
+                "gate",
+                "check",
+                "-p",
+                "FRAUD",
+                "--version",
+                "1",
+                "--infra",
+                "x",
+            ],
+            // a model and a bundle
+            &[
+                "gate",
+                "check",
+                "-p",
+                "F",
+                "-m",
+                "m",
+                "--version",
+                "1",
+                "--bundle",
+                "b",
+                "-i",
+                "x",
+            ],
+            &[
+                "gate",
+                "check",
+                "-p",
+                "F",
+                "-m",
+                "m",
+                "--version",
+                "0",
+                "-i",
+                "x",
+            ],
+            // break-glass needs a reason, a reason needs break-glass
+            &["deploy", "version:F/m/1", "--infra", "x", "--break-glass"],
+            &["deploy", "version:F/m/1", "--infra", "x", "--reason", "r"],
+        ];
+        for args in bad {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn grants_name_one_target_and_one_grantee() {
+        for args in [
+            &[
+                "grant", "add", "-p", "FRAUD", "--infra", "prod-api", "--user", "alice",
+            ][..],
+            &[
+                "grant",
+                "add",
+                "-p",
+                "FRAUD",
+                "--stage",
+                "prod",
+                "--group",
+                "ml",
+                "--emergency",
+            ],
+            &["grant", "list", "-p", "FRAUD"],
+            &["grant", "remove", "-p", "FRAUD", "3"],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        for args in [
+            &["grant", "add", "-p", "FRAUD", "--user", "alice"][..],
+            &[
+                "grant", "add", "-p", "FRAUD", "--infra", "a", "--stage", "prod", "--user", "u",
+            ],
+            &["grant", "add", "-p", "FRAUD", "--infra", "a"],
+            &[
+                "grant", "add", "-p", "FRAUD", "--infra", "a", "--user", "u", "--group", "g",
+            ],
+            &[
+                "grant", "add", "-p", "FRAUD", "--stage", "live", "--user", "u",
+            ],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn subjects_from_text_or_flags() {
+        let s = subject(SubjectArgs {
+            subject: Some("version:FRAUD/fraud-scorer/3".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s, "version:FRAUD/fraud-scorer/3");
+        let s = subject(SubjectArgs {
+            project: Some("FRAUD".into()),
+            model: Some("fraud scorer".into()),
+            version: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s, "version:FRAUD/fraud scorer/2");
+        let s = subject(SubjectArgs {
+            project: Some("FRAUD".into()),
+            bundle: Some("fraud-detection-v1.0".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s, "bundle:FRAUD/fraud-detection-v1.0");
+    }
+
+    #[test]
+    fn bad_subjects_are_refused_before_sending() {
+        for bad in [
+            "version:FRAUD/x",
+            "model:FRAUD/x/1",
+            "version:FRAUD/x/0",
+            "bundle:BAD KEY/t",
+        ] {
+            let e = subject(SubjectArgs {
+                subject: Some(bad.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.exit_code(), 1, "{bad}");
+        }
+        let e = subject(SubjectArgs {
+            project: Some("FRAUD".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn decisions_map_to_exit_codes() {
+        assert_eq!(decision_exit("allow"), Some(0));
+        assert_eq!(decision_exit("confirmation_required"), Some(10));
+        assert_eq!(decision_exit("blocked"), Some(11));
+        assert_eq!(decision_exit("forbidden"), Some(3));
+        assert_eq!(decision_exit("maybe"), None);
+        assert_eq!(decision_exit(""), None);
+    }
+
+    #[test]
+    fn deployments_flatten_their_evidence() {
+        let d = json!({"id": 1, "evidence": {"policy": "warn", "decision": "allow"},
+                       "emergency_review": null});
+        let f = flatten(&d, &["evidence", "emergency_review"]);
+        assert_eq!(f["evidence.policy"], "warn");
+        assert_eq!(f["emergency_review"], Value::Null);
+        let row = deployment_row(&json!({"evidence": {"decision": "allow",
+            "stage_checked": "prod", "signoff_state": "approved", "signoff_cycle": 1}}));
+        assert_eq!(row["signoff"], "prod approved (cycle 1)");
+    }
+
+    #[test]
+    fn inventory_rows_say_where_and_how() {
+        let row = inventory_row(&json!({
+            "governance": [{"stage": "prod", "state": "approved", "expired": true}],
+            "live": [{"infrastructure": "prod-api", "by": "alice", "break_glass": true,
+                      "still_approved": false}]
+        }));
+        assert_eq!(row["signoff"], "prod=approved (expired)");
+        assert_eq!(
+            row["where"],
+            "prod-api by alice [break-glass] [not approved now]"
+        );
+        let g = grant_row(&json!({"infrastructure": null, "stage": "prod",
+                                  "user": null, "group": "ml-team"}));
+        assert_eq!(
+            (g["target"].as_str(), g["grantee"].as_str()),
+            (Some("stage prod"), Some("group ml-team"))
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! Break-glass deployments and their emergency reviews.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::gate_helpers::*;
+use crate::helpers::*;
+
+const REASON: &str = "card fraud spike: the approved scorer misses the new pattern";
+
+/// v1 approved and deployed to prod-api by admin; v2 in review; alice holds
+/// the emergency grant on prod-api through group `analysts`.
+async fn incident(app: &TestApp, w: &World) {
+    app.approve(&w.rita, &v(1), "prod").await;
+    app.request_review(&v(2), "prod").await;
+    app.deploy(&app.admin_token, "prod-api", &v(1))
+        .await
+        .ok(201);
+    app.grant(
+        "FRAUD",
+        json!({"stage": "prod", "group": "analysts", "emergency": true}),
+    )
+    .await;
+}
+
+async fn break_glass(app: &TestApp, token: &str, subject: &str) -> Resp {
+    app.deploy_with(
+        token,
+        "prod-api",
+        subject,
+        json!({"break_glass": true, "reason": REASON}),
+    )
+    .await
+}
+
+/// Accepts or orders the rollback of an emergency review; the answer is
+/// `{review, rollback}` (the rollback deployment, or null).
+async fn decide(app: &TestApp, token: &str, id: &Value, action: &str) -> Resp {
+    app.as_user(
+        token,
+        Method::POST,
+        &format!("/emergency-reviews/{id}/{action}"),
+        Some(json!({"comment": format!("{action} in a test")})),
+    )
+    .await
+}
+
+async fn reviews(app: &TestApp, state: &str) -> Vec<Value> {
+    items(&app.get(&format!("/emergency-reviews?state={state}")).await).clone()
+}
+
+/// The inventory row of `subject`, if any.
+async fn inventory_row(app: &TestApp, subject: &str) -> Option<Value> {
+    let r = app.get("/inventory?project=FRAUD").await;
+    items(&r).iter().find(|i| i["subject"] == subject).cloned()
+}
+
+#[tokio::test]
+async fn break_glass_needs_the_emergency_grant_and_a_reason() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    app.approve(&w.rita, &v(1), "prod").await;
+    app.request_review(&v(2), "prod").await;
+    let admin = app.admin_token.clone();
+
+    // Admins do not hold it implicitly.
+    break_glass(&app, &admin, &v(2))
+        .await
+        .problem(403, "forbidden");
+    // A normal grant does not allow break-glass.
+    app.grant(
+        "FRAUD",
+        json!({"infrastructure": "prod-api", "user": "alice"}),
+    )
+    .await;
+    break_glass(&app, &w.alice, &v(2))
+        .await
+        .problem(403, "forbidden");
+    let refused = app.audit_by_action("deployment.refused").await;
+    assert_eq!(refused.len(), 2, "refused break-glass attempts are audited");
+
+    // The emergency grant alone does not allow normal deployments.
+    let bob_grant = app
+        .grant(
+            "FRAUD",
+            json!({"infrastructure": "prod-api", "user": "bob", "emergency": true}),
+        )
+        .await;
+    assert_eq!(bob_grant["emergency"], true);
+    app.deploy(&w.bob, "prod-api", &v(1))
+        .await
+        .problem(403, "forbidden");
+
+    // With the grant, a reason is required.
+    for extra in [
+        json!({"break_glass": true}),
+        json!({"break_glass": true, "reason": ""}),
+        json!({"break_glass": true, "reason": "   "}),
+        json!({"break_glass": true, "reason": null}),
+    ] {
+        app.deploy_with(&w.bob, "prod-api", &v(2), extra.clone())
+            .await
+            .problem(400, "invalid_input");
+    }
+    assert_eq!(app.live("prod-api").await.status, 404, "nothing deployed");
+
+    // With both, through a prevent gate.
+    let d = break_glass(&app, &w.bob, &v(2)).await;
+    assert_eq!(d.ok(201)["kind"], "break_glass");
+    // The emergency grant is per infrastructure too.
+    app.create_infra("prod-api-2", "prod", "prevent").await;
+    app.deploy_with(
+        &w.bob,
+        "prod-api-2",
+        &v(2),
+        json!({"break_glass": true, "reason": REASON}),
+    )
+    .await
+    .problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn break_glass_deploys_flags_notifies_and_opens_a_review() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    incident(&app, &w).await;
+    let previous = app.live("prod-api").await.ok(200).clone();
+
+    let mark = app.audit_mark().await;
+    let r = break_glass(&app, &w.alice, &v(2)).await;
+    let d = r.ok(201).clone();
+    assert_eq!(
+        (
+            &d["kind"],
+            &d["subject"],
+            &d["reason"],
+            &d["deployed_by"],
+            &d["live"],
+            &d["still_approved"],
+        ),
+        (
+            &json!("break_glass"),
+            &json!(v(2)),
+            &json!(REASON),
+            &json!("alice"),
+            &json!(true),
+            &json!(false),
+        ),
+        "{d}"
+    );
+    assert_eq!(d["evidence"]["policy"], "prevent");
+    assert_eq!(d["evidence"]["signoff_state"], "in_review");
+    let review = &d["emergency_review"];
+    assert_eq!(
+        (
+            &review["deployment_id"],
+            &review["project"],
+            &review["subject"],
+            &review["infrastructure"],
+            &review["stage"],
+            &review["state"],
+            &review["decided_by"],
+        ),
+        (
+            &d["id"],
+            &json!("FRAUD"),
+            &json!(v(2)),
+            &json!("prod-api"),
+            &json!("prod"),
+            &json!("open"),
+            &Value::Null,
+        ),
+        "{d}"
+    );
+    // It superseded the approved deployment.
+    let old = app.get("/infrastructures/prod-api/deployments").await;
+    let old = items(&old)
+        .iter()
+        .find(|x| x["id"] == previous["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(old["live"], false);
+
+    // Audited, with the reason.
+    let ev = app
+        .one_audit(mark, "alice", "deployment.break_glass", &v(2))
+        .await;
+    assert_eq!(ev.details["infrastructure"], "prod-api");
+    assert_eq!(ev.details["reason"], REASON);
+
+    // A notification to the project's owners is recorded with the change.
+    let rows = sqlx::query("SELECT recipients, payload FROM outbox")
+        .fetch_all(app.store.pool())
+        .await
+        .expect("read the outbox");
+    let notes: Vec<(Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                serde_json::from_str::<Value>(&r.get::<String, _>("recipients")).unwrap(),
+                serde_json::from_str::<Value>(&r.get::<String, _>("payload")).unwrap(),
+            )
+        })
+        .filter(|(_, p)| p["subject"] == json!(v(2)))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, json!(["admin"]), "FRAUD's owners: {notes:?}");
+
+    // Open, listed, and on the inventory.
+    let open = reviews(&app, "open").await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["id"], review["id"]);
+    assert!(reviews(&app, "accepted").await.is_empty());
+    let row = inventory_row(&app, &v(2))
+        .await
+        .expect("v2 on the inventory");
+    assert_eq!(row["open_emergency_reviews"], 1, "{row}");
+    let live = &row["live"][0];
+    assert_eq!(
+        (
+            &live["infrastructure"],
+            &live["break_glass"],
+            &live["still_approved"],
+            &live["by"]
+        ),
+        (
+            &json!("prod-api"),
+            &json!(true),
+            &json!(false),
+            &json!("alice")
+        ),
+        "{row}"
+    );
+    // Anyone authenticated sees the open reviews.
+    let r = app
+        .as_user(&w.bob, Method::GET, "/emergency-reviews?state=open", None)
+        .await;
+    assert_eq!(items(&r).len(), 1);
+    app.get("/emergency-reviews?state=bogus")
+        .await
+        .problem(400, "invalid_input");
+}
+
+#[tokio::test]
+async fn the_final_approver_accepts_and_that_closes_the_review() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    incident(&app, &w).await;
+    let d = break_glass(&app, &w.alice, &v(2)).await.ok(201).clone();
+    let id = d["emergency_review"]["id"].clone();
+    let admin = app.admin_token.clone();
+
+    // Only the final approver of the stage checked decides: not the deployer,
+    // not an admin, not a bystander.
+    for token in [&w.alice, &admin, &w.bob, &w.dave] {
+        decide(&app, token, &id, "accept")
+            .await
+            .problem(403, "forbidden");
+        decide(&app, token, &id, "rollback")
+            .await
+            .problem(403, "forbidden");
+    }
+    // As configured now: the final approval goes to dave himself.
+    app.set_signoff_config(
+        "FRAUD",
+        json!([{"stage": "prod", "slots": [{"kind": "final_approval", "user": "dave"}]}]),
+    )
+    .await;
+    decide(&app, &w.rita, &id, "accept")
+        .await
+        .problem(403, "forbidden");
+
+    let r = decide(&app, &w.dave, &id, "accept").await;
+    assert_eq!(r.ok(200)["rollback"], Value::Null, "{}", r.body);
+    let review = r.body["review"].clone();
+    assert_eq!(
+        (
+            &review["id"],
+            &review["state"],
+            &review["decided_by"],
+            &review["comment"]
+        ),
+        (
+            &id,
+            &json!("accepted"),
+            &json!("dave"),
+            &json!("accept in a test")
+        ),
+        "{review}"
+    );
+    assert!(review["decided_at"].is_string(), "{review}");
+
+    // Decided once.
+    decide(&app, &w.dave, &id, "accept")
+        .await
+        .problem(409, "conflict");
+    decide(&app, &w.dave, &id, "rollback")
+        .await
+        .problem(409, "conflict");
+    // The deployment stays live and shows the closed review.
+    let live = app.live("prod-api").await.ok(200).clone();
+    assert_eq!(live["id"], d["id"]);
+    assert_eq!(live["emergency_review"]["state"], "accepted");
+    assert!(reviews(&app, "open").await.is_empty());
+    assert_eq!(reviews(&app, "accepted").await.len(), 1);
+    let row = inventory_row(&app, &v(2)).await.expect("still live");
+    assert_eq!(row["open_emergency_reviews"], 0, "{row}");
+
+    decide(&app, &w.dave, &json!(9999), "accept")
+        .await
+        .problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn ordering_rollback_redeploys_the_previous_subject() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    incident(&app, &w).await;
+    let d = break_glass(&app, &w.alice, &v(2)).await.ok(201).clone();
+    let id = d["emergency_review"]["id"].clone();
+
+    let mark = app.audit_mark().await;
+    let r = decide(&app, &w.rita, &id, "rollback").await;
+    let review = r.ok(200)["review"].clone();
+    assert_eq!(
+        (&review["state"], &review["decided_by"]),
+        (&json!("rollback_ordered"), &json!("rita")),
+        "{review}"
+    );
+    let live = app.live("prod-api").await.ok(200).clone();
+    assert_eq!(
+        (&live["kind"], &live["subject"], &live["deployed_by"]),
+        (&json!("rollback"), &json!(v(1)), &json!("rita")),
+        "{live}"
+    );
+    assert_eq!(live["still_approved"], true);
+    assert_eq!(r.body["rollback"], live, "the answer carries the rollback");
+    assert_eq!(
+        app.history("prod-api").await,
+        vec![
+            ("rollback".to_owned(), v(1)),
+            ("break_glass".to_owned(), v(2)),
+            ("deploy".to_owned(), v(1)),
+        ]
+    );
+    let events = app.audit_events_since(mark).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "deployment.rollback" && e.actor == "rita" && e.subject == v(1)),
+        "{events:#?}"
+    );
+    assert!(reviews(&app, "open").await.is_empty());
+    assert_eq!(reviews(&app, "rollback_ordered").await.len(), 1);
+    // v2 is off the infrastructure; its row shows no open emergency.
+    if let Some(row) = inventory_row(&app, &v(2)).await {
+        assert_eq!(row["open_emergency_reviews"], 0, "{row}");
+        assert_eq!(row["live"], json!([]), "{row}");
+    }
+    decide(&app, &w.rita, &id, "accept")
+        .await
+        .problem(409, "conflict");
+}
