@@ -951,10 +951,17 @@ pub async fn rollback(
         refused_event(tx, ctx, &j, Kind::Rollback, confirm).await?;
         return Ok(Attempt::Refused(refusal(&j.outcome)));
     }
-    sqlx::query("UPDATE deployments SET rolled_back = 1 WHERE id = $1")
-        .bind(live_id)
-        .execute(tx.conn())
-        .await?;
+    // The subject rolled away from is never a rollback target here again
+    // (until deployed anew): flag every deployment of it on this
+    // infrastructure, so rolling back repeatedly walks back, never forth.
+    sqlx::query(
+        "UPDATE deployments SET rolled_back = 1 WHERE infra_id = $1 \
+         AND subject = (SELECT subject FROM deployments WHERE id = $2)",
+    )
+    .bind(infra_id)
+    .bind(live_id)
+    .execute(tx.conn())
+    .await?;
     let d = record_deployment(
         tx,
         ctx,
