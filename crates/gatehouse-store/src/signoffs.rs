@@ -1377,3 +1377,41 @@ pub async fn is_final_approver(
             .is_some_and(|m| m.contains(user)),
     })
 }
+
+impl CommandInput {
+    /// The command's name as in the design (`request_review`, `decide`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandInput::RequestReview { .. } => "request_review",
+            CommandInput::GiveFeedback { .. } => "give_feedback",
+            CommandInput::Delegate { .. } => "delegate",
+            CommandInput::Decide { .. } => "decide",
+            CommandInput::Reset { .. } => "reset",
+        }
+    }
+}
+
+/// Records a command refused for want of the right (not the slot's holder,
+/// separation of duties, not a member, not an admin): auditors look for
+/// attempts to approve one's own work. In a transaction of its own, as the
+/// refused command's was rolled back.
+pub async fn record_refusal(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    subject: &Subject,
+    stage: Stage,
+    command: &str,
+    reason: &str,
+) -> Result<()> {
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), "signoff.refused", subject.to_string())
+            .project(subject.project().as_str())
+            .detail("stage", json!(stage.as_str()))
+            .detail("command", json!(command))
+            .detail("reason", json!(reason)),
+    )
+    .await?;
+    Ok(())
+}

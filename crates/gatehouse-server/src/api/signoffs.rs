@@ -8,7 +8,8 @@ use axum::http::header::ETAG;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
 use gatehouse_core::signoff::{Decision, Verdict};
-use gatehouse_core::{BundleTag, ModelName, ProjectKey, Subject, Username};
+use gatehouse_core::{BundleTag, ErrorCode, ModelName, ProjectKey, Subject, Username};
+use gatehouse_store::StoreError;
 use gatehouse_store::signoffs::{self, CommandInput, PendingReview, SignoffView, StageStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -193,10 +194,35 @@ async fn run(
 ) -> ApiResult<Response> {
     let stage = parse_stage("stage", stage)?;
     let ctx = auth.ctx(state);
+    let command = input.name();
     let mut tx = state.store.begin().await?;
-    let v = signoffs::command(&mut tx, &ctx, &subject, stage, input, if_match.0).await?;
-    tx.commit().await?;
-    Ok(with_etag(v))
+    match signoffs::command(&mut tx, &ctx, &subject, stage, input, if_match.0).await {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(with_etag(v))
+        }
+        Err(e) if is_forbidden(&e) => {
+            drop(tx);
+            let mut tx = state.store.begin().await?;
+            signoffs::record_refusal(&mut tx, &ctx, &subject, stage, command, &e.to_string())
+                .await?;
+            tx.commit().await?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A refusal for want of the right, which the audit trail records.
+fn is_forbidden(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Denied(_)
+            | StoreError::Domain {
+                code: ErrorCode::Forbidden,
+                ..
+            }
+    )
 }
 
 /// Governance status of a version: its sign-off per stage.

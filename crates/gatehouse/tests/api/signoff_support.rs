@@ -421,3 +421,14 @@ pub fn trail(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
         .collect()
 }
+
+/// Refused commands change nothing: since `mark`, the audit trail holds only
+/// the `signoff.refused` events of the attempts refused for want of the right
+/// (at least one).
+pub async fn assert_only_refusals(app: &TestApp, mark: i64) {
+    let events = app.audit_events_since(mark).await;
+    assert!(!events.is_empty(), "the refusals are audited");
+    for e in &events {
+        assert_eq!(e.action, "signoff.refused", "{e:?}");
+    }
+}
