@@ -420,6 +420,148 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
         ],
     )
     .await?;
+    seed_signoffs(&mut tx, now).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Project `CREDIT` (tier 2, owner mark): reviewer roles, a `prod` sign-off
+/// with a risk officer's feedback slot and quinn as final approver, and the
+/// versions of `credit-limit` in every sign-off state: 1 approved, 2 rejected,
+/// 3 abandoned, 4 in review with a minor issue, 5 not started.
+async fn seed_signoffs(
+    tx: &mut gatehouse_store::Tx,
+    now: gatehouse_core::Timestamp,
+) -> Result<(), SeedError> {
+    use gatehouse_core::Subject;
+    use gatehouse_core::signoff::{Decision, SlotKind, Verdict};
+    use gatehouse_store::roles::{self, NewRole};
+    use gatehouse_store::signoffs::{self, AssigneeRef, CommandInput, NewConfig};
+
+    let ctx_of = |name: &str| -> Result<Ctx, SeedError> {
+        Ok(Ctx {
+            actor: principal(name, false)?,
+            now,
+        })
+    };
+    let (mark, alice) = (ctx_of("mark")?, ctx_of("alice")?);
+    let new = NewProject {
+        key: ProjectKey::parse("CREDIT")?,
+        name: "Credit limits".into(),
+        description: "Credit limit recommendations for card holders".into(),
+        risk_tier: RiskTier::new(2)?,
+        owners: vec![],
+        contributors: vec![Username::parse("alice")?],
+    };
+    projects::create(tx, &mark, &new).await?;
+    let own = authz::own(&mark.actor, Some(ProjectRole::Owner))?;
+    for (name, who) in [("Risk & Compliance", "rita"), ("IT Operations", "ivan")] {
+        let role = NewRole {
+            name: name.into(),
+            description: String::new(),
+            users: vec![Username::parse(who)?],
+            groups: vec![],
+        };
+        roles::create(tx, &own, &mark, "CREDIT", &role).await?;
+    }
+    let config = NewConfig {
+        stages: vec![(
+            Stage::Prod,
+            vec![
+                (
+                    SlotKind::Feedback,
+                    AssigneeRef::Role("Risk & Compliance".into()),
+                ),
+                (
+                    SlotKind::FinalApproval,
+                    AssigneeRef::User(Username::parse("quinn")?),
+                ),
+            ],
+        )],
+        separation_of_duties: true,
+    };
+    signoffs::set_config(tx, &own, &mark, "CREDIT", &config).await?;
+    let contribute = authz::contribute(&alice.actor, Some(ProjectRole::Contributor))?;
+    models::create(
+        tx,
+        &contribute,
+        &alice,
+        "CREDIT",
+        &ModelName::parse("credit-limit")?,
+        "Recommended credit limit per card holder",
+    )
+    .await?;
+    for n in 1..=5 {
+        let new = NewVersion {
+            artifact_uri: format!("s3://models/credit/credit-limit/{n}/model.pkl"),
+            metrics: metrics(&[
+                ("rmse", 410.0 - f64::from(n) * 12.5),
+                ("r2", 0.70 + f64::from(n) * 0.01),
+            ]),
+            sensitivity: vec!["PII".into()],
+            description: format!("monthly retrain {n}"),
+            ..Default::default()
+        };
+        versions::register(tx, &contribute, &alice, "CREDIT", "credit-limit", &new).await?;
+    }
+    let (rita, quinn) = (ctx_of("rita")?, ctx_of("quinn")?);
+    let subject = |n: u32| -> Result<Subject, SeedError> {
+        Ok(Subject::Version {
+            project: ProjectKey::parse("CREDIT")?,
+            model: ModelName::parse("credit-limit")?,
+            version: n,
+        })
+    };
+    let feedback = |verdict, comment: &str| CommandInput::GiveFeedback {
+        slot: 1,
+        verdict,
+        comment: comment.into(),
+    };
+    let decide = |decision, comment: &str| CommandInput::Decide {
+        decision,
+        comment: comment.into(),
+    };
+    let request = || CommandInput::RequestReview {
+        notify_reviewers: false,
+    };
+    let steps: Vec<(u32, &Ctx, CommandInput)> = vec![
+        (1, &alice, request()),
+        (
+            1,
+            &rita,
+            feedback(Verdict::Approve, "fair lending checks pass"),
+        ),
+        (
+            1,
+            &quinn,
+            decide(Decision::Approve, "approved for production"),
+        ),
+        (2, &alice, request()),
+        (
+            2,
+            &rita,
+            feedback(Verdict::MajorIssue, "uses a proxy for age"),
+        ),
+        (
+            2,
+            &quinn,
+            decide(Decision::Reject, "rejected: see the risk review"),
+        ),
+        (3, &alice, request()),
+        (
+            3,
+            &quinn,
+            decide(Decision::Abandon, "superseded by version 4"),
+        ),
+        (4, &alice, request()),
+        (
+            4,
+            &rita,
+            feedback(Verdict::MinorIssue, "document the income source"),
+        ),
+    ];
+    for (n, ctx, cmd) in steps {
+        signoffs::command(tx, ctx, &subject(n)?, Stage::Prod, cmd, None).await?;
+    }
     Ok(())
 }
