@@ -1275,15 +1275,38 @@ pub async fn for_gate(
     infra_stage: Stage,
     now: Timestamp,
 ) -> Result<GateView> {
-    let config = load_config(conn, info.project_id).await?;
-    let stage = so::stage_checked_by(&config.stage_list(), infra_stage);
-    let row: Option<String> =
-        sqlx::query_scalar("SELECT doc FROM signoffs WHERE subject = $1 AND stage = $2")
-            .bind(&info.text)
-            .bind(stage.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let s = match row {
+    // One statement (this is the gate check's hot path): the project's
+    // configured stages and the subject's stored sign-offs, one row per stage.
+    let rows = sqlx::query(
+        "SELECT c.stages, s.stage, s.doc FROM (SELECT 1 AS one) x \
+         LEFT JOIN signoff_config c ON c.project_id = $1 \
+         LEFT JOIN signoffs s ON s.subject = $2",
+    )
+    .bind(info.project_id)
+    .bind(&info.text)
+    .fetch_all(&mut *conn)
+    .await?;
+    let configured: Vec<Stage> = match rows.first() {
+        Some(r) => match r.try_get::<Option<String>, _>("stages")? {
+            Some(text) => serde_json::from_str::<Vec<StoredStage>>(&text)
+                .map_err(|e| {
+                    StoreError::Config(format!("stored sign-off configuration is unreadable: {e}"))
+                })?
+                .iter()
+                .map(|s| s.stage)
+                .collect(),
+            None => vec![Stage::Prod],
+        },
+        None => vec![Stage::Prod],
+    };
+    let stage = so::stage_checked_by(&configured, infra_stage);
+    let mut doc = None;
+    for r in &rows {
+        if r.try_get::<Option<String>, _>("stage")?.as_deref() == Some(stage.as_str()) {
+            doc = r.try_get::<Option<String>, _>("doc")?;
+        }
+    }
+    let s = match doc {
         Some(d) => parse_doc(&d)?,
         None => Signoff::new(info.creator.clone()),
     };

@@ -40,17 +40,16 @@ pub async fn authenticate(
     conn: &mut AnyConnection,
     token_hash: &str,
 ) -> Result<Option<Credentials>> {
-    let username: Option<String> = sqlx::query_scalar(
-        "SELECT u.username FROM api_tokens t JOIN users u ON u.id = t.user_id \
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-    )
+    // One statement: this runs on every authenticated request.
+    let row = sqlx::query(sqlf!(
+        "SELECT {} FROM users WHERE id = (SELECT user_id FROM api_tokens \
+         WHERE token_hash = $1 AND revoked_at IS NULL)",
+        users::COLS
+    ))
     .bind(token_hash)
     .fetch_optional(&mut *conn)
     .await?;
-    match username {
-        Some(u) => users::find(conn, &u).await,
-        None => Ok(None),
-    }
+    Ok(row.as_ref().map(users::from_row).transpose()?)
 }
 
 pub async fn create(

@@ -65,9 +65,9 @@ pub struct UserFilter {
     pub disabled: Option<bool>,
 }
 
-const COLS: &str = "id, username, display_name, email, is_admin, is_auditor, disabled, password_hash, created_at, updated_at";
+pub(crate) const COLS: &str = "id, username, display_name, email, is_admin, is_auditor, disabled, password_hash, created_at, updated_at";
 
-fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
+pub(crate) fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
     let username: String = r.try_get("username")?;
     Ok(Credentials {
         id: r.try_get("id")?,
