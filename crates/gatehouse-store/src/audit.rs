@@ -223,7 +223,8 @@ pub async fn register_key(
 /// Every key, oldest first.
 pub async fn keys(conn: &mut AnyConnection) -> Result<Vec<AuditKey>> {
     let rows = sqlx::query(
-        "SELECT key_id, public_key, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id",
+        "SELECT key_id, public_key, created_at, retired_at FROM audit_keys \
+         ORDER BY created_at, CASE WHEN retired_at IS NULL THEN 1 ELSE 0 END, key_id",
     )
     .fetch_all(conn)
     .await?;
