@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ErrorCode, InvalidInput};
+use crate::inventory::{DESCRIPTION_MAX, RiskTier, check_text};
 use crate::names::Username;
 
 /// The authenticated caller.
@@ -150,6 +152,142 @@ pub fn audit_project(
     }
 }
 
+/// Proof that the caller may change a project's risk tier from one value to
+/// another (`DESIGN.md` §2.2).
+#[derive(Debug)]
+pub struct TierRight {
+    from: RiskTier,
+    to: RiskTier,
+    justification: Option<String>,
+}
+
+impl TierRight {
+    pub fn from(&self) -> RiskTier {
+        self.from
+    }
+
+    pub fn to(&self) -> RiskTier {
+        self.to
+    }
+
+    /// The written justification (required for lowering, kept if given).
+    pub fn justification(&self) -> Option<&str> {
+        self.justification.as_deref()
+    }
+}
+
+/// Why a tier change was refused: no right (`forbidden`) or no justification
+/// (`invalid_input`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TierChangeError {
+    #[error("{0}")]
+    Denied(String),
+    #[error(transparent)]
+    InvalidInput(#[from] InvalidInput),
+}
+
+impl TierChangeError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Denied(_) => ErrorCode::Forbidden,
+            Self::InvalidInput(_) => ErrorCode::InvalidInput,
+        }
+    }
+}
+
+/// Who may change a project's risk tier. Raising it (more process) is open to
+/// the project's owners and administrators. Lowering it needs an administrator
+/// or a risk officer with a written justification, and never someone who owns
+/// or contributes to the project: nobody relaxes the rules over their own work.
+pub fn change_tier(
+    p: &Principal,
+    is_risk_officer: bool,
+    role: Option<ProjectRole>,
+    from: RiskTier,
+    to: RiskTier,
+    justification: Option<&str>,
+) -> Result<TierRight, TierChangeError> {
+    let justification = justification.map(str::trim).filter(|j| !j.is_empty());
+    if let Some(j) = justification {
+        check_text("justification", j, DESCRIPTION_MAX)?;
+    }
+    let right = TierRight {
+        from,
+        to,
+        justification: justification.map(str::to_owned),
+    };
+    if to >= from {
+        return if p.is_admin || role == Some(ProjectRole::Owner) {
+            Ok(right)
+        } else {
+            Err(TierChangeError::Denied(
+                "raising a project's risk tier needs the owner role in the project or an administrator"
+                    .into(),
+            ))
+        };
+    }
+    if !(p.is_admin || is_risk_officer) {
+        return Err(TierChangeError::Denied(format!(
+            "lowering a project's risk tier (from {} to {}) needs an administrator or a risk officer",
+            from.get(),
+            to.get()
+        )));
+    }
+    if let Some(r) = role {
+        return Err(TierChangeError::Denied(format!(
+            "separation of duties: '{}' is {} of the project and may not lower its risk tier",
+            p.username,
+            match r {
+                ProjectRole::Owner => "an owner",
+                ProjectRole::Contributor => "a contributor",
+            }
+        )));
+    }
+    if right.justification.is_none() {
+        return Err(InvalidInput::new(
+            "justification",
+            "lowering a project's risk tier needs a written justification",
+        )
+        .into());
+    }
+    Ok(right)
+}
+
+/// Proof that the caller may add a deploy grant of this kind for a project.
+#[derive(Debug)]
+pub struct GrantRight(());
+
+/// Who may hand out deploy grants (`DESIGN.md` §2.2): a project's owners give
+/// normal grants, and only on infrastructures that admit the project (for a
+/// grant on every infrastructure of a stage, `admitted` is `None`: each
+/// deployment checks admission again). Emergency (break-glass) grants are for
+/// administrators alone. Admission binds administrators too.
+pub fn grant_deploy(
+    p: &Principal,
+    role: Option<ProjectRole>,
+    emergency: bool,
+    admitted: Option<bool>,
+    project: &str,
+    infra: &str,
+) -> Result<GrantRight, Denied> {
+    if emergency && !p.is_admin {
+        return Err(Denied(
+            "emergency (break-glass) grants are given by administrators only".into(),
+        ));
+    }
+    if !(p.is_admin || role == Some(ProjectRole::Owner)) {
+        return Err(Denied(
+            "granting deploy rights needs the owner role in the project".into(),
+        ));
+    }
+    if admitted == Some(false) {
+        return Err(Denied(format!(
+            "infrastructure '{infra}' does not admit project '{project}'; an administrator must admit it first"
+        )));
+    }
+    Ok(GrantRight(()))
+}
+
 /// A project must always keep at least one owner.
 pub fn check_owner_removal(remaining_owners: usize) -> Result<(), Denied> {
     if remaining_owners == 0 {
@@ -209,6 +347,94 @@ mod tests {
                             assert_eq!(right.project(), Some("FRAUD"));
                         }
                         Err(_) => assert!(!admin_flag && !auditor && role != Some(Owner)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn tier(n: i64) -> RiskTier {
+        RiskTier::new(n).unwrap()
+    }
+
+    #[test]
+    fn tier_change_table() {
+        use ProjectRole::*;
+        for admin_flag in [false, true] {
+            for officer in [false, true] {
+                for role in [None, Some(Contributor), Some(Owner)] {
+                    for from in 1..=4 {
+                        for to in 1..=4 {
+                            for just in [None, Some("  "), Some("model retired to batch use")] {
+                                let p = user(admin_flag);
+                                let r = change_tier(&p, officer, role, tier(from), tier(to), just);
+                                let justified = just.is_some_and(|j| !j.trim().is_empty());
+                                let want = if to >= from {
+                                    admin_flag || role == Some(Owner)
+                                } else {
+                                    (admin_flag || officer) && role.is_none() && justified
+                                };
+                                assert_eq!(
+                                    r.is_ok(),
+                                    want,
+                                    "admin={admin_flag} officer={officer} role={role:?} {from}->{to} {just:?}"
+                                );
+                                match r {
+                                    Ok(right) => {
+                                        assert_eq!(right.from(), tier(from));
+                                        assert_eq!(right.to(), tier(to));
+                                        if to < from {
+                                            assert_eq!(
+                                                right.justification(),
+                                                Some("model retired to batch use")
+                                            );
+                                        }
+                                    }
+                                    Err(e) if to < from
+                                        && (admin_flag || officer)
+                                        && role.is_none() =>
+                                    {
+                                        assert_eq!(e.code(), ErrorCode::InvalidInput);
+                                    }
+                                    Err(e) => assert_eq!(e.code(), ErrorCode::Forbidden),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nobody_lowers_the_tier_of_their_own_project() {
+        let e = change_tier(
+            &user(true),
+            true,
+            Some(ProjectRole::Owner),
+            tier(4),
+            tier(1),
+            Some("because"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("separation of duties"), "{e}");
+    }
+
+    #[test]
+    fn grant_table() {
+        use ProjectRole::*;
+        for admin_flag in [false, true] {
+            for role in [None, Some(Contributor), Some(Owner)] {
+                for emergency in [false, true] {
+                    for admitted in [None, Some(false), Some(true)] {
+                        let r = grant_deploy(&user(admin_flag), role, emergency, admitted, "P", "i");
+                        let want = (admin_flag || (role == Some(Owner) && !emergency))
+                            && admitted != Some(false);
+                        assert_eq!(
+                            r.is_ok(),
+                            want,
+                            "admin={admin_flag} role={role:?} emergency={emergency} admitted={admitted:?}"
+                        );
                     }
                 }
             }

@@ -3,10 +3,14 @@
 //! of the sign-off its stage checks ([`crate::signoff::stage_checked_by`]), the
 //! caller's confirmation and whether the caller holds a deploy grant.
 
+use std::collections::BTreeSet;
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::error::{ErrorCode, InvalidInput};
-use crate::inventory::{InfraKind, Policy};
+use crate::inventory::{DISPLAY_NAME_MAX, InfraKind, Policy, check_line};
+use crate::names::{ProjectKey, ServiceName};
 use crate::signoff::SignoffState;
 use crate::subject::Subject;
 
@@ -221,6 +225,170 @@ pub fn break_glass(has_emergency_grant: bool, reason: &str) -> Result<GateOutcom
     ))
 }
 
+// ---------------------------------------------------------------------------
+// Admission: which projects an infrastructure takes at all
+// ---------------------------------------------------------------------------
+
+/// The projects an infrastructure admits (`DESIGN.md` §2.2): the first of the
+/// two keys to deploy there, set by administrators. Written as a list of
+/// project keys, or `["*"]` for every project; a new infrastructure admits none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// `["*"]`.
+    All,
+    /// These projects only (none when empty).
+    Projects(BTreeSet<ProjectKey>),
+}
+
+impl Default for Admission {
+    /// A new infrastructure admits no project.
+    fn default() -> Self {
+        Self::Projects(BTreeSet::new())
+    }
+}
+
+impl Admission {
+    /// Parses the list form; `field` names it in errors.
+    pub fn parse<S: AsRef<str>>(field: &str, list: &[S]) -> Result<Self, InvalidInput> {
+        if list.iter().any(|s| s.as_ref() == "*") {
+            if list.len() != 1 {
+                return Err(InvalidInput::new(
+                    field,
+                    "\"*\" admits every project and stands alone; list project keys otherwise",
+                ));
+            }
+            return Ok(Self::All);
+        }
+        let mut keys = BTreeSet::new();
+        for (i, s) in list.iter().enumerate() {
+            let key = ProjectKey::parse(s.as_ref()).map_err(|mut e| {
+                e.field = format!("{field}[{i}]");
+                e
+            })?;
+            if !keys.insert(key) {
+                return Err(InvalidInput::new(
+                    format!("{field}[{i}]"),
+                    format!("project '{}' is listed twice", s.as_ref()),
+                ));
+            }
+        }
+        Ok(Self::Projects(keys))
+    }
+
+    pub fn admits(&self, project: &ProjectKey) -> bool {
+        match self {
+            Self::All => true,
+            Self::Projects(keys) => keys.contains(project),
+        }
+    }
+
+    /// The list form: `["*"]`, or the project keys in order.
+    pub fn to_list(&self) -> Vec<String> {
+        match self {
+            Self::All => vec!["*".into()],
+            Self::Projects(keys) => keys.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    /// The named projects (empty for `All`).
+    pub fn projects(&self) -> impl Iterator<Item = &ProjectKey> {
+        let keys = match self {
+            Self::Projects(keys) => Some(keys),
+            _ => None,
+        };
+        keys.into_iter().flatten()
+    }
+}
+
+/// The refusal when an infrastructure does not admit a subject's project: the
+/// first key is missing, whoever asks (administrators admit the project first).
+pub fn not_admitted(project: &ProjectKey, infra: &str) -> GateOutcome {
+    GateOutcome::new(
+        GateDecision::Forbidden,
+        format!(
+            "infrastructure '{infra}' does not admit project '{project}'; an administrator must admit it first"
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Deployment slots
+// ---------------------------------------------------------------------------
+
+/// Where one live deployment sits on an infrastructure (`DESIGN.md` §2): a
+/// project and a service. By default a model version goes to the slot of its
+/// model (`FRAUD/fraud-scorer`) and a bundle to the slot of its project
+/// (`FRAUD`); a named service (`FRAUD/fraud-challenger`) overrides that. A slot
+/// belongs to one project, so no command of one project touches another's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeploySlot {
+    project: ProjectKey,
+    /// A model's name (default for versions) or a named service; `None` for
+    /// the project's bundle slot.
+    service: Option<String>,
+}
+
+impl DeploySlot {
+    /// The slot a deployment of `subject` goes to: `service` if named, else the
+    /// subject's default.
+    pub fn for_subject(subject: &Subject, service: Option<&ServiceName>) -> Self {
+        let service = match (service, subject) {
+            (Some(s), _) => Some(s.as_str().to_owned()),
+            (None, Subject::Version { model, .. }) => Some(model.as_str().to_owned()),
+            (None, Subject::Bundle { .. }) => None,
+        };
+        Self {
+            project: subject.project().clone(),
+            service,
+        }
+    }
+
+    /// Parses `PROJECT` or `PROJECT/service` (the service is a model name or a
+    /// service key).
+    pub fn parse(field: &str, s: &str) -> Result<Self, InvalidInput> {
+        let (project, service) = match s.split_once('/') {
+            Some((p, svc)) => (p, Some(svc)),
+            None => (s, None),
+        };
+        let project = ProjectKey::parse(project).map_err(|e| {
+            InvalidInput::new(
+                field,
+                format!("a slot is PROJECT or PROJECT/service: {}", e.message),
+            )
+        })?;
+        if let Some(svc) = service {
+            check_line(field, svc, DISPLAY_NAME_MAX)?;
+            if svc.contains('/') {
+                return Err(InvalidInput::new(
+                    field,
+                    "a slot is PROJECT or PROJECT/service; the service has no '/'",
+                ));
+            }
+        }
+        Ok(Self {
+            project,
+            service: service.map(str::to_owned),
+        })
+    }
+
+    pub fn project(&self) -> &ProjectKey {
+        &self.project
+    }
+
+    pub fn service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+}
+
+impl fmt::Display for DeploySlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.service {
+            Some(s) => write!(f, "{}/{s}", self.project),
+            None => write!(f, "{}", self.project),
+        }
+    }
+}
+
 /// State of the emergency review a break-glass deployment opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -256,29 +424,47 @@ pub enum EmergencyError {
     NotApprover { stage: String },
     #[error("the emergency review is already decided ({0})")]
     Decided(&'static str),
+    #[error(
+        "separation of duties: '{0}' made the break-glass deployment and may not decide its emergency review"
+    )]
+    OwnDeployment(String),
 }
 
 impl EmergencyError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NotApprover { .. } => ErrorCode::Forbidden,
+            Self::NotApprover { .. } | Self::OwnDeployment(_) => ErrorCode::Forbidden,
             Self::Decided(_) => ErrorCode::Conflict,
         }
     }
 }
 
+/// Who decides an emergency review, as the caller looked them up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmergencyDecider<'a> {
+    pub username: &'a str,
+    /// Holds the final approval of the checked stage (as configured, or as
+    /// the delegate of a running review).
+    pub is_final_approver: bool,
+    /// Made the break-glass deployment under review.
+    pub is_deployer: bool,
+}
+
 /// The final approver of the checked stage accepts the emergency or orders a
-/// rollback, once.
+/// rollback, once; never the person who made the deployment.
 pub fn decide_emergency(
     state: EmergencyState,
-    is_final_approver: bool,
+    who: &EmergencyDecider<'_>,
     stage: &str,
     accept: bool,
 ) -> Result<EmergencyState, EmergencyError> {
-    if !is_final_approver {
+    if !who.is_final_approver {
         return Err(EmergencyError::NotApprover {
             stage: stage.to_owned(),
         });
+    }
+    if who.is_deployer {
+        return Err(EmergencyError::OwnDeployment(who.username.to_owned()));
     }
     if state != EmergencyState::Open {
         return Err(EmergencyError::Decided(state.as_str()));
@@ -510,27 +696,127 @@ mod tests {
         assert!(ok.reason.ends_with("outage INC-7"));
     }
 
+    fn decider(approver: bool, deployer: bool) -> EmergencyDecider<'static> {
+        EmergencyDecider {
+            username: "fa",
+            is_final_approver: approver,
+            is_deployer: deployer,
+        }
+    }
+
     #[test]
     fn emergency_reviews_are_decided_once_by_the_approver() {
         use EmergencyState::*;
-        assert_eq!(decide_emergency(Open, true, "prod", true), Ok(Accepted));
+        let fa = decider(true, false);
+        let stranger = decider(false, false);
+        assert_eq!(decide_emergency(Open, &fa, "prod", true), Ok(Accepted));
         assert_eq!(
-            decide_emergency(Open, true, "prod", false),
+            decide_emergency(Open, &fa, "prod", false),
             Ok(RollbackOrdered)
         );
         for accept in [true, false] {
-            let e = decide_emergency(Open, false, "prod", accept).unwrap_err();
+            let e = decide_emergency(Open, &stranger, "prod", accept).unwrap_err();
             assert_eq!(e.code(), ErrorCode::Forbidden);
             for done in [Accepted, RollbackOrdered] {
-                let e = decide_emergency(done, true, "prod", accept).unwrap_err();
+                let e = decide_emergency(done, &fa, "prod", accept).unwrap_err();
                 assert_eq!(e.code(), ErrorCode::Conflict);
                 // The approver check comes first.
-                let e = decide_emergency(done, false, "prod", accept).unwrap_err();
+                let e = decide_emergency(done, &stranger, "prod", accept).unwrap_err();
                 assert_eq!(e.code(), ErrorCode::Forbidden);
             }
         }
         for s in [Open, Accepted, RollbackOrdered] {
             assert_eq!(EmergencyState::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn the_break_glass_deployer_never_decides_their_own_emergency_review() {
+        use EmergencyState::*;
+        for accept in [true, false] {
+            for state in [Open, Accepted, RollbackOrdered] {
+                let e = decide_emergency(state, &decider(true, true), "prod", accept).unwrap_err();
+                assert_eq!(e.code(), ErrorCode::Forbidden);
+                if state == Open {
+                    assert!(
+                        matches!(e, EmergencyError::OwnDeployment(ref u) if u == "fa"),
+                        "{e}"
+                    );
+                    assert!(e.to_string().contains("separation of duties"), "{e}");
+                }
+            }
+        }
+    }
+
+    fn key(s: &str) -> ProjectKey {
+        ProjectKey::parse(s).unwrap()
+    }
+
+    #[test]
+    fn admission_lists() {
+        let none = Admission::parse::<&str>("admitted_projects", &[]).unwrap();
+        assert_eq!(none, Admission::default());
+        assert!(!none.admits(&key("FRAUD")));
+        assert!(none.to_list().is_empty());
+        let all = Admission::parse("admitted_projects", &["*"]).unwrap();
+        assert!(all.admits(&key("FRAUD")) && all.admits(&key("ANY")));
+        assert_eq!(all.to_list(), vec!["*"]);
+        let two = Admission::parse("admitted_projects", &["FRAUD", "CHURN"]).unwrap();
+        assert!(two.admits(&key("FRAUD")) && two.admits(&key("CHURN")));
+        assert!(!two.admits(&key("CREDIT")));
+        assert_eq!(two.to_list(), vec!["CHURN", "FRAUD"]);
+        assert_eq!(two.projects().count(), 2);
+        assert_eq!(all.projects().count(), 0);
+        for (bad, field) in [
+            (&["*", "FRAUD"][..], "admitted_projects"),
+            (&["FRAUD", "FRAUD"][..], "admitted_projects[1]"),
+            (&["FRAUD", "no space"][..], "admitted_projects[1]"),
+            (&[""][..], "admitted_projects[0]"),
+        ] {
+            let e = Admission::parse("admitted_projects", bad).unwrap_err();
+            assert_eq!(e.field, field, "{bad:?}: {}", e.message);
+        }
+        let refusal = not_admitted(&key("FRAUD"), "prod-api");
+        assert_eq!(refusal.decision, GateDecision::Forbidden);
+        assert!(refusal.reason.contains("does not admit project 'FRAUD'"));
+    }
+
+    #[test]
+    fn deployment_slots() {
+        let v: Subject = "version:FRAUD/fraud-scorer/3".parse().unwrap();
+        let b: Subject = "bundle:FRAUD/fraud-detection-v1.0".parse().unwrap();
+        assert_eq!(
+            DeploySlot::for_subject(&v, None).to_string(),
+            "FRAUD/fraud-scorer"
+        );
+        assert_eq!(DeploySlot::for_subject(&b, None).to_string(), "FRAUD");
+        let svc = ServiceName::parse("challenger").unwrap();
+        for s in [&v, &b] {
+            let slot = DeploySlot::for_subject(s, Some(&svc));
+            assert_eq!(slot.to_string(), "FRAUD/challenger");
+            assert_eq!(slot.project(), &key("FRAUD"));
+        }
+        // Two projects' models never share a slot, whatever their names.
+        let other: Subject = "version:CHURN/fraud-scorer/3".parse().unwrap();
+        assert_ne!(
+            DeploySlot::for_subject(&other, None),
+            DeploySlot::for_subject(&v, None)
+        );
+        for text in ["FRAUD/fraud-scorer", "FRAUD", "FRAUD/credit model v2"] {
+            let slot = DeploySlot::parse("slot", text).unwrap();
+            assert_eq!(slot.to_string(), text);
+        }
+        assert_eq!(
+            DeploySlot::parse("slot", "FRAUD/fraud-scorer").unwrap(),
+            DeploySlot::for_subject(&v, None)
+        );
+        assert_eq!(
+            DeploySlot::parse("slot", "FRAUD").unwrap(),
+            DeploySlot::for_subject(&b, None)
+        );
+        for bad in ["", "FR AUD/x", "FRAUD/", "FRAUD/a/b", "FRAUD/x\ny"] {
+            let e = DeploySlot::parse("slot", bad).unwrap_err();
+            assert_eq!(e.field, "slot", "{bad:?}");
         }
     }
 }

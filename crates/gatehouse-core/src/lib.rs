@@ -15,6 +15,8 @@ pub mod subject;
 pub mod timestamp;
 
 pub use error::{ErrorCode, InvalidInput};
-pub use names::{BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, Username};
+pub use names::{
+    BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, ServiceName, Username,
+};
 pub use subject::Subject;
 pub use timestamp::Timestamp;

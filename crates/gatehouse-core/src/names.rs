@@ -106,6 +106,12 @@ key_type!(
     BundleTag,
     "tag"
 );
+key_type!(
+    /// A named deployment service of a project (`fraud-challenger`), which
+    /// overrides a subject's default deployment slot.
+    ServiceName,
+    "service"
+);
 
 /// A model's name within its project: free text (so MLflow names fit), 1–256
 /// characters, no `/` and no control characters.

@@ -22,8 +22,18 @@
 //!   creator of the subject and the requester of the review never give feedback,
 //!   decide, or receive a delegation. Each hop of a delegation chain is checked
 //!   when it is made, and holding a slot is checked again when it is used, so no
-//!   chain can route a slot to them. An excluded assignee may still hand their slot
-//!   to someone else: that is the only way a slot named after them can be answered.
+//!   chain can route a slot to them. Whoever may not answer a slot may not
+//!   delegate it either (else they could pick their own approver): a slot named
+//!   after an excluded person is delegated by another assignee or reassigned by
+//!   an owner. For a bundle, the creators of the model versions inside it are
+//!   excluded like the bundle's creator ([`Signoff::set_component_creators`]).
+//! * A review keeps the terms it was requested under ([`ReviewTerms`]: risk tier,
+//!   feedback quorum, major-issue rule, separation of duties), as it keeps its
+//!   slots: lowering the tier later relaxes nothing. Raising it makes the review
+//!   meet the higher tier's rules too. Separation of duties applies unless the
+//!   review was requested with it off *and* it is off at the command.
+//! * Only feedback from people other than the one who decides, and not excluded,
+//!   counts toward the feedback quorum.
 //! * Administrators get no implicit right to answer a slot: a review is personal.
 //!   They request reviews like contributors and alone may reset an approval.
 //!
@@ -36,9 +46,10 @@
 //! carried.
 //!
 //! What a risk tier asks before a final approval (N feedback approvals, an open
-//! major issue blocking) is checked by the caller with
-//! [`check_approval_requirements`] before it applies `decide(approve)`; promotion
-//! order likewise with [`check_promotion_order`] before `request_review`.
+//! major issue blocking) is checked by `decide(approve)` itself, under the
+//! review's terms; promotion order is checked by the caller with
+//! [`check_promotion_order`] before `request_review`. Whether an approval still
+//! counts later (expiry, tier raised since) is [`approval_status`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -336,6 +347,31 @@ pub struct DecisionRecord {
     pub comment: String,
     #[serde(deserialize_with = "ts::de")]
     pub at: Timestamp,
+    /// The risk tier the decision was taken under (the higher of the review's
+    /// and the project's at the time). `None` in records written before tiers
+    /// were kept: such an approval is judged by the project's tier now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<RiskTier>,
+}
+
+/// What a review was requested under, kept for its whole cycle like its slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewTerms {
+    pub tier: RiskTier,
+    pub requirements: ApprovalRequirements,
+    /// Separation of duties as it applied at the request.
+    pub separation_of_duties: bool,
+}
+
+impl ReviewTerms {
+    /// The terms of a review requested now under `tier`.
+    pub fn for_tier(tier: RiskTier, separation_of_duties: bool) -> Self {
+        Self {
+            tier,
+            requirements: ApprovalRequirements::for_tier(tier),
+            separation_of_duties,
+        }
+    }
 }
 
 /// How an approved cycle was closed to start a new one.
@@ -355,6 +391,10 @@ pub struct Cycle {
     pub number: u32,
     pub state: SignoffState,
     pub request: Option<ReviewRequest>,
+    /// The terms the review was requested under; `None` before the request
+    /// (and in reviews requested before terms were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<ReviewTerms>,
     /// The slots the review started with (empty before the request).
     pub slots: Vec<Slot>,
     pub decision: Option<DecisionRecord>,
@@ -368,6 +408,7 @@ impl Cycle {
             number,
             state: SignoffState::NotStarted,
             request: None,
+            terms: None,
             slots: Vec::new(),
             decision: None,
             reset: None,
@@ -394,6 +435,10 @@ impl Cycle {
 pub struct Signoff {
     /// Who created the subject (excluded by separation of duties).
     pub subject_creator: Username,
+    /// For a bundle: who created the model versions inside it (excluded like
+    /// the creator), as the caller resolved them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub component_creators: BTreeSet<Username>,
     /// Bumped by every accepted command; 0 for a sign-off never acted on.
     pub revision: u64,
     pub current: Cycle,
@@ -417,8 +462,20 @@ pub struct CommandCtx {
     pub at: Timestamp,
     /// The revision the command was based on (`If-Match`), if it said.
     pub expected_revision: Option<u64>,
-    /// Separation of duties; only tier 1 projects may turn it off.
+    /// Separation of duties per the project's tier and configuration now
+    /// ([`separation_of_duties`]); only tier 1 projects may turn it off. A
+    /// running review requested with it on keeps it on regardless.
     pub separation_of_duties: bool,
+    /// The project's risk tier now.
+    pub tier: RiskTier,
+}
+
+impl CommandCtx {
+    /// Whether separation of duties applies to a command on `cycle`: unless the
+    /// review was requested with it off and it is off now.
+    fn sod_for(&self, cycle: &Cycle) -> bool {
+        self.separation_of_duties || cycle.terms.is_some_and(|t| t.separation_of_duties)
+    }
 }
 
 /// A command on a sign-off (`DESIGN.md` §3.2). Promotion order is checked
@@ -590,12 +647,14 @@ impl SignoffError {
 
 const SUBJECT_CREATOR: &str = "the creator of the subject";
 const REVIEW_REQUESTER: &str = "the requester of the review";
+const COMPONENT_CREATOR: &str = "the creator of a model version in the bundle";
 
 impl Signoff {
     /// A sign-off that has not started: cycle 1, revision 0.
     pub fn new(subject_creator: Username) -> Self {
         Self {
             subject_creator,
+            component_creators: BTreeSet::new(),
             revision: 0,
             current: Cycle::fresh(1),
             history: Vec::new(),
@@ -628,17 +687,38 @@ impl Signoff {
             Some(SUBJECT_CREATOR)
         } else if self.requester() == Some(user) {
             Some(REVIEW_REQUESTER)
+        } else if self.component_creators.contains(user) {
+            Some(COMPONENT_CREATOR)
         } else {
             None
         }
+    }
+
+    /// Sets who created the model versions inside a bundle (the caller
+    /// resolves them when it loads the sign-off); they are excluded like the
+    /// bundle's creator.
+    pub fn set_component_creators(&mut self, creators: BTreeSet<Username>) {
+        self.component_creators = creators;
+    }
+
+    /// The terms of the current review: as requested, or for reviews
+    /// requested before terms were kept, those of `tier` now.
+    pub fn terms_or(&self, tier: RiskTier, separation_of_duties: bool) -> ReviewTerms {
+        self.current
+            .terms
+            .unwrap_or_else(|| ReviewTerms::for_tier(tier, separation_of_duties))
     }
 
     /// The slots of this review waiting on `user` (for "my pending reviews"): while
     /// in review, the unanswered feedback slots and the final approval slot that
     /// `user` holds, unless separation of duties bars them.
     pub fn pending_for(&self, user: &Username, separation_of_duties: bool) -> Vec<SlotId> {
-        if self.state() != SignoffState::InReview
-            || (separation_of_duties && self.excluded(user).is_some())
+        let sod = separation_of_duties
+            || self
+                .current
+                .terms
+                .is_some_and(|t| t.separation_of_duties);
+        if self.state() != SignoffState::InReview || (sod && self.excluded(user).is_some())
         {
             return Vec::new();
         }
@@ -721,7 +801,7 @@ impl Signoff {
         act: &'static str,
         ctx: &CommandCtx,
     ) -> Result<(), SignoffError> {
-        if !ctx.separation_of_duties {
+        if !ctx.sod_for(&self.current) {
             return Ok(());
         }
         match self.excluded(user) {
@@ -775,6 +855,7 @@ impl Signoff {
             notify_reviewers,
         });
         self.current.slots = slots.iter().cloned().map(Slot::started).collect();
+        self.current.terms = Some(ReviewTerms::for_tier(ctx.tier, ctx.separation_of_duties));
         Ok(Event::ReviewRequested {
             cycle: self.cycle(),
             by: actor.username.clone(),
@@ -843,6 +924,8 @@ impl Signoff {
                 s.describe()
             )));
         }
+        self.check_sod(user, "delegate a slot", ctx)?;
+        let s = &self.current.slots[i];
         if s.delegate.as_ref() == Some(&to_user) {
             return Err(InvalidInput::new(
                 "to_user",
@@ -891,6 +974,17 @@ impl Signoff {
             )));
         }
         self.check_sod(user, "decide", ctx)?;
+        let sod = ctx.sod_for(&self.current);
+        let terms = self.terms_or(ctx.tier, sod);
+        // A tier raised since the request raises the bar; a lowered one
+        // relaxes nothing.
+        let tier = terms.tier.max(ctx.tier);
+        if decision == Decision::Approve {
+            let req = terms
+                .requirements
+                .max(ApprovalRequirements::for_tier(ctx.tier));
+            check_requirements(self, &req, Some(user), sod)?;
+        }
         let state = decision.outcome();
         self.current.state = state;
         self.current.decision = Some(DecisionRecord {
@@ -898,6 +992,7 @@ impl Signoff {
             decision,
             comment: comment.clone(),
             at: ctx.at,
+            tier: Some(tier),
         });
         Ok(Event::Decided {
             cycle: self.cycle(),
@@ -999,6 +1094,14 @@ pub struct ApprovalRequirements {
 }
 
 impl ApprovalRequirements {
+    /// The stricter of two sets of requirements.
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            min_feedback_approvals: self.min_feedback_approvals.max(other.min_feedback_approvals),
+            major_issue_blocks: self.major_issue_blocks || other.major_issue_blocks,
+        }
+    }
+
     /// The shipped defaults of a risk tier (`DESIGN.md` §2.1): tiers 1 and 2 need
     /// the final approval only, tier 3 one feedback approval with an open major
     /// issue blocking, tier 4 two.
@@ -1059,11 +1162,42 @@ pub fn check_role_name(field: &str, s: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-/// Checks the tier's requirements before a `decide(approve)`; the caller runs
-/// it when the command is an approval (reject and abandon need nothing).
+/// Checks the tier's requirements against the current feedback, counting
+/// every answer (no decider, no separation of duties): what the sign-off view
+/// shows. `decide(approve)` applies the stricter [`Signoff::apply`] rule.
 pub fn check_approval_requirements(
     signoff: &Signoff,
     req: &ApprovalRequirements,
+) -> Result<(), SignoffError> {
+    check_requirements(signoff, req, None, false)
+}
+
+/// The people whose current feedback answer is approve and counts toward the
+/// quorum: not the one who decides, and (under separation of duties) nobody
+/// excluded from the review.
+pub fn counted_approvers<'a>(
+    signoff: &'a Signoff,
+    decider: Option<&Username>,
+    separation_of_duties: bool,
+) -> BTreeSet<&'a Username> {
+    signoff
+        .current
+        .slots
+        .iter()
+        .filter(|s| s.kind() == SlotKind::Feedback)
+        .filter_map(Slot::current_answer)
+        .filter(|a| a.verdict == Verdict::Approve)
+        .map(|a| &a.by)
+        .filter(|by| Some(*by) != decider)
+        .filter(|by| !(separation_of_duties && signoff.excluded(by).is_some()))
+        .collect()
+}
+
+fn check_requirements(
+    signoff: &Signoff,
+    req: &ApprovalRequirements,
+    decider: Option<&Username>,
+    separation_of_duties: bool,
 ) -> Result<(), SignoffError> {
     let sum = feedback_summary(signoff);
     if req.major_issue_blocks && sum.major_issue > 0 {
@@ -1079,13 +1213,71 @@ pub fn check_approval_requirements(
             slots.join(", ")
         )));
     }
-    if sum.distinct_approvers < req.min_feedback_approvals {
+    let counted = counted_approvers(signoff, decider, separation_of_duties).len();
+    if counted < req.min_feedback_approvals {
+        let note = if counted < sum.distinct_approvers {
+            " (feedback from the person who decides, or from anyone excluded by separation of duties, does not count)"
+        } else {
+            ""
+        };
         return Err(SignoffError::RequirementsNotMet(format!(
-            "the project's risk tier needs {} feedback approval(s) from distinct people, there are {}",
-            req.min_feedback_approvals, sum.distinct_approvers
+            "the review's risk tier needs {} feedback approval(s) from distinct people, there are {counted}{note}",
+            req.min_feedback_approvals
         )));
     }
     Ok(())
+}
+
+/// Whether an approval counts now ([`approval_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ApprovalStatus {
+    /// Approved, unexpired, and granted under a tier at least the project's now.
+    pub counts: bool,
+    /// The approval ran out: at the earlier of its own tier's validity and the
+    /// project's tier's now.
+    pub expired: bool,
+    pub expires_at: Option<Timestamp>,
+    /// The project's tier is now above the one the approval was granted under.
+    pub tier_raised: bool,
+    /// The tier the approval was granted under.
+    pub granted_under: Option<RiskTier>,
+}
+
+/// Whether a sign-off's approval counts now, under the project's tier now
+/// (`DESIGN.md` §2.2): only while that tier is not above the one it was granted
+/// under, and until the earlier of its own expiry and the current tier's (so
+/// lowering a tier revives nothing).
+pub fn approval_status(signoff: &Signoff, tier_now: RiskTier, now: Timestamp) -> ApprovalStatus {
+    let none = ApprovalStatus {
+        counts: false,
+        expired: false,
+        expires_at: None,
+        tier_raised: false,
+        granted_under: None,
+    };
+    if signoff.state() != SignoffState::Approved {
+        return none;
+    }
+    let Some(d) = signoff.decision() else {
+        return none;
+    };
+    let granted = d.tier.unwrap_or(tier_now);
+    let expires_at = match (
+        approval_expires_at(granted, d.at),
+        approval_expires_at(tier_now, d.at),
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let expired = expires_at.is_some_and(|e| now >= e);
+    let tier_raised = tier_now > granted;
+    ApprovalStatus {
+        counts: !expired && !tier_raised,
+        expired,
+        expires_at,
+        tier_raised,
+        granted_under: Some(granted),
+    }
 }
 
 /// Promotion order (`DESIGN.md` §3.1): review for `requested` may start only when
@@ -1173,6 +1365,7 @@ mod tests {
             at: Timestamp::from_micros(T0),
             expected_revision: None,
             separation_of_duties: true,
+            tier: RiskTier::new(2).unwrap(),
         }
     }
 
@@ -1647,7 +1840,7 @@ mod tests {
     }
 
     #[test]
-    fn excluded_assignee_may_hand_off_but_not_answer() {
+    fn excluded_assignee_may_neither_answer_nor_pick_their_approver() {
         let mut config = slots();
         config[2].assignee = user("ds");
         let cmd = Command::RequestReview {
@@ -1657,9 +1850,218 @@ mod tests {
         let s = ok(&not_started(), cmd, "req");
         let e = run(&s, decide(Decision::Approve), "ds").unwrap_err();
         assert!(matches!(e, SignoffError::SeparationOfDuties { .. }));
-        let s = ok(&s, delegate(3, "alice"), "ds");
-        let s = ok(&s, decide(Decision::Approve), "alice");
+        let e = run(&s, delegate(3, "alice"), "ds").unwrap_err();
+        assert!(
+            matches!(e, SignoffError::SeparationOfDuties { ref user, act, .. } if user == &u("ds") && act == "delegate a slot"),
+            "{e}"
+        );
+        // The requester, a member of the feedback role, cannot route it either.
+        let e = run(&s, delegate(1, "alice"), "req").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Forbidden);
+        // Another member of the role can.
+        let s = ok(&s, delegate(1, "alice"), "risk1");
+        assert_eq!(s.slot(SlotId(1)).unwrap().delegate, Some(u("alice")));
+        // With separation of duties off (tier 1, requested with it off), the
+        // creator may hand the slot on.
+        let mut c = ctx("req");
+        c.separation_of_duties = false;
+        c.tier = RiskTier::new(1).unwrap();
+        let mut config = slots();
+        config[2].assignee = user("ds");
+        let (s, _) = not_started()
+            .apply(
+                Command::RequestReview {
+                    slots: config,
+                    notify_reviewers: false,
+                },
+                &c,
+            )
+            .unwrap();
+        let mut c = ctx("ds");
+        c.separation_of_duties = false;
+        c.tier = RiskTier::new(1).unwrap();
+        assert!(s.apply(delegate(3, "alice"), &c).is_ok());
+    }
+
+    #[test]
+    fn bundle_reviews_exclude_the_creators_of_its_versions() {
+        let mut s = not_started();
+        s.set_component_creators([u("alice")].into());
+        assert_eq!(
+            s.excluded(&u("alice")),
+            Some("the creator of a model version in the bundle")
+        );
+        let mut config = slots();
+        config[2].assignee = user("alice");
+        let s = ok(
+            &s,
+            Command::RequestReview {
+                slots: config,
+                notify_reviewers: false,
+            },
+            "req",
+        );
+        let e = run(&s, decide(Decision::Approve), "alice").unwrap_err();
+        assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
+        let e = run(&s, delegate(1, "alice"), "risk1").unwrap_err();
+        assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
+        assert!(s.pending_for(&u("alice"), true).is_empty());
+    }
+
+    fn tier_ctx(name: &str, tier: u8, sod: bool) -> CommandCtx {
+        let mut c = ctx(name);
+        c.tier = RiskTier::new(i64::from(tier)).unwrap();
+        c.separation_of_duties = sod;
+        c
+    }
+
+    #[test]
+    fn a_review_keeps_the_terms_it_was_requested_under() {
+        // Requested under tier 4: two feedback approvals from distinct people.
+        let (s, _) = not_started().apply(request(), &tier_ctx("req", 4, true)).unwrap();
+        let terms = s.current.terms.unwrap();
+        assert_eq!(terms.tier.get(), 4);
+        assert_eq!(terms.requirements.min_feedback_approvals, 2);
+        assert!(terms.separation_of_duties);
+        let (s, _) = s
+            .apply(feedback(1, Verdict::Approve), &tier_ctx("risk1", 4, true))
+            .unwrap();
+        // The tier is lowered to 1 and separation of duties turned off: the
+        // review still needs two approvals and still bars the creator.
+        let low = |n| tier_ctx(n, 1, false);
+        let e = s.apply(decide(Decision::Approve), &low("fa")).unwrap_err();
+        assert!(e.to_string().contains("needs 2 feedback approval"), "{e}");
+        let e = s.apply(feedback(1, Verdict::Approve), &low("ds")).unwrap_err();
+        assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
+        let (s, _) = s.apply(feedback(2, Verdict::Approve), &low("ops")).unwrap();
+        let (s, _) = s.apply(decide(Decision::Approve), &low("fa")).unwrap();
         assert_eq!(s.state(), SignoffState::Approved);
+        // Granted under the review's tier, not the lowered one.
+        assert_eq!(s.decision().unwrap().tier.unwrap().get(), 4);
+    }
+
+    #[test]
+    fn a_raised_tier_raises_the_bar_of_a_running_review() {
+        let (s, _) = not_started().apply(request(), &tier_ctx("req", 2, true)).unwrap();
+        let e = s
+            .apply(decide(Decision::Approve), &tier_ctx("fa", 3, true))
+            .unwrap_err();
+        assert!(e.to_string().contains("needs 1 feedback approval"), "{e}");
+        let (s, _) = s
+            .apply(feedback(2, Verdict::Approve), &tier_ctx("ops", 3, true))
+            .unwrap();
+        let (s, _) = s
+            .apply(decide(Decision::Approve), &tier_ctx("fa", 3, true))
+            .unwrap();
+        assert_eq!(s.decision().unwrap().tier.unwrap().get(), 3);
+    }
+
+    #[test]
+    fn separation_of_duties_off_needs_it_off_at_request_and_now() {
+        let mut config = slots();
+        config[2].assignee = user("ds");
+        let req = || Command::RequestReview {
+            slots: {
+                let mut c = slots();
+                c[2].assignee = user("ds");
+                c
+            },
+            notify_reviewers: false,
+        };
+        let _ = config;
+        // Requested with it on: turning it off later (tier lowered to 1) does
+        // not let the creator approve.
+        let (on, _) = not_started().apply(req(), &tier_ctx("req", 2, true)).unwrap();
+        let e = on
+            .apply(decide(Decision::Approve), &tier_ctx("ds", 1, false))
+            .unwrap_err();
+        assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
+        // Requested with it off: on again (tier raised) bars the creator.
+        let (off, _) = not_started().apply(req(), &tier_ctx("req", 1, false)).unwrap();
+        let e = off
+            .apply(decide(Decision::Approve), &tier_ctx("ds", 2, true))
+            .unwrap_err();
+        assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
+        // Off at the request and off now: the creator may approve.
+        let (s, _) = off
+            .apply(decide(Decision::Approve), &tier_ctx("ds", 1, false))
+            .unwrap();
+        assert_eq!(s.state(), SignoffState::Approved);
+    }
+
+    #[test]
+    fn the_deciders_own_feedback_does_not_count_toward_the_quorum() {
+        let mut config = slots();
+        config[1].assignee = user("fa");
+        let cmd = Command::RequestReview {
+            slots: config,
+            notify_reviewers: false,
+        };
+        let (s, _) = not_started().apply(cmd, &tier_ctx("req", 3, true)).unwrap();
+        let (s, _) = s
+            .apply(feedback(2, Verdict::Approve), &tier_ctx("fa", 3, true))
+            .unwrap();
+        assert_eq!(feedback_summary(&s).distinct_approvers, 1);
+        let e = s
+            .apply(decide(Decision::Approve), &tier_ctx("fa", 3, true))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("from the person who decides"),
+            "{e}"
+        );
+        // Someone else's approval counts.
+        let (s, _) = s
+            .apply(feedback(1, Verdict::Approve), &tier_ctx("risk1", 3, true))
+            .unwrap();
+        assert!(
+            s.apply(decide(Decision::Approve), &tier_ctx("fa", 3, true))
+                .is_ok()
+        );
+        // Feedback given while separation of duties was off does not count
+        // once it is on again.
+        let (s, _) = not_started().apply(request(), &tier_ctx("req", 1, false)).unwrap();
+        let (s, _) = s
+            .apply(feedback(1, Verdict::Approve), &tier_ctx("ds", 1, false))
+            .unwrap();
+        assert_eq!(counted_approvers(&s, Some(&u("fa")), true).len(), 0);
+        let e = s
+            .apply(decide(Decision::Approve), &tier_ctx("fa", 3, true))
+            .unwrap_err();
+        assert!(e.to_string().contains("needs 1 feedback approval"), "{e}");
+    }
+
+    #[test]
+    fn approvals_count_under_the_tier_they_were_granted() {
+        let t = |n| RiskTier::new(n).unwrap();
+        let day = 86_400_000_000i64;
+        let (s, _) = not_started().apply(request(), &tier_ctx("req", 2, true)).unwrap();
+        let (s, _) = s
+            .apply(decide(Decision::Approve), &tier_ctx("fa", 2, true))
+            .unwrap();
+        let at = |d: i64| Timestamp::from_micros(T0 + d * day);
+        // Tier 2: 365 days.
+        let st = approval_status(&s, t(2), at(100));
+        assert!(st.counts && !st.expired && !st.tier_raised);
+        assert_eq!(st.expires_at, Some(at(365)));
+        assert!(!approval_status(&s, t(2), at(365)).counts);
+        // Raised above the tier it was granted under: no longer counts.
+        let st = approval_status(&s, t(3), at(1));
+        assert!(!st.counts && st.tier_raised);
+        // Tier 4 is stricter on expiry too: 90 days.
+        assert_eq!(approval_status(&s, t(4), at(1)).expires_at, Some(at(90)));
+        // Lowered to tier 1 (no expiry of its own): the approval still expires
+        // at its own tier's date; nothing is revived.
+        let st = approval_status(&s, t(1), at(400));
+        assert!(st.expired && !st.counts);
+        assert_eq!(st.expires_at, Some(at(365)));
+        assert!(approval_status(&s, t(1), at(200)).counts);
+        // Not approved: never counts.
+        assert!(!approval_status(&in_review(), t(1), at(0)).counts);
+        // A record from before tiers were kept is judged by the tier now.
+        let mut legacy = s.clone();
+        legacy.current.decision.as_mut().unwrap().tier = None;
+        let st = approval_status(&legacy, t(4), at(100));
+        assert!(st.expired && !st.tier_raised);
     }
 
     #[test]
@@ -1838,7 +2240,12 @@ mod tests {
         assert_eq!(p(&s, "risk1"), vec![SlotId(1)]);
         assert_eq!(p(&s, "fa"), vec![SlotId(3)]);
         assert!(p(&s, "ds").is_empty(), "excluded");
-        assert_eq!(s.pending_for(&u("ds"), false), vec![SlotId(1)]);
+        // Requested with separation of duties on: it stays on for this review.
+        assert!(s.pending_for(&u("ds"), false).is_empty());
+        let (off, _) = not_started()
+            .apply(request(), &tier_ctx("req", 1, false))
+            .unwrap();
+        assert_eq!(off.pending_for(&u("ds"), false), vec![SlotId(1)]);
         let s = ok(&s, feedback(1, Verdict::Approve), "risk2");
         assert!(p(&s, "risk1").is_empty(), "answered");
         let s = ok(&s, delegate(2, "risk1"), "ops");
@@ -2192,6 +2599,8 @@ mod tests {
         revision: Option<u8>,
         sod: bool,
         project_role: Option<ProjectRole>,
+        /// The project's tier at this step (tier changes between steps).
+        tier: RiskTier,
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -2205,14 +2614,20 @@ mod tests {
                 ProjectRole::Contributor,
                 ProjectRole::Owner,
             ][..])),
+            1i64..=4,
         )
-            .prop_map(|(cmd, who, admin, revision, sod, project_role)| Step {
-                cmd,
-                who,
-                admin,
-                revision,
-                sod,
-                project_role,
+            .prop_map(|(cmd, who, admin, revision, sod, project_role, tier)| {
+                let tier = RiskTier::new(tier).unwrap();
+                Step {
+                    cmd,
+                    who,
+                    admin,
+                    revision,
+                    // As the store computes it: off only in tier 1.
+                    sod: separation_of_duties(tier, sod),
+                    project_role,
+                    tier,
+                }
             })
     }
 
@@ -2258,6 +2673,7 @@ mod tests {
                     _ => s.revision + 1,
                 }),
                 separation_of_duties: self.sod,
+                tier: self.tier,
             }
         }
     }
@@ -2340,18 +2756,56 @@ mod tests {
                     prop_assert!(fin.is_held_by(who));
                     prop_assert_eq!(&after.decision().unwrap().by, who);
                 }
-                // Separation of duties.
-                if ctx.separation_of_duties {
+                // Separation of duties: on unless the review was requested
+                // with it off and it is off at this command.
+                let sod = ctx.separation_of_duties
+                    || before.current.terms.is_some_and(|t| t.separation_of_duties);
+                if sod {
                     match event {
                         Event::FeedbackGiven { by, .. } | Event::Decided { by, .. } => {
                             prop_assert!(by == who);
                             prop_assert!(before.excluded(who).is_none());
                         }
-                        Event::Delegated { to, .. } => {
+                        Event::Delegated { to, by, .. } => {
                             prop_assert!(before.excluded(to).is_none());
+                            prop_assert!(before.excluded(by).is_none());
                         }
                         _ => {}
                     }
+                }
+                // Nobody excluded is among the people whose answer counted
+                // toward an approval (the decider and the feedback approvers
+                // the quorum counted), unless separation of duties was off.
+                if after.state() == SignoffState::Approved
+                    && before.state() == SignoffState::InReview
+                {
+                    let terms = before.current.terms.unwrap();
+                    let req = terms.requirements.max(ApprovalRequirements::for_tier(ctx.tier));
+                    let creators: BTreeSet<&Username> = std::iter::once(&before.subject_creator)
+                        .chain(before.requester())
+                        .chain(&before.component_creators)
+                        .collect();
+                    let counted: BTreeSet<&Username> = before
+                        .current
+                        .slots
+                        .iter()
+                        .filter(|s| s.kind() == SlotKind::Feedback)
+                        .filter_map(|s| s.answers.last())
+                        .filter(|a| a.verdict == Verdict::Approve && &a.by != who)
+                        .map(|a| &a.by)
+                        .filter(|by| !(sod && creators.contains(by)))
+                        .collect();
+                    prop_assert!(
+                        counted.len() >= req.min_feedback_approvals,
+                        "approved with {} counted approvals, {} required",
+                        counted.len(),
+                        req.min_feedback_approvals
+                    );
+                    if sod {
+                        prop_assert!(!creators.contains(who), "{} approved their own work", who);
+                    }
+                    // The approval is granted under at least the review's tier.
+                    prop_assert!(after.decision().unwrap().tier.unwrap() >= terms.tier);
                 }
                 match event {
                     Event::FeedbackGiven { slot, .. } => {
@@ -2379,9 +2833,11 @@ mod tests {
         #[test]
         fn random_sequences_keep_the_invariants(
             creator in person(),
+            components in proptest::sample::subsequence(PEOPLE, 0..=2),
             steps in proptest::collection::vec(step(), 0..60),
         ) {
             let mut s = Signoff::new(creator);
+            s.set_component_creators(components.iter().map(|p| u(p)).collect());
             let mut seen_terminal: Option<Signoff> = None;
             let mut accepted_approvals = 0usize;
             for step in steps {
