@@ -390,9 +390,10 @@ mod tests {
                                             );
                                         }
                                     }
-                                    Err(e) if to < from
-                                        && (admin_flag || officer)
-                                        && role.is_none() =>
+                                    Err(e)
+                                        if to < from
+                                            && (admin_flag || officer)
+                                            && role.is_none() =>
                                     {
                                         assert_eq!(e.code(), ErrorCode::InvalidInput);
                                     }
@@ -427,7 +428,8 @@ mod tests {
             for role in [None, Some(Contributor), Some(Owner)] {
                 for emergency in [false, true] {
                     for admitted in [None, Some(false), Some(true)] {
-                        let r = grant_deploy(&user(admin_flag), role, emergency, admitted, "P", "i");
+                        let r =
+                            grant_deploy(&user(admin_flag), role, emergency, admitted, "P", "i");
                         let want = (admin_flag || (role == Some(Owner) && !emergency))
                             && admitted != Some(false);
                         assert_eq!(

@@ -713,13 +713,9 @@ impl Signoff {
     /// in review, the unanswered feedback slots and the final approval slot that
     /// `user` holds, unless separation of duties bars them.
     pub fn pending_for(&self, user: &Username, separation_of_duties: bool) -> Vec<SlotId> {
-        let sod = separation_of_duties
-            || self
-                .current
-                .terms
-                .is_some_and(|t| t.separation_of_duties);
-        if self.state() != SignoffState::InReview || (sod && self.excluded(user).is_some())
-        {
+        let sod =
+            separation_of_duties || self.current.terms.is_some_and(|t| t.separation_of_duties);
+        if self.state() != SignoffState::InReview || (sod && self.excluded(user).is_some()) {
             return Vec::new();
         }
         self.current
@@ -1097,7 +1093,9 @@ impl ApprovalRequirements {
     /// The stricter of two sets of requirements.
     pub fn max(self, other: Self) -> Self {
         Self {
-            min_feedback_approvals: self.min_feedback_approvals.max(other.min_feedback_approvals),
+            min_feedback_approvals: self
+                .min_feedback_approvals
+                .max(other.min_feedback_approvals),
             major_issue_blocks: self.major_issue_blocks || other.major_issue_blocks,
         }
     }
@@ -1918,7 +1916,9 @@ mod tests {
     #[test]
     fn a_review_keeps_the_terms_it_was_requested_under() {
         // Requested under tier 4: two feedback approvals from distinct people.
-        let (s, _) = not_started().apply(request(), &tier_ctx("req", 4, true)).unwrap();
+        let (s, _) = not_started()
+            .apply(request(), &tier_ctx("req", 4, true))
+            .unwrap();
         let terms = s.current.terms.unwrap();
         assert_eq!(terms.tier.get(), 4);
         assert_eq!(terms.requirements.min_feedback_approvals, 2);
@@ -1931,7 +1931,9 @@ mod tests {
         let low = |n| tier_ctx(n, 1, false);
         let e = s.apply(decide(Decision::Approve), &low("fa")).unwrap_err();
         assert!(e.to_string().contains("needs 2 feedback approval"), "{e}");
-        let e = s.apply(feedback(1, Verdict::Approve), &low("ds")).unwrap_err();
+        let e = s
+            .apply(feedback(1, Verdict::Approve), &low("ds"))
+            .unwrap_err();
         assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
         let (s, _) = s.apply(feedback(2, Verdict::Approve), &low("ops")).unwrap();
         let (s, _) = s.apply(decide(Decision::Approve), &low("fa")).unwrap();
@@ -1942,7 +1944,9 @@ mod tests {
 
     #[test]
     fn a_raised_tier_raises_the_bar_of_a_running_review() {
-        let (s, _) = not_started().apply(request(), &tier_ctx("req", 2, true)).unwrap();
+        let (s, _) = not_started()
+            .apply(request(), &tier_ctx("req", 2, true))
+            .unwrap();
         let e = s
             .apply(decide(Decision::Approve), &tier_ctx("fa", 3, true))
             .unwrap_err();
@@ -1971,13 +1975,17 @@ mod tests {
         let _ = config;
         // Requested with it on: turning it off later (tier lowered to 1) does
         // not let the creator approve.
-        let (on, _) = not_started().apply(req(), &tier_ctx("req", 2, true)).unwrap();
+        let (on, _) = not_started()
+            .apply(req(), &tier_ctx("req", 2, true))
+            .unwrap();
         let e = on
             .apply(decide(Decision::Approve), &tier_ctx("ds", 1, false))
             .unwrap_err();
         assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
         // Requested with it off: on again (tier raised) bars the creator.
-        let (off, _) = not_started().apply(req(), &tier_ctx("req", 1, false)).unwrap();
+        let (off, _) = not_started()
+            .apply(req(), &tier_ctx("req", 1, false))
+            .unwrap();
         let e = off
             .apply(decide(Decision::Approve), &tier_ctx("ds", 2, true))
             .unwrap_err();
@@ -2005,10 +2013,7 @@ mod tests {
         let e = s
             .apply(decide(Decision::Approve), &tier_ctx("fa", 3, true))
             .unwrap_err();
-        assert!(
-            e.to_string().contains("from the person who decides"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("from the person who decides"), "{e}");
         // Someone else's approval counts.
         let (s, _) = s
             .apply(feedback(1, Verdict::Approve), &tier_ctx("risk1", 3, true))
@@ -2019,7 +2024,9 @@ mod tests {
         );
         // Feedback given while separation of duties was off does not count
         // once it is on again.
-        let (s, _) = not_started().apply(request(), &tier_ctx("req", 1, false)).unwrap();
+        let (s, _) = not_started()
+            .apply(request(), &tier_ctx("req", 1, false))
+            .unwrap();
         let (s, _) = s
             .apply(feedback(1, Verdict::Approve), &tier_ctx("ds", 1, false))
             .unwrap();
@@ -2034,7 +2041,9 @@ mod tests {
     fn approvals_count_under_the_tier_they_were_granted() {
         let t = |n| RiskTier::new(n).unwrap();
         let day = 86_400_000_000i64;
-        let (s, _) = not_started().apply(request(), &tier_ctx("req", 2, true)).unwrap();
+        let (s, _) = not_started()
+            .apply(request(), &tier_ctx("req", 2, true))
+            .unwrap();
         let (s, _) = s
             .apply(decide(Decision::Approve), &tier_ctx("fa", 2, true))
             .unwrap();
@@ -2631,6 +2640,70 @@ mod tests {
             })
     }
 
+    const CAST: &[&str] = &["ds", "req", "alice", "bob"];
+
+    fn cast_member() -> impl Strategy<Value = Username> {
+        proptest::sample::select(CAST).prop_map(u)
+    }
+
+    fn small_config() -> impl Strategy<Value = Vec<SlotSpec>> {
+        let who = prop_oneof![
+            cast_member().prop_map(|username| Assignee::User { username }),
+            proptest::sample::subsequence(CAST, 1..=4).prop_map(|m| role("R", &m)),
+        ];
+        (proptest::collection::vec(who.clone(), 1..3), who).prop_map(|(fb, fin)| {
+            let mut v: Vec<SlotSpec> = fb
+                .into_iter()
+                .enumerate()
+                .map(|(i, assignee)| SlotSpec {
+                    id: SlotId(i as u32 + 1),
+                    kind: SlotKind::Feedback,
+                    assignee,
+                })
+                .collect();
+            v.push(SlotSpec {
+                id: SlotId(9),
+                kind: SlotKind::FinalApproval,
+                assignee: fin,
+            });
+            v
+        })
+    }
+
+    fn small_step() -> impl Strategy<Value = Step> {
+        let cmd = prop_oneof![
+            1 => small_config().prop_map(|slots| Command::RequestReview { slots, notify_reviewers: false }),
+            4 => prop_oneof![Just(SlotId(1)), Just(SlotId(2))].prop_map(|slot| Command::GiveFeedback {
+                slot,
+                verdict: Verdict::Approve,
+                comment: String::new(),
+            }),
+            2 => (prop_oneof![Just(SlotId(1)), Just(SlotId(2)), Just(SlotId(9))], cast_member())
+                .prop_map(|(slot, to_user)| Command::Delegate { slot, to_user, comment: String::new() }),
+            3 => Just(Command::Decide { decision: Decision::Approve, comment: String::new() }),
+            1 => Just(Command::Reset { reason: "expired".into() }),
+        ];
+        (
+            cmd,
+            prop_oneof![1 => cast_member().prop_map(Who::Person), 3 => (0usize..4).prop_map(Who::Holder)],
+            1i64..=4,
+            any::<bool>(),
+        )
+            .prop_map(|(cmd, who, tier, sod)| {
+                let tier = RiskTier::new(tier).unwrap();
+                let admin = matches!(cmd, Command::Reset { .. });
+                Step {
+                    who: if admin { Who::Person(u("admin")) } else { who },
+                    cmd,
+                    admin,
+                    revision: None,
+                    sod: separation_of_duties(tier, sod),
+                    project_role: Some(ProjectRole::Contributor),
+                    tier,
+                }
+            })
+    }
+
     impl Step {
         fn ctx(&self, s: &Signoff) -> CommandCtx {
             let username = match &self.who {
@@ -2780,7 +2853,9 @@ mod tests {
                     && before.state() == SignoffState::InReview
                 {
                     let terms = before.current.terms.unwrap();
-                    let req = terms.requirements.max(ApprovalRequirements::for_tier(ctx.tier));
+                    let req = terms
+                        .requirements
+                        .max(ApprovalRequirements::for_tier(ctx.tier));
                     let creators: BTreeSet<&Username> = std::iter::once(&before.subject_creator)
                         .chain(before.requester())
                         .chain(&before.component_creators)
@@ -2886,6 +2961,25 @@ mod tests {
                         SignoffState::Approved | SignoffState::Rejected | SignoffState::Abandoned
                     )
                 );
+            }
+        }
+
+        /// The same invariants on a small cast (creator, requester and two
+        /// others share every slot), with approvals, delegations and tier
+        /// changes frequent, so that approvals under quorums are common.
+        #[test]
+        fn no_approval_counts_the_creator_or_requester(
+            steps in proptest::collection::vec(small_step(), 1..40),
+        ) {
+            let mut s = Signoff::new(u("ds"));
+            for step in steps {
+                let ctx = step.ctx(&s);
+                let before = s.clone();
+                let result = s.apply(step.cmd.clone(), &ctx);
+                check_step(&before, &step.cmd, &ctx, &result)?;
+                if let Ok((next, _)) = result {
+                    s = next;
+                }
             }
         }
 
