@@ -10,11 +10,13 @@
 use std::collections::BTreeSet;
 
 use gatehouse_core::audit::NewAuditEvent;
-use gatehouse_core::authz::{OwnRight, Principal};
-use gatehouse_core::gate::{self, EmergencyState, GateDecision, GateOutcome};
+use gatehouse_core::authz::{self, OwnRight, Principal};
+use gatehouse_core::gate::{
+    self, DeploySlot, EmergencyDecider, EmergencyState, GateDecision, GateOutcome,
+};
 use gatehouse_core::inventory::{Policy, RiskTier, Stage};
 use gatehouse_core::signoff::SignoffState;
-use gatehouse_core::{GroupName, InfraName, Subject, Timestamp, Username};
+use gatehouse_core::{GroupName, InfraName, ServiceName, Subject, Timestamp, Username};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -102,6 +104,15 @@ pub async fn list_grants(conn: &mut AnyConnection, project: &str) -> Result<Vec<
     rows.iter().map(grant_from_row).collect()
 }
 
+pub(crate) async fn grant_by_id(conn: &mut AnyConnection, id: i64) -> Result<Grant> {
+    let row = sqlx::query(sqlf!("{GRANT_SELECT} WHERE g.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("deploy grant {id}")))?;
+    grant_from_row(&row)
+}
+
 async fn get_grant(conn: &mut AnyConnection, project_id: i64, id: i64) -> Result<Grant> {
     let row = sqlx::query(sqlf!(
         "{GRANT_SELECT} WHERE g.project_id = $1 AND g.id = $2"
@@ -114,23 +125,24 @@ async fn get_grant(conn: &mut AnyConnection, project_id: i64, id: i64) -> Result
     grant_from_row(&row)
 }
 
-pub async fn add_grant(
-    tx: &mut Tx,
-    _: &OwnRight,
-    ctx: &Ctx,
-    project: &str,
-    new: &NewGrant,
-) -> Result<Grant> {
+/// Adds a deploy grant. Who may is decided by `authz::grant_deploy` on what
+/// this transaction reads (the caller's standing in the project, whether the
+/// infrastructure admits it): owners give normal grants on infrastructures
+/// that admit the project, administrators alone give emergency grants. A
+/// refusal is `Denied`; the caller audits it as `deploy_grant.refused`.
+pub async fn add_grant(tx: &mut Tx, ctx: &Ctx, project: &str, new: &NewGrant) -> Result<Grant> {
     let p = projects::load(tx.conn(), project).await?;
-    let (infra_id, stage) = match &new.target {
+    let role = projects::role_of(tx.conn(), project, ctx.actor_name()).await?;
+    let (infra_id, stage, admitted, infra_name) = match &new.target {
         GrantTarget::Infrastructure(name) => {
-            let (id, _) = infra::load(tx.conn(), name.as_str())
+            let (id, i) = infra::load(tx.conn(), name.as_str())
                 .await
                 .map_err(|e| at_field(e, "infrastructure"))?;
-            (Some(id), None)
+            (Some(id), None, Some(i.admits(&p.project.key)), name.to_string())
         }
-        GrantTarget::Stage(s) => (None, Some(s.as_str())),
+        GrantTarget::Stage(s) => (None, Some(s.as_str()), None, format!("every {s} infrastructure")),
     };
+    authz::grant_deploy(&ctx.actor, role, new.emergency, admitted, project, &infra_name)?;
     let (user_id, group_id) = match &new.grantee {
         Grantee::User(u) => (
             Some(
@@ -226,6 +238,33 @@ pub async fn remove_grant(
     Ok(())
 }
 
+/// Records a refused grant attempt (in a transaction of its own: the refused
+/// change was rolled back).
+pub async fn record_grant_refusal(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    project: &str,
+    target: &str,
+    emergency: bool,
+    reason: &str,
+) -> Result<()> {
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "deploy_grant.refused",
+            format!("project:{project}"),
+        )
+        .project(project)
+        .detail("target", json!(target))
+        .detail("emergency", json!(emergency))
+        .detail("reason", json!(reason)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Whether `user` holds a grant (or, `emergency`, the break-glass grant) for
 /// the project on this infrastructure, directly or through a group.
 async fn holds_grant(
@@ -302,9 +341,15 @@ pub struct EmergencyReview {
 pub struct Deployment {
     pub id: i64,
     pub infrastructure: String,
+    /// The slot of the infrastructure it occupies: `PROJECT/model` for a model
+    /// version, `PROJECT` for a bundle, or `PROJECT/service` when named.
+    #[schema(example = "FRAUD/fraud-scorer")]
+    pub slot: String,
     pub subject: String,
     pub project: String,
-    /// `deploy`, `rollback` or `break_glass`.
+    /// `deploy`, `rollback`, `break_glass` or `undeploy` (a rollback of a
+    /// slot's only deployment, which empties the slot; `subject` is what it
+    /// removed).
     #[schema(example = "deploy")]
     pub kind: String,
     pub deployed_by: String,
@@ -328,7 +373,7 @@ pub struct Deployment {
     pub emergency_review: Option<EmergencyReview>,
 }
 
-const DEP_SELECT: &str = "SELECT d.id, i.name AS infrastructure, d.subject, p.key AS project, \
+const DEP_SELECT: &str = "SELECT d.id, i.name AS infrastructure, d.slot, d.subject, p.key AS project, \
     p.risk_tier, d.kind, d.checked_stage, d.deployed_by, d.deployed_at, d.comment, d.reason, d.warning, \
     d.evidence, d.live, d.superseded_at, d.rolled_back \
     FROM deployments d JOIN infrastructures i ON i.id = d.infra_id JOIN projects p ON p.id = d.project_id";
@@ -366,7 +411,9 @@ async fn dep_from_row(conn: &mut AnyConnection, r: &AnyRow, now: Timestamp) -> R
         serde_json::from_str(&r.try_get::<String, _>("evidence")?).map_err(|e| {
             StoreError::Config(format!("stored deployment evidence is unreadable: {e}"))
         })?;
-    let still_approved = signoffs::approved_now(conn, &subject, stage, tier, now).await?;
+    let kind: String = r.try_get("kind")?;
+    let still_approved = kind != "undeploy"
+        && signoffs::approved_now(conn, &subject, stage, tier, now).await?;
     let er = sqlx::query(sqlf!("{ER_SELECT} WHERE e.deployment_id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -374,9 +421,10 @@ async fn dep_from_row(conn: &mut AnyConnection, r: &AnyRow, now: Timestamp) -> R
     Ok(Deployment {
         id,
         infrastructure: r.try_get("infrastructure")?,
+        slot: r.try_get("slot")?,
         subject,
         project: r.try_get("project")?,
-        kind: r.try_get("kind")?,
+        kind,
         deployed_by: r.try_get("deployed_by")?,
         deployed_at: Timestamp::from_micros(r.try_get("deployed_at")?),
         comment: r.try_get("comment")?,
@@ -402,10 +450,11 @@ pub async fn get(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<De
     dep_from_row(conn, &row, now).await
 }
 
-/// Deployments to an infrastructure, newest first.
+/// Deployments to an infrastructure, newest first; of one slot if given.
 pub async fn history(
     conn: &mut AnyConnection,
     infra_name: &str,
+    slot: Option<&DeploySlot>,
     page: &PageRequest,
     now: Timestamp,
 ) -> Result<Page<Deployment>> {
@@ -416,11 +465,13 @@ pub async fn history(
         .and_then(|c| c.parse().ok())
         .unwrap_or(i64::MAX);
     let rows = sqlx::query(sqlf!(
-        "{DEP_SELECT} WHERE d.infra_id = $1 AND d.id < $2 ORDER BY d.id DESC LIMIT $3"
+        "{DEP_SELECT} WHERE d.infra_id = $1 AND d.id < $2 AND ($4 IS NULL OR d.slot = $4) \
+         ORDER BY d.id DESC LIMIT $3"
     ))
     .bind(infra_id)
     .bind(before)
     .bind(page.fetch())
+    .bind(slot.map(|s| s.to_string()))
     .fetch_all(&mut *conn)
     .await?;
     let mut items = Vec::with_capacity(rows.len());
@@ -430,19 +481,28 @@ pub async fn history(
     Ok(Page::from_rows(items, page, |d| d.id.to_string()))
 }
 
-/// The live deployment of an infrastructure.
+/// What runs on an infrastructure: the live deployment of every slot (of one
+/// slot if given), by slot.
 pub async fn live(
     conn: &mut AnyConnection,
     infra_name: &str,
+    slot: Option<&DeploySlot>,
     now: Timestamp,
-) -> Result<Deployment> {
+) -> Result<Vec<Deployment>> {
     let (infra_id, _) = infra::load(conn, infra_name).await?;
-    let row = sqlx::query(sqlf!("{DEP_SELECT} WHERE d.infra_id = $1 AND d.live = 1"))
-        .bind(infra_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("nothing is deployed to '{infra_name}'")))?;
-    dep_from_row(conn, &row, now).await
+    let rows = sqlx::query(sqlf!(
+        "{DEP_SELECT} WHERE d.infra_id = $1 AND d.live = 1 AND ($2 IS NULL OR d.slot = $2) \
+         ORDER BY d.slot"
+    ))
+    .bind(infra_id)
+    .bind(slot.map(|s| s.to_string()))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push(dep_from_row(conn, r, now).await?);
+    }
+    Ok(items)
 }
 
 // ---------------------------------------------------------------------------
@@ -457,21 +517,46 @@ struct Judged {
     outcome: GateOutcome,
 }
 
-/// Asks the gate whether `actor` may deploy `subject` to the infrastructure now.
+/// How a deployment's access is judged besides the policy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Admission, then the caller's normal deploy grant (administrators hold
+    /// it implicitly).
+    Normal,
+    /// Admission; the break-glass grant is checked by the caller.
+    BreakGlass,
+    /// The final approver's order from an emergency review: no grant, no
+    /// admission (it removes what a break-glass deployment put there).
+    OrderedByApprover,
+}
+
+/// Asks the gate whether `actor` may deploy `subject` to the infrastructure
+/// now: admission (the infrastructure admits the project), then the grant,
+/// then the policy against the checked sign-off.
 async fn judge(
     conn: &mut AnyConnection,
     actor: &Principal,
     subject: &Subject,
     infra_name: &str,
     confirmed: bool,
-    grant_checked: Option<bool>,
+    access: Access,
     now: Timestamp,
 ) -> Result<Judged> {
     let (infra_id, infra) = infra::load(conn, infra_name).await?;
     let info = signoffs::resolve(conn, subject).await?;
-    let has_grant = match grant_checked {
-        Some(g) => g,
-        None => {
+    let gate = signoffs::for_gate(conn, &info, infra.stage, now).await?;
+    if access != Access::OrderedByApprover && !infra.admits(&info.project) {
+        let outcome = gate::not_admitted(&info.project, infra_name);
+        return Ok(Judged {
+            info,
+            infra_id,
+            infra,
+            gate,
+            outcome,
+        });
+    }
+    let has_grant = match access {
+        Access::Normal => {
             actor.is_admin
                 || holds_grant(
                     conn,
@@ -483,11 +568,16 @@ async fn judge(
                 )
                 .await?
         }
+        Access::BreakGlass | Access::OrderedByApprover => true,
     };
-    let gate = signoffs::for_gate(conn, &info, infra.stage, now).await?;
     let mut outcome = gate::decide(infra.policy, gate.effective_state(), confirmed, has_grant);
     if gate.expired && outcome.decision != GateDecision::Allow {
-        outcome.reason = format!("the approval has expired: {}", outcome.reason);
+        let why = if gate.tier_raised {
+            "the project's risk tier was raised above the one the approval was granted under"
+        } else {
+            "the approval has expired"
+        };
+        outcome.reason = format!("{why}: {}", outcome.reason);
     }
     if gate.state == SignoffState::InReview
         && !gate.open_slots.is_empty()
@@ -522,8 +612,13 @@ pub struct GateCheck {
     pub reason: String,
     pub subject: String,
     pub infrastructure: String,
+    /// The slot a deployment would go to (the subject's default).
+    #[schema(example = "FRAUD/fraud-scorer")]
+    pub slot: String,
     #[schema(value_type = String, example = "prevent")]
     pub policy: Policy,
+    /// Whether the infrastructure admits the subject's project.
+    pub admitted: bool,
     #[schema(value_type = String, example = "prod")]
     pub stage_checked: Stage,
     #[schema(value_type = String, example = "approved")]
@@ -541,8 +636,10 @@ pub async fn check(
     infra_name: &str,
     now: Timestamp,
 ) -> Result<GateCheck> {
-    let j = judge(conn, actor, subject, infra_name, false, None, now).await?;
-    let (decision, reason) = if gate::kind_accepts(j.infra.kind, subject) {
+    let j = judge(conn, actor, subject, infra_name, false, Access::Normal, now).await?;
+    let (decision, reason) = if gate::kind_accepts(j.infra.kind, subject)
+        || j.outcome.decision == GateDecision::Forbidden
+    {
         (j.outcome.decision.api_str().to_owned(), j.outcome.reason)
     } else {
         let e = gate::check_kind(j.infra.kind, subject)
@@ -556,6 +653,8 @@ pub async fn check(
         reason,
         subject: j.info.text,
         infrastructure: j.infra.name.to_string(),
+        slot: DeploySlot::for_subject(subject, None).to_string(),
+        admitted: j.infra.admits(&j.info.project),
         policy: j.infra.policy,
         stage_checked: j.gate.stage,
         signoff_state: j.gate.state,
@@ -569,6 +668,8 @@ pub async fn check(
 #[derive(Debug, Clone)]
 pub struct DeployRequest {
     pub subject: Subject,
+    /// A named service of the subject's project, overriding its default slot.
+    pub service: Option<ServiceName>,
     pub confirm: bool,
     pub comment: String,
     /// `Some(reason)` for a break-glass deployment.
@@ -597,6 +698,7 @@ enum Kind {
     Deploy,
     Rollback,
     BreakGlass,
+    Undeploy,
 }
 
 impl Kind {
@@ -605,6 +707,7 @@ impl Kind {
             Kind::Deploy => "deploy",
             Kind::Rollback => "rollback",
             Kind::BreakGlass => "break_glass",
+            Kind::Undeploy => "undeploy",
         }
     }
 }
@@ -625,6 +728,7 @@ async fn refused_event(
     tx: &mut Tx,
     ctx: &Ctx,
     j: &Judged,
+    slot: &DeploySlot,
     kind: Kind,
     confirm: bool,
 ) -> Result<()> {
@@ -634,11 +738,13 @@ async fn refused_event(
         NewAuditEvent::new(ctx.actor_name(), "deployment.refused", j.info.text.clone())
             .project(j.info.project.as_str())
             .detail("infrastructure", json!(j.infra.name.as_str()))
+            .detail("slot", json!(slot.to_string()))
             .detail("kind", json!(kind.as_str()))
             .detail("decision", json!(j.outcome.decision.as_str()))
             .detail("reason", json!(j.outcome.reason))
             .detail("confirm", json!(confirm))
             .detail("policy", json!(j.infra.policy.as_str()))
+            .detail("admitted", json!(j.infra.admits(&j.info.project)))
             .detail("stage_checked", json!(j.gate.stage.as_str()))
             .detail("signoff_state", json!(j.gate.state.as_str())),
     )
@@ -646,12 +752,15 @@ async fn refused_event(
     Ok(())
 }
 
-/// Writes an allowed deployment: supersedes the live one, records evidence,
-/// opens the emergency review of a break-glass deployment, audits.
+/// Writes an allowed deployment: supersedes the live one of its slot (only),
+/// records evidence, opens the emergency review of a break-glass deployment,
+/// audits. An undeploy record is not live: it empties the slot.
+#[allow(clippy::too_many_arguments)]
 async fn record_deployment(
     tx: &mut Tx,
     ctx: &Ctx,
     j: &Judged,
+    slot: &DeploySlot,
     kind: Kind,
     comment: &str,
     reason: Option<&str>,
@@ -674,22 +783,26 @@ async fn record_deployment(
         reason: j.outcome.reason.clone(),
     };
     let now = ctx.now.as_micros();
-    let previous: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM deployments WHERE infra_id = $1 AND live = 1")
-            .bind(j.infra_id)
-            .fetch_optional(tx.conn())
-            .await?;
+    let slot_text = slot.to_string();
+    let previous: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM deployments WHERE infra_id = $1 AND slot = $2 AND live = 1",
+    )
+    .bind(j.infra_id)
+    .bind(&slot_text)
+    .fetch_optional(tx.conn())
+    .await?;
     sqlx::query(
-        "UPDATE deployments SET live = 0, superseded_at = $2 WHERE infra_id = $1 AND live = 1",
+        "UPDATE deployments SET live = 0, superseded_at = $2 WHERE infra_id = $1 AND slot = $3 AND live = 1",
     )
     .bind(j.infra_id)
     .bind(now)
+    .bind(&slot_text)
     .execute(tx.conn())
     .await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO deployments (infra_id, project_id, subject, kind, checked_stage, deployed_by, \
-         deployed_at, comment, reason, warning, evidence, live, rolled_back) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, 0) RETURNING id",
+         deployed_at, comment, reason, warning, evidence, live, rolled_back, slot) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13) RETURNING id",
     )
     .bind(j.infra_id)
     .bind(j.info.project_id)
@@ -702,17 +815,21 @@ async fn record_deployment(
     .bind(reason)
     .bind(j.outcome.warning.as_deref())
     .bind(json_text(&evidence))
+    .bind(flag(kind != Kind::Undeploy))
+    .bind(&slot_text)
     .fetch_one(tx.conn())
     .await?;
     let action = match kind {
         Kind::Deploy => "deployment.deploy",
         Kind::Rollback => "deployment.rollback",
         Kind::BreakGlass => "deployment.break_glass",
+        Kind::Undeploy => "deployment.undeploy",
     };
     let mut ev = NewAuditEvent::new(ctx.actor_name(), action, j.info.text.clone())
         .project(j.info.project.as_str())
         .detail("deployment_id", json!(id))
         .detail("infrastructure", json!(j.infra.name.as_str()))
+        .detail("slot", json!(slot_text))
         .detail("kind", json!(kind.as_str()))
         .detail("decision", json!(decision))
         .detail("evidence", json!(evidence))
@@ -746,6 +863,7 @@ async fn record_deployment(
             "project": j.info.project.as_str(),
             "subject": j.info.text,
             "infrastructure": j.infra.name.as_str(),
+            "slot": slot_text,
             "deployment_id": id,
             "by": ctx.actor_name(),
             "reason": reason,
@@ -761,7 +879,7 @@ async fn record_deployment(
     get(tx.conn(), id, ctx.now).await
 }
 
-/// Deploys a subject to an infrastructure through the gate.
+/// Deploys a subject to a slot of an infrastructure through the gate.
 pub async fn deploy(
     tx: &mut Tx,
     ctx: &Ctx,
@@ -775,6 +893,11 @@ pub async fn deploy(
         )));
     }
     lock_infra(tx, infra_id).await?;
+    let slot = DeploySlot::for_subject(&req.subject, req.service.as_ref());
+    let kind = match req.break_glass {
+        Some(_) => Kind::BreakGlass,
+        None => Kind::Deploy,
+    };
     if let Err(mismatch) = gate::check_kind(infra.kind, &req.subject) {
         // Refused like a blocked attempt (the gate check answers `blocked`),
         // and audited like one; the answer stays 400 invalid_input.
@@ -784,7 +907,7 @@ pub async fn deploy(
             &req.subject,
             infra_name,
             req.confirm,
-            None,
+            Access::Normal,
             ctx.now,
         )
         .await?;
@@ -793,14 +916,10 @@ pub async fn deploy(
             reason: mismatch.message.clone(),
             warning: None,
         };
-        let kind = match req.break_glass {
-            Some(_) => Kind::BreakGlass,
-            None => Kind::Deploy,
-        };
-        refused_event(tx, ctx, &j, kind, req.confirm).await?;
+        refused_event(tx, ctx, &j, &slot, kind, req.confirm).await?;
         return Ok(Attempt::Refused(mismatch.into()));
     }
-    match &req.break_glass {
+    let (j, decision) = match &req.break_glass {
         None => {
             let j = judge(
                 tx.conn(),
@@ -808,93 +927,87 @@ pub async fn deploy(
                 &req.subject,
                 infra_name,
                 req.confirm,
-                None,
+                Access::Normal,
                 ctx.now,
             )
             .await?;
-            if !j.outcome.decision.deploys() {
-                refused_event(tx, ctx, &j, Kind::Deploy, req.confirm).await?;
-                return Ok(Attempt::Refused(refusal(&j.outcome)));
-            }
-            let d = record_deployment(
-                tx,
-                ctx,
-                &j,
-                Kind::Deploy,
-                &req.comment,
-                None,
-                j.outcome.decision.as_str(),
-            )
-            .await?;
-            Ok(Attempt::Deployed(Box::new(d)))
+            let decision = j.outcome.decision.as_str();
+            (j, decision)
         }
         Some(reason) => {
-            let info = signoffs::resolve(tx.conn(), &req.subject).await?;
-            let has = holds_grant(
-                tx.conn(),
-                info.project_id,
-                infra_id,
-                infra.stage,
-                ctx.actor_name(),
-                true,
-            )
-            .await?;
-            let outcome = gate::break_glass(has, reason)?;
             let mut j = judge(
                 tx.conn(),
                 &ctx.actor,
                 &req.subject,
                 infra_name,
                 true,
-                Some(true),
+                Access::BreakGlass,
                 ctx.now,
             )
             .await?;
-            j.outcome = outcome;
-            if !j.outcome.decision.deploys() {
-                refused_event(tx, ctx, &j, Kind::BreakGlass, req.confirm).await?;
-                return Ok(Attempt::Refused(refusal(&j.outcome)));
+            if j.outcome.decision != GateDecision::Forbidden {
+                let has = holds_grant(
+                    tx.conn(),
+                    j.info.project_id,
+                    infra_id,
+                    infra.stage,
+                    ctx.actor_name(),
+                    true,
+                )
+                .await?;
+                j.outcome = gate::break_glass(has, reason)?;
             }
-            let d = record_deployment(
-                tx,
-                ctx,
-                &j,
-                Kind::BreakGlass,
-                &req.comment,
-                Some(reason.trim()),
-                "break_glass",
-            )
-            .await?;
-            Ok(Attempt::Deployed(Box::new(d)))
+            (j, "break_glass")
         }
+    };
+    if !j.outcome.decision.deploys() {
+        refused_event(tx, ctx, &j, &slot, kind, req.confirm).await?;
+        return Ok(Attempt::Refused(refusal(&j.outcome)));
     }
+    let reason = req.break_glass.as_deref().map(str::trim);
+    let d = record_deployment(tx, ctx, &j, &slot, kind, &req.comment, reason, decision).await?;
+    Ok(Attempt::Deployed(Box::new(d)))
 }
 
-/// The deployment a rollback of this infrastructure would restore: among the
-/// `rollback_depth` deployments before the live one, the newest that was not
-/// itself rolled back and deployed something else than what is live.
-async fn rollback_target(
+/// What a rollback of a slot does.
+enum RollbackPlan {
+    /// Redeploy this earlier subject.
+    To(String),
+    /// The live deployment is the slot's first: remove it, emptying the slot.
+    Empty,
+}
+
+/// The live deployment of a slot and what a rollback would do: among the
+/// `rollback_depth` deployments of the slot before the live one, the newest
+/// that was not itself rolled back and deployed something else than what is
+/// live; with no earlier deployment of another subject at all, emptying the
+/// slot.
+async fn rollback_plan(
     conn: &mut AnyConnection,
     infra_id: i64,
+    slot: &str,
     depth: i64,
-) -> Result<(i64, String, String)> {
-    let live: Option<(i64, String)> =
-        sqlx::query("SELECT id, subject FROM deployments WHERE infra_id = $1 AND live = 1")
-            .bind(infra_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("subject")?)))
-            .transpose()?;
-    let Some((live_id, live_subject)) = live else {
-        return Err(StoreError::Conflict(
-            "nothing is deployed there, so there is nothing to roll back".into(),
-        ));
-    };
-    let rows = sqlx::query(
-        "SELECT id, subject, rolled_back FROM deployments WHERE infra_id = $1 AND id < $2 \
-         ORDER BY id DESC LIMIT $3",
+) -> Result<(i64, String, RollbackPlan)> {
+    let live: Option<(i64, String)> = sqlx::query(
+        "SELECT id, subject FROM deployments WHERE infra_id = $1 AND slot = $2 AND live = 1",
     )
     .bind(infra_id)
+    .bind(slot)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("subject")?)))
+    .transpose()?;
+    let Some((live_id, live_subject)) = live else {
+        return Err(StoreError::Conflict(format!(
+            "nothing is deployed in slot '{slot}' there, so there is nothing to roll back"
+        )));
+    };
+    let rows = sqlx::query(
+        "SELECT id, subject, rolled_back FROM deployments WHERE infra_id = $1 AND slot = $2 \
+         AND id < $3 AND kind <> 'undeploy' ORDER BY id DESC LIMIT $4",
+    )
+    .bind(infra_id)
+    .bind(slot)
     .bind(live_id)
     .bind(depth)
     .fetch_all(&mut *conn)
@@ -902,11 +1015,24 @@ async fn rollback_target(
     for r in &rows {
         let subject: String = r.try_get("subject")?;
         if r.try_get::<i64, _>("rolled_back")? == 0 && subject != live_subject {
-            return Ok((live_id, live_subject, subject));
+            return Ok((live_id, live_subject, RollbackPlan::To(subject)));
         }
     }
+    let older: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deployments WHERE infra_id = $1 AND slot = $2 AND id < $3 \
+         AND kind <> 'undeploy' AND rolled_back = 0 AND subject <> $4",
+    )
+    .bind(infra_id)
+    .bind(slot)
+    .bind(live_id)
+    .bind(&live_subject)
+    .fetch_one(&mut *conn)
+    .await?;
+    if older == 0 {
+        return Ok((live_id, live_subject, RollbackPlan::Empty));
+    }
     Err(StoreError::Conflict(format!(
-        "no earlier deployment of another subject is ready for rollback (the infrastructure keeps the last {depth})"
+        "no earlier deployment of another subject in slot '{slot}' is ready for rollback (the infrastructure keeps the last {depth})"
     )))
 }
 
@@ -920,59 +1046,124 @@ pub async fn ever_deployed(conn: &mut AnyConnection, subject: &str) -> Result<bo
     Ok(n > 0)
 }
 
-/// Rolls an infrastructure back to the previous live subject, through the same
-/// gate. `ordered_by_approver` is the final approver's order from an emergency
-/// review: no deploy grant is needed and the order counts as confirmation.
+/// Rolls a slot of an infrastructure back to its previous subject, through
+/// the same gate, or empties it when the live deployment is its first.
+/// `ordered_by_approver` is the final approver's order from an emergency
+/// review: no deploy grant or admission is needed and the order counts as
+/// confirmation.
 pub async fn rollback(
     tx: &mut Tx,
     ctx: &Ctx,
     infra_name: &str,
+    slot: &DeploySlot,
     confirm: bool,
     comment: &str,
     ordered_by_approver: bool,
 ) -> Result<Attempt> {
     let (infra_id, infra) = infra::load(tx.conn(), infra_name).await?;
     lock_infra(tx, infra_id).await?;
-    let (live_id, _, target) = rollback_target(tx.conn(), infra_id, infra.rollback_depth).await?;
-    let subject: Subject = target
-        .parse()
-        .map_err(|e: gatehouse_core::InvalidInput| StoreError::Config(e.to_string()))?;
-    let j = judge(
-        tx.conn(),
-        &ctx.actor,
-        &subject,
-        infra_name,
-        confirm || ordered_by_approver,
-        ordered_by_approver.then_some(true),
-        ctx.now,
-    )
-    .await?;
-    if !j.outcome.decision.deploys() {
-        refused_event(tx, ctx, &j, Kind::Rollback, confirm).await?;
-        return Ok(Attempt::Refused(refusal(&j.outcome)));
-    }
-    // The subject rolled away from is never a rollback target here again
-    // (until deployed anew): flag every deployment of it on this
-    // infrastructure, so rolling back repeatedly walks back, never forth.
-    sqlx::query(
-        "UPDATE deployments SET rolled_back = 1 WHERE infra_id = $1 \
-         AND subject = (SELECT subject FROM deployments WHERE id = $2)",
+    let slot_text = slot.to_string();
+    let access = if ordered_by_approver {
+        Access::OrderedByApprover
+    } else {
+        Access::Normal
+    };
+    let live: Option<String> = sqlx::query_scalar(
+        "SELECT subject FROM deployments WHERE infra_id = $1 AND slot = $2 AND live = 1",
     )
     .bind(infra_id)
+    .bind(&slot_text)
+    .fetch_optional(tx.conn())
+    .await?;
+    // Access first: a caller who may not deploy there learns nothing more,
+    // and the attempt is on the record.
+    if let Some(live_subject) = &live {
+        let subject = parse_stored_subject(live_subject)?;
+        let j = judge(
+            tx.conn(),
+            &ctx.actor,
+            &subject,
+            infra_name,
+            true,
+            access,
+            ctx.now,
+        )
+        .await?;
+        if j.outcome.decision == GateDecision::Forbidden {
+            refused_event(tx, ctx, &j, slot, Kind::Rollback, confirm).await?;
+            return Ok(Attempt::Refused(refusal(&j.outcome)));
+        }
+    }
+    let (live_id, live_subject, plan) =
+        rollback_plan(tx.conn(), infra_id, &slot_text, infra.rollback_depth).await?;
+    let (j, kind) = match plan {
+        RollbackPlan::To(target) => {
+            let subject = parse_stored_subject(&target)?;
+            let j = judge(
+                tx.conn(),
+                &ctx.actor,
+                &subject,
+                infra_name,
+                confirm || ordered_by_approver,
+                access,
+                ctx.now,
+            )
+            .await?;
+            (j, Kind::Rollback)
+        }
+        RollbackPlan::Empty => {
+            // Removing a deployment needs no sign-off: the grant (or the
+            // approver's order) is enough.
+            let subject = parse_stored_subject(&live_subject)?;
+            let mut j = judge(
+                tx.conn(),
+                &ctx.actor,
+                &subject,
+                infra_name,
+                true,
+                access,
+                ctx.now,
+            )
+            .await?;
+            if j.outcome.decision != GateDecision::Forbidden {
+                j.outcome = GateOutcome {
+                    decision: GateDecision::Allow,
+                    reason: format!(
+                        "rolled back the only deployment of slot '{slot_text}': the slot is empty now"
+                    ),
+                    warning: None,
+                };
+            }
+            (j, Kind::Undeploy)
+        }
+    };
+    if !j.outcome.decision.deploys() {
+        refused_event(tx, ctx, &j, slot, Kind::Rollback, confirm).await?;
+        return Ok(Attempt::Refused(refusal(&j.outcome)));
+    }
+    // The subject rolled away from is never a rollback target in this slot
+    // again (until deployed anew): flag every deployment of it there, so
+    // rolling back repeatedly walks back, never forth.
+    sqlx::query(
+        "UPDATE deployments SET rolled_back = 1 WHERE infra_id = $1 AND slot = $2 \
+         AND subject = (SELECT subject FROM deployments WHERE id = $3)",
+    )
+    .bind(infra_id)
+    .bind(&slot_text)
     .bind(live_id)
     .execute(tx.conn())
     .await?;
-    let d = record_deployment(
-        tx,
-        ctx,
-        &j,
-        Kind::Rollback,
-        comment,
-        None,
-        j.outcome.decision.as_str(),
-    )
-    .await?;
+    let decision = match kind {
+        Kind::Undeploy => "undeploy",
+        _ => j.outcome.decision.as_str(),
+    };
+    let d = record_deployment(tx, ctx, &j, slot, kind, comment, None, decision).await?;
     Ok(Attempt::Deployed(Box::new(d)))
+}
+
+fn parse_stored_subject(text: &str) -> Result<Subject> {
+    text.parse()
+        .map_err(|e: gatehouse_core::InvalidInput| StoreError::Config(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------
@@ -1002,7 +1193,9 @@ pub async fn get_emergency(conn: &mut AnyConnection, id: i64) -> Result<Emergenc
 }
 
 /// The final approver accepts the emergency deployment or orders a rollback
-/// (which redeploys the previous subject there).
+/// of its slot (which redeploys the slot's previous subject there, or empties
+/// the slot if it had none). The person who made the break-glass deployment
+/// never decides its review.
 pub async fn decide_emergency(
     tx: &mut Tx,
     ctx: &Ctx,
@@ -1015,18 +1208,26 @@ pub async fn decide_emergency(
         Backend::Sqlite => "",
     };
     let row = sqlx::query(sqlf!(
-        "SELECT project_id, state FROM emergency_reviews WHERE id = $1{lock}"
+        "SELECT e.project_id, e.state, d.deployed_by, d.slot FROM emergency_reviews e \
+         JOIN deployments d ON d.id = e.deployment_id WHERE e.id = $1{lock}"
     ))
     .bind(id)
     .fetch_optional(tx.conn())
     .await?
     .ok_or_else(|| StoreError::not_found(format!("emergency review {id}")))?;
     let project_id: i64 = row.try_get("project_id")?;
+    let deployed_by: String = row.try_get("deployed_by")?;
+    let slot = DeploySlot::parse("slot", &row.try_get::<String, _>("slot")?)?;
     let before = get_emergency(tx.conn(), id).await?;
     let is_approver =
         signoffs::is_final_approver(tx.conn(), project_id, before.stage, &ctx.actor.username)
             .await?;
-    let next = gate::decide_emergency(before.state, is_approver, before.stage.as_str(), accept)
+    let decider = EmergencyDecider {
+        username: ctx.actor_name(),
+        is_final_approver: is_approver,
+        is_deployer: deployed_by == ctx.actor_name(),
+    };
+    let next = gate::decide_emergency(before.state, &decider, before.stage.as_str(), accept)
         .map_err(|e| StoreError::Domain {
             code: e.code(),
             message: e.to_string(),
@@ -1049,17 +1250,19 @@ pub async fn decide_emergency(
     }
     let mut redeployed = None;
     if !accept {
-        // Roll back only if the emergency deployment is still what runs there.
+        // Roll back only if the emergency deployment is still what runs in
+        // its slot.
         let live_id: Option<i64> = sqlx::query_scalar(
             "SELECT d.id FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
-             WHERE i.name = $1 AND d.live = 1",
+             WHERE i.name = $1 AND d.slot = $2 AND d.live = 1",
         )
         .bind(&before.infrastructure)
+        .bind(slot.to_string())
         .fetch_optional(tx.conn())
         .await?;
         if live_id != Some(before.deployment_id) {
             return Err(StoreError::Conflict(format!(
-                "the emergency deployment {} is no longer live on '{}'; roll back there explicitly if needed",
+                "the emergency deployment {} is no longer live in slot '{slot}' of '{}'; roll back there explicitly if needed",
                 before.deployment_id, before.infrastructure
             )));
         }
@@ -1068,6 +1271,7 @@ pub async fn decide_emergency(
             tx,
             ctx,
             &before.infrastructure,
+            &slot,
             true,
             text.trim_end_matches(": "),
             true,
@@ -1093,6 +1297,7 @@ pub async fn decide_emergency(
         )
         .project(&before.project)
         .detail("emergency_review", json!(id))
+        .detail("slot", json!(slot.to_string()))
         .before(json!(before))
         .after(json!(after))
         .detail(
@@ -1104,6 +1309,30 @@ pub async fn decide_emergency(
     Ok((after, redeployed))
 }
 
+/// Records an emergency review decision refused for want of the right (not
+/// the final approver, or the deployer themselves), in a transaction of its
+/// own.
+pub async fn record_emergency_refusal(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    id: i64,
+    accept: bool,
+    reason: &str,
+) -> Result<()> {
+    let er = get_emergency(tx.conn(), id).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), "emergency_review.refused", er.subject)
+            .project(&er.project)
+            .detail("emergency_review", json!(id))
+            .detail("accept", json!(accept))
+            .detail("reason", json!(reason)),
+    )
+    .await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Inventory
 // ---------------------------------------------------------------------------
@@ -1111,6 +1340,8 @@ pub async fn decide_emergency(
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LiveAt {
     pub infrastructure: String,
+    /// The slot it occupies there.
+    pub slot: String,
     #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
     pub deployment_id: i64,
@@ -1186,9 +1417,9 @@ pub async fn inventory(
             continue;
         }
         let rows = sqlx::query(
-            "SELECT d.id, i.name, i.stage, d.deployed_at, d.deployed_by, d.kind, d.checked_stage \
+            "SELECT d.id, i.name, i.stage, d.slot, d.deployed_at, d.deployed_by, d.kind, d.checked_stage \
              FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
-             WHERE d.subject = $1 AND d.live = 1 ORDER BY i.name",
+             WHERE d.subject = $1 AND d.live = 1 ORDER BY i.name, d.slot",
         )
         .bind(&text)
         .fetch_all(&mut *conn)
@@ -1199,6 +1430,7 @@ pub async fn inventory(
                 Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
             live.push(LiveAt {
                 infrastructure: r.try_get("name")?,
+                slot: r.try_get("slot")?,
                 stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
                 deployment_id: r.try_get("id")?,
                 since: Timestamp::from_micros(r.try_get("deployed_at")?),

@@ -3,6 +3,7 @@
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::AdminRight;
+use gatehouse_core::gate::Admission;
 use gatehouse_core::inventory::{InfraKind, Policy, Stage};
 use gatehouse_core::{InfraName, Timestamp};
 use serde::Serialize;
@@ -25,8 +26,12 @@ pub struct Infrastructure {
     #[schema(value_type = String, example = "prevent")]
     pub policy: Policy,
     pub description: String,
-    /// How many previous deployments stay ready for rollback.
+    /// How many previous deployments of a slot stay ready for rollback.
     pub rollback_depth: i64,
+    /// The projects that may deploy here at all (project keys, or `["*"]` for
+    /// every project); set by administrators. Deploy grants are the second key.
+    #[schema(example = json!(["FRAUD", "CHURN"]))]
+    pub admitted_projects: Vec<String>,
     pub archived: bool,
     /// Related resources (API responses only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +50,7 @@ pub struct NewInfra {
     pub policy: Policy,
     pub description: String,
     pub rollback_depth: i64,
+    pub admitted: Admission,
 }
 
 /// Previous deployments kept ready for rollback unless configured.
@@ -59,6 +65,7 @@ pub struct InfraPatch {
     pub policy: Option<Policy>,
     pub description: Option<String>,
     pub rollback_depth: Option<i64>,
+    pub admitted: Option<Admission>,
     pub archived: Option<bool>,
 }
 
@@ -70,8 +77,8 @@ pub struct InfraFilter {
     pub archived: Option<bool>,
 }
 
-const COLS: &str =
-    "id, name, kind, stage, policy, description, rollback_depth, archived, created_at, updated_at";
+const COLS: &str = "id, name, kind, stage, policy, description, rollback_depth, admitted, archived, \
+    created_at, updated_at";
 
 fn decode<T>(v: Option<T>, what: &str) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} in database").into()))
@@ -85,11 +92,42 @@ fn from_row(r: &AnyRow) -> Result<Infrastructure> {
         policy: decode(Policy::parse(&r.try_get::<String, _>("policy")?), "policy")?,
         description: r.try_get("description")?,
         rollback_depth: r.try_get("rollback_depth")?,
+        admitted_projects: serde_json::from_str(&r.try_get::<String, _>("admitted")?)
+            .map_err(|e| sqlx::Error::Decode(format!("unreadable admitted projects: {e}").into()))?,
         links: None,
         archived: r.try_get::<i64, _>("archived")? != 0,
         created_at: Timestamp::from_micros(r.try_get("created_at")?),
         updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
     })
+}
+
+impl Infrastructure {
+    /// The projects admitted here, as core judges them.
+    pub fn admission(&self) -> Admission {
+        // Stored lists were validated when written.
+        Admission::parse("admitted_projects", &self.admitted_projects).unwrap_or_default()
+    }
+
+    pub fn admits(&self, project: &gatehouse_core::ProjectKey) -> bool {
+        self.admission().admits(project)
+    }
+}
+
+/// Checks that every project an admission names exists.
+async fn check_admitted_exist(conn: &mut AnyConnection, a: &Admission) -> Result<()> {
+    for (i, key) in a.projects().enumerate() {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+        if n == 0 {
+            return Err(crate::groups::at_field(
+                StoreError::not_found(format!("project '{key}'")),
+                &format!("admitted_projects[{i}]"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Infrastructure> {
@@ -139,9 +177,10 @@ pub async fn create(
             new.name
         )));
     }
+    check_admitted_exist(tx.conn(), &new.admitted).await?;
     sqlx::query(
-        "INSERT INTO infrastructures (name, kind, stage, policy, description, rollback_depth, archived, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6)",
+        "INSERT INTO infrastructures (name, kind, stage, policy, description, rollback_depth, admitted, archived, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $7, $8, 0, $6, $6)",
     )
     .bind(new.name.as_str())
     .bind(new.kind.as_str())
@@ -150,6 +189,7 @@ pub async fn create(
     .bind(&new.description)
     .bind(ctx.now.as_micros())
     .bind(new.rollback_depth)
+    .bind(crate::json_text(&new.admitted.to_list()))
     .execute(tx.conn())
     .await?;
     let infra = get(tx.conn(), new.name.as_str()).await?;
@@ -175,10 +215,13 @@ pub async fn update(
     patch: &InfraPatch,
 ) -> Result<Infrastructure> {
     let before = get(tx.conn(), name).await?;
+    if let Some(a) = &patch.admitted {
+        check_admitted_exist(tx.conn(), a).await?;
+    }
     sqlx::query(
         "UPDATE infrastructures SET kind = COALESCE($1, kind), stage = COALESCE($2, stage), policy = COALESCE($3, policy), \
          description = COALESCE($4, description), archived = COALESCE($5, archived), updated_at = $6, \
-         rollback_depth = COALESCE($8, rollback_depth) WHERE name = $7",
+         rollback_depth = COALESCE($8, rollback_depth), admitted = COALESCE($9, admitted) WHERE name = $7",
     )
     .bind(patch.kind.map(|k| k.as_str()))
     .bind(patch.stage.map(|s| s.as_str()))
@@ -188,6 +231,7 @@ pub async fn update(
     .bind(ctx.now.as_micros())
     .bind(name)
     .bind(patch.rollback_depth)
+    .bind(patch.admitted.as_ref().map(|a| crate::json_text(&a.to_list())))
     .execute(tx.conn())
     .await?;
     let after = get(tx.conn(), name).await?;
@@ -196,13 +240,26 @@ pub async fn update(
         (true, false) => "infrastructure.unarchive",
         _ => "infrastructure.update",
     };
-    record(
-        tx,
-        ctx,
-        NewAuditEvent::new(ctx.actor_name(), action, format!("infrastructure:{name}"))
-            .before(json!(before))
-            .after(json!(after)),
-    )
-    .await?;
+    let mut ev = NewAuditEvent::new(ctx.actor_name(), action, format!("infrastructure:{name}"))
+        .before(json!(before))
+        .after(json!(after));
+    if before.admitted_projects != after.admitted_projects {
+        // Past deployments are never rewritten; the change applies to the
+        // next grant, deployment or rollback.
+        let added: Vec<&String> = after
+            .admitted_projects
+            .iter()
+            .filter(|p| !before.admitted_projects.contains(p))
+            .collect();
+        let removed: Vec<&String> = before
+            .admitted_projects
+            .iter()
+            .filter(|p| !after.admitted_projects.contains(p))
+            .collect();
+        ev = ev
+            .detail("admitted_added", json!(added))
+            .detail("admitted_removed", json!(removed));
+    }
+    record(tx, ctx, ev).await?;
     Ok(after)
 }

@@ -23,6 +23,7 @@ pub mod page;
 pub mod projects;
 pub mod roles;
 pub mod signoffs;
+pub mod tasks;
 pub mod tokens;
 pub mod users;
 pub mod versions;

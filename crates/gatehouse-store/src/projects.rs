@@ -1,7 +1,7 @@
 //! Governed projects and their owners and contributors. Never deleted, only archived.
 
 use gatehouse_core::audit::NewAuditEvent;
-use gatehouse_core::authz::{self, OwnRight, ProjectRole};
+use gatehouse_core::authz::{self, OwnRight, ProjectRole, TierRight};
 use gatehouse_core::inventory::RiskTier;
 use gatehouse_core::{ProjectKey, Timestamp, Username};
 use serde::Serialize;
@@ -47,7 +47,6 @@ pub struct NewProject {
 pub struct ProjectPatch {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub risk_tier: Option<RiskTier>,
     pub archived: Option<bool>,
 }
 
@@ -235,11 +234,10 @@ pub async fn update(
     } = load(tx.conn(), key).await?;
     sqlx::query(
         "UPDATE projects SET name = COALESCE($1, name), description = COALESCE($2, description), \
-         risk_tier = COALESCE($3, risk_tier), archived = COALESCE($4, archived), updated_at = $5 WHERE id = $6",
+         archived = COALESCE($3, archived), updated_at = $4 WHERE id = $5",
     )
     .bind(patch.name.as_deref())
     .bind(patch.description.as_deref())
-    .bind(patch.risk_tier.map(|t| i64::from(t.get())))
     .bind(patch.archived.map(flag))
     .bind(ctx.now.as_micros())
     .bind(id)
@@ -258,6 +256,57 @@ pub async fn update(
             .project(key)
             .before(json!(before))
             .after(json!(after)),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Changes a project's risk tier. The right (from `authz::change_tier`) was
+/// judged against the tier read in this transaction: if another change got
+/// there first, this one is refused (409) rather than applied over it.
+/// Running reviews keep the tier they were requested under; approvals count
+/// only while the tier is not above the one they were granted under.
+pub async fn set_tier(tx: &mut Tx, right: &TierRight, ctx: &Ctx, key: &str) -> Result<Project> {
+    let Loaded {
+        id,
+        project: before,
+    } = load(tx.conn(), key).await?;
+    if before.risk_tier != right.from() {
+        return Err(StoreError::Conflict(format!(
+            "project '{key}' changed tier concurrently (it is now tier {}); reload and retry",
+            before.risk_tier.get()
+        )));
+    }
+    if right.to() == right.from() {
+        return Ok(before);
+    }
+    let done = sqlx::query(
+        "UPDATE projects SET risk_tier = $1, updated_at = $2 WHERE id = $3 AND risk_tier = $4",
+    )
+    .bind(i64::from(right.to().get()))
+    .bind(ctx.now.as_micros())
+    .bind(id)
+    .bind(i64::from(right.from().get()))
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "project '{key}' changed tier concurrently; reload and retry"
+        )));
+    }
+    let after = get(tx.conn(), key).await?;
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(ctx.actor_name(), "project.risk_tier", format!("project:{key}"))
+            .project(key)
+            .detail("from", json!(right.from().get()))
+            .detail("to", json!(right.to().get()))
+            .detail(
+                "direction",
+                json!(if right.to() > right.from() { "raised" } else { "lowered" }),
+            )
+            .detail("justification", json!(right.justification())),
     )
     .await?;
     Ok(after)

@@ -16,7 +16,7 @@ use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::OwnRight;
 use gatehouse_core::inventory::{RiskTier, Stage};
 use gatehouse_core::signoff::{
-    self as so, Actor, ApprovalRequirements, Assignee, Command, CommandCtx, Cycle, Decision,
+    self as so, Actor, Assignee, Command, CommandCtx, Cycle, Decision,
     Signoff, SignoffState, Slot, SlotId, SlotKind, SlotSpec, Verdict,
 };
 use gatehouse_core::{ProjectKey, Subject, Timestamp, Username};
@@ -512,25 +512,44 @@ pub async fn resolve(conn: &mut AnyConnection, subject: &Subject) -> Result<Subj
     })
 }
 
-/// Whether an approval has run out under the project's tier.
+/// Whether an approval has stopped counting: expired, or the project's tier
+/// was raised above the one it was granted under.
 fn expired(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
-    s.state() == SignoffState::Approved
-        && s.decision()
-            .and_then(|d| so::approval_expires_at(tier, d.at))
-            .is_some_and(|e| now >= e)
+    let st = so::approval_status(s, tier, now);
+    s.state() == SignoffState::Approved && !st.counts
 }
 
 fn expires_at(tier: RiskTier, s: &Signoff) -> Option<Timestamp> {
-    if s.state() != SignoffState::Approved {
-        return None;
-    }
-    s.decision()
-        .and_then(|d| so::approval_expires_at(tier, d.at))
+    so::approval_status(s, tier, Timestamp::from_micros(i64::MIN)).expires_at
 }
 
-/// Approved and not expired.
+/// Approved, and the approval counts now.
 fn effectively_approved(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
-    s.state() == SignoffState::Approved && !expired(tier, s, now)
+    so::approval_status(s, tier, now).counts
+}
+
+/// Who created the model versions inside a bundle (separation of duties bars
+/// them from its review); empty for a model version.
+async fn component_creators(
+    conn: &mut AnyConnection,
+    subject: &Subject,
+) -> Result<BTreeSet<Username>> {
+    let Subject::Bundle { project, tag } = subject else {
+        return Ok(BTreeSet::new());
+    };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT v.created_by FROM bundles b JOIN projects p ON p.id = b.project_id \
+         JOIN bundle_versions bv ON bv.bundle_id = b.id JOIN model_versions v ON v.id = bv.version_id \
+         WHERE p.key = $1 AND b.tag = $2",
+    )
+    .bind(project.as_str())
+    .bind(tag.as_str())
+    .fetch_all(conn)
+    .await?;
+    Ok(names
+        .into_iter()
+        .filter_map(|n| Username::parse(n).ok())
+        .collect())
 }
 
 // ---------------------------------------------------------------------------
@@ -833,6 +852,7 @@ pub async fn get(
         None => return Err(stage_not_configured(stage, &config)),
     };
     refresh_members(conn, info.project_id, &mut s).await?;
+    s.set_component_creators(component_creators(conn, subject).await?);
     Ok(view(&info, stage, &s, &config, now))
 }
 
@@ -963,6 +983,7 @@ pub async fn command(
         None => return Err(stage_not_configured(stage, &config)),
     };
     refresh_members(tx.conn(), info.project_id, &mut current).await?;
+    current.set_component_creators(component_creators(tx.conn(), subject).await?);
 
     let cmd = match input {
         CommandInput::RequestReview { notify_reviewers } => {
@@ -1024,13 +1045,6 @@ pub async fn command(
         CommandInput::Reset { reason } => Command::Reset { reason },
     };
     let is_request = matches!(cmd, Command::RequestReview { .. });
-    let is_approval = matches!(
-        cmd,
-        Command::Decide {
-            decision: Decision::Approve,
-            ..
-        }
-    );
     let actor = Actor {
         username: ctx.actor.username.clone(),
         is_admin: ctx.actor.is_admin,
@@ -1046,6 +1060,7 @@ pub async fn command(
         at: ctx.now,
         expected_revision,
         separation_of_duties: so::separation_of_duties(tier, config.separation_of_duties),
+        tier,
     };
     let (next, event) = current.apply(cmd, &cctx)?;
     if is_request {
@@ -1066,9 +1081,6 @@ pub async fn command(
             },
             stage,
         )?;
-    }
-    if is_approval {
-        so::check_approval_requirements(&current, &ApprovalRequirements::for_tier(tier))?;
     }
 
     let text = doc_text(&next);
@@ -1250,7 +1262,10 @@ pub async fn pending(conn: &mut AnyConnection, user: &Username) -> Result<Vec<Pe
 pub struct GateView {
     pub stage: Stage,
     pub state: SignoffState,
+    /// The approval no longer counts (expired, or the tier was raised).
     pub expired: bool,
+    /// It no longer counts because the tier was raised since.
+    pub tier_raised: bool,
     pub cycle: u32,
     pub revision: u64,
     pub decided_by: Option<String>,
@@ -1315,6 +1330,7 @@ pub async fn for_gate(
         stage,
         state: s.state(),
         expired: expired(info.tier, &s, now),
+        tier_raised: so::approval_status(&s, info.tier, now).tier_raised,
         cycle: s.cycle(),
         revision: s.revision,
         decided_by: d.map(|d| d.by.to_string()),

@@ -22,6 +22,9 @@ pub struct User {
     pub is_admin: bool,
     /// Global auditor role: reads the whole audit log, verifies it and exports it.
     pub is_auditor: bool,
+    /// Global risk officer: may lower a project's risk tier, with a written
+    /// justification (never of a project they own or contribute to).
+    pub is_risk_officer: bool,
     pub disabled: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -44,6 +47,7 @@ pub struct NewUser {
     pub email: String,
     pub is_admin: bool,
     pub is_auditor: bool,
+    pub is_risk_officer: bool,
     pub password_hash: Option<String>,
 }
 
@@ -53,6 +57,7 @@ pub struct UserPatch {
     pub email: Option<String>,
     pub is_admin: Option<bool>,
     pub is_auditor: Option<bool>,
+    pub is_risk_officer: Option<bool>,
     pub disabled: Option<bool>,
     pub password_hash: Option<String>,
 }
@@ -62,10 +67,11 @@ pub struct UserFilter {
     pub q: Option<String>,
     pub is_admin: Option<bool>,
     pub is_auditor: Option<bool>,
+    pub is_risk_officer: Option<bool>,
     pub disabled: Option<bool>,
 }
 
-pub(crate) const COLS: &str = "id, username, display_name, email, is_admin, is_auditor, disabled, password_hash, created_at, updated_at";
+pub(crate) const COLS: &str = "id, username, display_name, email, is_admin, is_auditor, is_risk_officer, disabled, password_hash, created_at, updated_at";
 
 pub(crate) fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
     let username: String = r.try_get("username")?;
@@ -78,6 +84,7 @@ pub(crate) fn from_row(r: &AnyRow) -> Result<Credentials, sqlx::Error> {
             email: r.try_get("email")?,
             is_admin: r.try_get::<i64, _>("is_admin")? != 0,
             is_auditor: r.try_get::<i64, _>("is_auditor")? != 0,
+            is_risk_officer: r.try_get::<i64, _>("is_risk_officer")? != 0,
             disabled: r.try_get::<i64, _>("disabled")? != 0,
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
@@ -125,7 +132,7 @@ pub async fn list(
         "SELECT {COLS} FROM users WHERE username > $1 \
          AND ($2 IS NULL OR LOWER(username) LIKE $2 OR LOWER(display_name) LIKE $2) \
          AND ($3 IS NULL OR is_admin = $3) AND ($4 IS NULL OR disabled = $4) \
-         AND ($6 IS NULL OR is_auditor = $6) \
+         AND ($6 IS NULL OR is_auditor = $6) AND ($7 IS NULL OR is_risk_officer = $7) \
          ORDER BY username LIMIT $5"
     ))
     .bind(page.after.as_deref().unwrap_or(""))
@@ -134,6 +141,7 @@ pub async fn list(
     .bind(f.disabled.map(flag))
     .bind(page.fetch())
     .bind(f.is_auditor.map(flag))
+    .bind(f.is_risk_officer.map(flag))
     .fetch_all(conn)
     .await?;
     let users = rows
@@ -152,8 +160,8 @@ async fn insert(tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<User> {
     }
     let now = ctx.now.as_micros();
     sqlx::query(
-        "INSERT INTO users (username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at, is_auditor) \
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $6, $7)",
+        "INSERT INTO users (username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at, is_auditor, is_risk_officer) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $6, $7, $8)",
     )
     .bind(new.username.as_str())
     .bind(&new.display_name)
@@ -162,6 +170,7 @@ async fn insert(tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<User> {
     .bind(new.password_hash.as_deref())
     .bind(now)
     .bind(flag(new.is_auditor))
+    .bind(flag(new.is_risk_officer))
     .execute(tx.conn())
     .await?;
     let user = get(tx.conn(), new.username.as_str()).await?;
@@ -192,6 +201,7 @@ pub async fn bootstrap_admin(tx: &mut Tx, ctx: &Ctx, password_hash: String) -> R
         email: String::new(),
         is_admin: true,
         is_auditor: false,
+        is_risk_officer: false,
         password_hash: Some(password_hash),
     };
     insert(tx, ctx, &new).await
@@ -215,11 +225,15 @@ pub async fn update(
     username: &str,
     patch: &UserPatch,
 ) -> Result<User> {
-    if (patch.is_admin.is_some() || patch.is_auditor.is_some() || patch.disabled.is_some())
+    if (patch.is_admin.is_some()
+        || patch.is_auditor.is_some()
+        || patch.is_risk_officer.is_some()
+        || patch.disabled.is_some())
         && admin.is_none()
     {
         return Err(Denied(
-            "only an administrator may change is_admin, is_auditor or disabled".into(),
+            "only an administrator may change is_admin, is_auditor, is_risk_officer or disabled"
+                .into(),
         )
         .into());
     }
@@ -236,7 +250,8 @@ pub async fn update(
         "UPDATE users SET display_name = COALESCE($1, display_name), email = COALESCE($2, email), \
          is_admin = COALESCE($3, is_admin), disabled = COALESCE($4, disabled), \
          password_hash = COALESCE($5, password_hash), updated_at = $6, \
-         is_auditor = COALESCE($8, is_auditor) WHERE username = $7",
+         is_auditor = COALESCE($8, is_auditor), is_risk_officer = COALESCE($9, is_risk_officer) \
+         WHERE username = $7",
     )
     .bind(patch.display_name.as_deref())
     .bind(patch.email.as_deref())
@@ -246,6 +261,7 @@ pub async fn update(
     .bind(ctx.now.as_micros())
     .bind(username)
     .bind(patch.is_auditor.map(flag))
+    .bind(patch.is_risk_officer.map(flag))
     .execute(tx.conn())
     .await?;
     let after = get(tx.conn(), username).await?;
