@@ -121,6 +121,10 @@ impl Application {
             signer,
             every: settings.audit_checkpoint_every,
         });
+        let ran = gatehouse_store::tasks::run_pending(&store, settings.clock.now()).await?;
+        for task in ran {
+            tracing::info!(task, "ran a one-time migration task");
+        }
         let state = AppState {
             store,
             clock: settings.clock.clone(),

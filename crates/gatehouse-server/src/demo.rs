@@ -1,12 +1,14 @@
 //! The demo organisation (`gatehouse serve --demo`): people in each role,
 //! projects of several risk tiers, models with versions carrying realistic
-//! metrics, a bundle, groups, and one infrastructure per governance policy.
+//! metrics, a bundle, groups, a risk officer (rita), and one infrastructure
+//! per governance policy, each admitting the demo projects that run there.
 //! Seeded only into an empty inventory; the passwords are fixed so that the
 //! README tour can be followed verbatim.
 
 use std::collections::BTreeMap;
 
 use gatehouse_core::authz::{self, Principal, ProjectRole};
+use gatehouse_core::gate::Admission;
 use gatehouse_core::inventory::{InfraKind, Policy, RiskTier, Stage};
 use gatehouse_core::{BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, Username};
 use gatehouse_store::bundles::BundleItem;
@@ -158,6 +160,8 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
                 email: format!("{u}@example.com"),
                 is_admin: false,
                 is_auditor: false,
+                // The risk officer may lower a project's tier.
+                is_risk_officer: *u == "rita",
                 password_hash: Some(hash),
             },
         )
@@ -182,48 +186,6 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
             &members,
         )
         .await?;
-    }
-
-    // Infrastructures, one per policy and kind.
-    for (name, kind, stage, policy, desc) in [
-        (
-            "dev-api",
-            InfraKind::ApiNode,
-            Stage::Dev,
-            Policy::Always,
-            "Development API node",
-        ),
-        (
-            "qa-api",
-            InfraKind::ApiNode,
-            Stage::Qa,
-            Policy::Warn,
-            "QA API node",
-        ),
-        (
-            "prod-api",
-            InfraKind::ApiNode,
-            Stage::Prod,
-            Policy::Prevent,
-            "Production API node",
-        ),
-        (
-            "prod-automation",
-            InfraKind::AutomationNode,
-            Stage::Prod,
-            Policy::Prevent,
-            "Production automation node (batch scoring)",
-        ),
-    ] {
-        let new = NewInfra {
-            name: InfraName::parse(name)?,
-            kind,
-            stage,
-            policy,
-            description: desc.into(),
-            rollback_depth: infra::DEFAULT_ROLLBACK_DEPTH,
-        };
-        infra::create(&mut tx, &admin_right, &admin_ctx, &new).await?;
     }
 
     // Projects: created by their owners.
@@ -421,6 +383,56 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
     )
     .await?;
     seed_signoffs(&mut tx, now).await?;
+
+    // Infrastructures, one per policy and kind.
+    // Infrastructures, one per policy and kind, each admitting the demo
+    // projects that may run there (PRICING, tier 1, stays off production).
+    for (name, kind, stage, policy, desc, admitted) in [
+        (
+            "dev-api",
+            InfraKind::ApiNode,
+            Stage::Dev,
+            Policy::Always,
+            "Development API node",
+            &["*"][..],
+        ),
+        (
+            "qa-api",
+            InfraKind::ApiNode,
+            Stage::Qa,
+            Policy::Warn,
+            "QA API node",
+            &["CHURN", "CREDIT", "FRAUD", "PRICING"][..],
+        ),
+        (
+            "prod-api",
+            InfraKind::ApiNode,
+            Stage::Prod,
+            Policy::Prevent,
+            "Production API node",
+            &["CHURN", "CREDIT", "FRAUD"][..],
+        ),
+        (
+            "prod-automation",
+            InfraKind::AutomationNode,
+            Stage::Prod,
+            Policy::Prevent,
+            "Production automation node (batch scoring)",
+            &["FRAUD"][..],
+        ),
+    ] {
+        let new = NewInfra {
+            name: InfraName::parse(name)?,
+            kind,
+            stage,
+            policy,
+            description: desc.into(),
+            rollback_depth: infra::DEFAULT_ROLLBACK_DEPTH,
+            admitted: Admission::parse("admitted_projects", admitted)?,
+        };
+        infra::create(&mut tx, &admin_right, &admin_ctx, &new).await?;
+    }
+
     tx.commit().await?;
     Ok(())
 }

@@ -138,11 +138,28 @@ pub async fn add_grant(tx: &mut Tx, ctx: &Ctx, project: &str, new: &NewGrant) ->
             let (id, i) = infra::load(tx.conn(), name.as_str())
                 .await
                 .map_err(|e| at_field(e, "infrastructure"))?;
-            (Some(id), None, Some(i.admits(&p.project.key)), name.to_string())
+            (
+                Some(id),
+                None,
+                Some(i.admits(&p.project.key)),
+                name.to_string(),
+            )
         }
-        GrantTarget::Stage(s) => (None, Some(s.as_str()), None, format!("every {s} infrastructure")),
+        GrantTarget::Stage(s) => (
+            None,
+            Some(s.as_str()),
+            None,
+            format!("every {s} infrastructure"),
+        ),
     };
-    authz::grant_deploy(&ctx.actor, role, new.emergency, admitted, project, &infra_name)?;
+    authz::grant_deploy(
+        &ctx.actor,
+        role,
+        new.emergency,
+        admitted,
+        project,
+        &infra_name,
+    )?;
     let (user_id, group_id) = match &new.grantee {
         Grantee::User(u) => (
             Some(
@@ -412,8 +429,8 @@ async fn dep_from_row(conn: &mut AnyConnection, r: &AnyRow, now: Timestamp) -> R
             StoreError::Config(format!("stored deployment evidence is unreadable: {e}"))
         })?;
     let kind: String = r.try_get("kind")?;
-    let still_approved = kind != "undeploy"
-        && signoffs::approved_now(conn, &subject, stage, tier, now).await?;
+    let still_approved =
+        kind != "undeploy" && signoffs::approved_now(conn, &subject, stage, tier, now).await?;
     let er = sqlx::query(sqlf!("{ER_SELECT} WHERE e.deployment_id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)

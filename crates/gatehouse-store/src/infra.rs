@@ -92,8 +92,9 @@ fn from_row(r: &AnyRow) -> Result<Infrastructure> {
         policy: decode(Policy::parse(&r.try_get::<String, _>("policy")?), "policy")?,
         description: r.try_get("description")?,
         rollback_depth: r.try_get("rollback_depth")?,
-        admitted_projects: serde_json::from_str(&r.try_get::<String, _>("admitted")?)
-            .map_err(|e| sqlx::Error::Decode(format!("unreadable admitted projects: {e}").into()))?,
+        admitted_projects: serde_json::from_str(&r.try_get::<String, _>("admitted")?).map_err(
+            |e| sqlx::Error::Decode(format!("unreadable admitted projects: {e}").into()),
+        )?,
         links: None,
         archived: r.try_get::<i64, _>("archived")? != 0,
         created_at: Timestamp::from_micros(r.try_get("created_at")?),

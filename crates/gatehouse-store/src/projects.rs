@@ -298,18 +298,53 @@ pub async fn set_tier(tx: &mut Tx, right: &TierRight, ctx: &Ctx, key: &str) -> R
     record(
         tx,
         ctx,
-        NewAuditEvent::new(ctx.actor_name(), "project.risk_tier", format!("project:{key}"))
-            .project(key)
-            .detail("from", json!(right.from().get()))
-            .detail("to", json!(right.to().get()))
-            .detail(
-                "direction",
-                json!(if right.to() > right.from() { "raised" } else { "lowered" }),
-            )
-            .detail("justification", json!(right.justification())),
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "project.risk_tier",
+            format!("project:{key}"),
+        )
+        .project(key)
+        .detail("from", json!(right.from().get()))
+        .detail("to", json!(right.to().get()))
+        .detail(
+            "direction",
+            json!(if right.to() > right.from() {
+                "raised"
+            } else {
+                "lowered"
+            }),
+        )
+        .detail("justification", json!(right.justification())),
     )
     .await?;
     Ok(after)
+}
+
+/// Records a refused tier change (in a transaction of its own: the refused
+/// change was rolled back).
+pub async fn record_tier_refusal(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    key: &str,
+    from: RiskTier,
+    to: RiskTier,
+    reason: &str,
+) -> Result<()> {
+    record(
+        tx,
+        ctx,
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "project.risk_tier_refused",
+            format!("project:{key}"),
+        )
+        .project(key)
+        .detail("from", json!(from.get()))
+        .detail("to", json!(to.get()))
+        .detail("reason", json!(reason)),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Sets a member's role (`Some`) or removes them (`None`). A project keeps at

@@ -16,8 +16,8 @@ use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::OwnRight;
 use gatehouse_core::inventory::{RiskTier, Stage};
 use gatehouse_core::signoff::{
-    self as so, Actor, Assignee, Command, CommandCtx, Cycle, Decision,
-    Signoff, SignoffState, Slot, SlotId, SlotKind, SlotSpec, Verdict,
+    self as so, Actor, Assignee, Command, CommandCtx, Cycle, Decision, Signoff, SignoffState, Slot,
+    SlotId, SlotKind, SlotSpec, Verdict,
 };
 use gatehouse_core::{ProjectKey, Subject, Timestamp, Username};
 use serde::{Deserialize, Serialize};

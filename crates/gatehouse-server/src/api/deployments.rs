@@ -5,15 +5,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_core::gate::EmergencyState;
+use gatehouse_core::gate::{DeploySlot, EmergencyState};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
 use gatehouse_core::signoff::SignoffState;
-use gatehouse_core::{GroupName, InfraName, Subject, Username};
+use gatehouse_core::{GroupName, InfraName, ServiceName, Subject, Username};
 use gatehouse_store::deployments::{
     self, Attempt, DeployRequest, Deployment, EmergencyReview, GateCheck, Grant, GrantTarget,
     Grantee, InventoryFilter, InventoryRow, NewGrant,
 };
-use gatehouse_store::{Store, Tx};
+use gatehouse_store::{StoreError, Tx};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -56,6 +56,12 @@ pub struct CreateDeployment {
     pub comment: Option<String>,
     /// Break-glass: deploy whatever the sign-off, with the emergency grant and a reason.
     pub break_glass: Option<bool>,
+    /// A named service of the subject's project (`[A-Za-z0-9._-]`, 1–64): the
+    /// deployment goes to slot `PROJECT/service` instead of the subject's
+    /// default (`PROJECT/model` for a version, `PROJECT` for a bundle), so a
+    /// champion and a challenger can run side by side.
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-challenger")]
+    pub service: Option<ServiceName>,
     /// Required for break-glass.
     pub reason: Option<String>,
 }
@@ -63,6 +69,10 @@ pub struct CreateDeployment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
+    /// The slot to roll back (`PROJECT/model`, `PROJECT/service` or
+    /// `PROJECT`); may be left out when one slot is live there.
+    #[schema(example = "FRAUD/fraud-scorer")]
+    pub slot: Option<String>,
     pub confirm: Option<bool>,
     pub comment: Option<String>,
 }
@@ -92,6 +102,22 @@ pub struct GateQuery {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+pub struct SlotQuery {
+    /// Only this slot (`PROJECT/model`, `PROJECT/service` or `PROJECT`).
+    pub slot: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only this slot (`PROJECT/model`, `PROJECT/service` or `PROJECT`).
+    pub slot: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EmergencyQuery {
     /// `open`, `accepted` or `rollback_ordered`.
     pub state: Option<String>,
@@ -107,6 +133,10 @@ pub struct InventoryQuery {
     pub stage: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+fn parse_slot(s: Option<&str>) -> ApiResult<Option<DeploySlot>> {
+    Ok(s.map(|s| DeploySlot::parse("slot", s)).transpose()?)
 }
 
 fn parse_subject(s: &str) -> ApiResult<Subject> {
@@ -175,17 +205,40 @@ async fn create_grant(
             ));
         }
     };
+    let target_text = match &target {
+        GrantTarget::Infrastructure(i) => format!("infrastructure:{i}"),
+        GrantTarget::Stage(s) => format!("stage:{s}"),
+    };
     let new = NewGrant {
         target,
         grantee,
         emergency: body.emergency.unwrap_or(false),
     };
     let ctx = auth.ctx(&state);
-    let right = own_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
-    let g = deployments::add_grant(&mut tx, &right, &ctx, &key, &new).await?;
-    tx.commit().await?;
-    Ok(created(g))
+    match deployments::add_grant(&mut tx, &ctx, &key, &new).await {
+        Ok(g) => {
+            tx.commit().await?;
+            Ok(created(g))
+        }
+        Err(StoreError::Denied(d)) => {
+            // On the record: who tried to hand out which right.
+            drop(tx);
+            let mut tx = state.store.begin().await?;
+            deployments::record_grant_refusal(
+                &mut tx,
+                &ctx,
+                &key,
+                &target_text,
+                new.emergency,
+                &d.0,
+            )
+            .await?;
+            tx.commit().await?;
+            Err(StoreError::Denied(d).into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Remove a deploy grant (project owners and admins).
@@ -257,6 +310,7 @@ async fn create_deployment(
     };
     let req = DeployRequest {
         subject,
+        service: body.service,
         confirm: body.confirm.unwrap_or(false),
         comment,
         break_glass,
@@ -267,40 +321,53 @@ async fn create_deployment(
     Ok(created(finish(tx, attempt).await?))
 }
 
-/// Deployment history of an infrastructure, newest first.
+/// Deployment history of an infrastructure, newest first; of one slot with
+/// `slot`.
 #[utoipa::path(get, path = "/api/v1/infrastructures/{name}/deployments", tag = "deployments",
-    params(("name" = String, Path), PageParams),
+    params(("name" = String, Path), HistoryQuery),
     responses((status = 200, body = PageOf<Deployment>), Problems))]
 async fn list_deployments(
     State(state): State<AppState>,
     _: Auth,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(q): ApiQuery<PageParams>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<PageOf<Deployment>>> {
-    let page = q.request()?;
+    let slot = parse_slot(q.slot.as_deref())?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
     let mut conn = state.store.conn().await?;
     Ok(Json(
-        deployments::history(&mut conn, &name, &page, state.clock.now())
+        deployments::history(&mut conn, &name, slot.as_ref(), &page, state.clock.now())
             .await?
             .into(),
     ))
 }
 
-/// What runs on an infrastructure now.
+/// What runs on an infrastructure now: the live deployment of every slot, by
+/// slot (an empty list when nothing runs there).
 #[utoipa::path(get, path = "/api/v1/infrastructures/{name}/live", tag = "deployments",
-    params(("name" = String, Path)), responses((status = 200, body = Deployment), Problems))]
+    params(("name" = String, Path), SlotQuery),
+    responses((status = 200, body = PageOf<Deployment>), Problems))]
 async fn live_deployment(
     State(state): State<AppState>,
     _: Auth,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<Deployment>> {
+    ApiQuery(q): ApiQuery<SlotQuery>,
+) -> ApiResult<Json<PageOf<Deployment>>> {
+    let slot = parse_slot(q.slot.as_deref())?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(
-        deployments::live(&mut conn, &name, state.clock.now()).await?,
-    ))
+    Ok(Json(PageOf {
+        items: deployments::live(&mut conn, &name, slot.as_ref(), state.clock.now()).await?,
+        next_cursor: None,
+    }))
 }
 
-/// Redeploy the previous live subject through the same gate.
+/// Roll a slot back: redeploy its previous subject through the same gate, or,
+/// when the live deployment is the slot's first, empty the slot (a deployment
+/// of kind `undeploy`).
 #[utoipa::path(post, path = "/api/v1/infrastructures/{name}/rollback", tag = "deployments",
     params(("name" = String, Path)), request_body = RollbackRequest,
     responses((status = 201, body = Deployment), Problems))]
@@ -311,12 +378,40 @@ async fn rollback(
     ApiJson(body): ApiJson<RollbackRequest>,
 ) -> ApiResult<Response> {
     let comment = text("comment", body.comment)?;
+    let slot = match parse_slot(body.slot.as_deref())? {
+        Some(s) => s,
+        None => {
+            // Left out: the one live slot, if there is exactly one.
+            let mut conn = state.store.conn().await?;
+            let live = deployments::live(&mut conn, &name, None, state.clock.now()).await?;
+            match live.as_slice() {
+                [one] => DeploySlot::parse("slot", &one.slot)?,
+                [] => {
+                    return Err(StoreError::Conflict(format!(
+                        "nothing is deployed to '{name}', so there is nothing to roll back"
+                    ))
+                    .into());
+                }
+                many => {
+                    let slots: Vec<&str> = many.iter().map(|d| d.slot.as_str()).collect();
+                    return Err(ApiError::invalid(
+                        "slot",
+                        format!(
+                            "'{name}' runs several slots; name one of: {}",
+                            slots.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
     let ctx = auth.ctx(&state);
     let mut tx = state.store.begin().await?;
     let attempt = deployments::rollback(
         &mut tx,
         &ctx,
         &name,
+        &slot,
         body.confirm.unwrap_or(false),
         &comment,
         false,
@@ -359,7 +454,6 @@ async fn get_emergency(
 }
 
 async fn decide(
-    store: &Store,
     auth: &Auth,
     state: &AppState,
     id: i64,
@@ -368,11 +462,24 @@ async fn decide(
 ) -> ApiResult<Json<EmergencyDecision>> {
     let comment = text("comment", comment)?;
     let ctx = auth.ctx(state);
-    let mut tx = store.begin().await?;
-    let (review, rollback) =
-        deployments::decide_emergency(&mut tx, &ctx, id, accept, &comment).await?;
-    tx.commit().await?;
-    Ok(Json(EmergencyDecision { review, rollback }))
+    let mut tx = state.store.begin().await?;
+    match deployments::decide_emergency(&mut tx, &ctx, id, accept, &comment).await {
+        Ok((review, rollback)) => {
+            tx.commit().await?;
+            Ok(Json(EmergencyDecision { review, rollback }))
+        }
+        Err(e) if super::signoffs::is_forbidden(&e) => {
+            // Not the approver, or the break-glass deployer themselves: on the
+            // record, in a transaction of its own.
+            drop(tx);
+            let mut tx = state.store.begin().await?;
+            deployments::record_emergency_refusal(&mut tx, &ctx, id, accept, &e.to_string())
+                .await?;
+            tx.commit().await?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Accept a break-glass deployment (the final approver of the checked stage).
@@ -385,11 +492,12 @@ async fn accept_emergency(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DecideEmergency>,
 ) -> ApiResult<Json<EmergencyDecision>> {
-    decide(&state.store, &auth, &state, id, true, body.comment).await
+    decide(&auth, &state, id, true, body.comment).await
 }
 
 /// Order the rollback of a break-glass deployment (the final approver of the
-/// checked stage): the previous subject is redeployed.
+/// checked stage, never the person who deployed it): the slot's previous
+/// subject is redeployed, or the slot emptied if it had none.
 #[utoipa::path(post, path = "/api/v1/emergency-reviews/{id}/rollback", tag = "deployments",
     params(("id" = i64, Path)), request_body = DecideEmergency,
     responses((status = 200, body = EmergencyDecision), Problems))]
@@ -399,7 +507,7 @@ async fn rollback_emergency(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DecideEmergency>,
 ) -> ApiResult<Json<EmergencyDecision>> {
-    decide(&state.store, &auth, &state, id, false, body.comment).await
+    decide(&auth, &state, id, false, body.comment).await
 }
 
 /// The status of all models: one row per model version and bundle that is

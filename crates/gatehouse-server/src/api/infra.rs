@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 use gatehouse_core::InfraName;
 use gatehouse_core::authz;
+use gatehouse_core::gate::Admission;
 use gatehouse_core::inventory::{DESCRIPTION_MAX, InfraKind, Policy, Stage, check_text};
 use gatehouse_store::infra::{self, InfraFilter, InfraPatch, Infrastructure, NewInfra};
 use serde::Deserialize;
@@ -30,9 +31,19 @@ pub struct CreateInfra {
     #[schema(value_type = String, example = "prevent")]
     pub policy: Policy,
     pub description: Option<String>,
-    /// Previous deployments kept ready for rollback, 1–100 (default 3).
+    /// Previous deployments of a slot kept ready for rollback, 1–100 (default 3).
     #[schema(minimum = 1, maximum = 100)]
     pub rollback_depth: Option<i64>,
+    /// The projects that may deploy here at all: project keys, or `["*"]` for
+    /// every project. Default: none until an administrator lists some.
+    #[schema(example = json!(["FRAUD", "CHURN"]))]
+    pub admitted_projects: Option<Vec<String>>,
+}
+
+fn admission(list: Option<&[String]>) -> ApiResult<Option<Admission>> {
+    Ok(list
+        .map(|l| Admission::parse("admitted_projects", l))
+        .transpose()?)
 }
 
 fn check_rollback_depth(d: Option<i64>) -> ApiResult<Option<i64>> {
@@ -57,6 +68,10 @@ pub struct UpdateInfra {
     pub description: Option<String>,
     #[schema(minimum = 1, maximum = 100)]
     pub rollback_depth: Option<i64>,
+    /// Replaces the list of admitted projects (project keys, or `["*"]`).
+    /// Past deployments are never rewritten.
+    #[schema(example = json!(["FRAUD", "CHURN"]))]
+    pub admitted_projects: Option<Vec<String>>,
     pub archived: Option<bool>,
 }
 
@@ -117,6 +132,7 @@ async fn create_infra(
         stage: body.stage,
         policy: body.policy,
         description,
+        admitted: admission(body.admitted_projects.as_deref())?.unwrap_or_default(),
         rollback_depth: check_rollback_depth(body.rollback_depth)?
             .unwrap_or(infra::DEFAULT_ROLLBACK_DEPTH),
     };
@@ -180,6 +196,7 @@ async fn update_infra(
         policy: body.policy,
         description: body.description,
         rollback_depth: check_rollback_depth(body.rollback_depth)?,
+        admitted: admission(body.admitted_projects.as_deref())?,
         archived: body.archived,
     };
     Ok(Json(patch(&state, &auth, &name, p).await?))

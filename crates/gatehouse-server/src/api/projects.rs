@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use gatehouse_core::authz::TierChangeError;
 use gatehouse_core::authz::{self, ProjectRole};
 use gatehouse_core::inventory::{
     DESCRIPTION_MAX, DISPLAY_NAME_MAX, RiskTier, check_line, check_text,
 };
 use gatehouse_core::{ProjectKey, Username};
 use gatehouse_store::projects::{self, NewProject, Project, ProjectFilter, ProjectPatch};
-use gatehouse_store::{Ctx, Store};
+use gatehouse_store::{Ctx, Store, StoreError, Tx, users};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -43,9 +44,23 @@ pub struct CreateProject {
 pub struct UpdateProject {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// Raising the tier is open to owners; lowering it needs an administrator
+    /// or a risk officer who is not a member of the project, and a
+    /// `justification` (see `PUT /projects/{key}/risk-tier`).
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub risk_tier: Option<RiskTier>,
+    /// Why the tier changes; required to lower it.
+    pub justification: Option<String>,
     pub archived: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRiskTier {
+    #[schema(value_type = u8, minimum = 1, maximum = 4)]
+    pub risk_tier: RiskTier,
+    /// Why; required to lower the tier, kept in the audit trail.
+    pub justification: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -166,6 +181,94 @@ async fn patch(
     Ok(p)
 }
 
+/// A tier change refused for want of the right, to be audited.
+struct TierRefused {
+    from: RiskTier,
+    reason: String,
+}
+
+/// Changes the tier in `tx` if core's `change_tier` allows it.
+async fn change_tier(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    key: &str,
+    to: RiskTier,
+    justification: Option<&str>,
+) -> ApiResult<Result<Project, TierRefused>> {
+    let current = projects::load(tx.conn(), key).await?.project;
+    let role = projects::role_of(tx.conn(), key, ctx.actor_name()).await?;
+    let officer = users::find(tx.conn(), ctx.actor_name())
+        .await?
+        .is_some_and(|c| c.user.is_risk_officer);
+    match authz::change_tier(
+        &ctx.actor,
+        officer,
+        role,
+        current.risk_tier,
+        to,
+        justification,
+    ) {
+        Ok(right) => Ok(Ok(projects::set_tier(tx, &right, ctx, key).await?)),
+        Err(TierChangeError::Denied(reason)) => Ok(Err(TierRefused {
+            from: current.risk_tier,
+            reason,
+        })),
+        Err(TierChangeError::InvalidInput(i)) => Err(i.into()),
+    }
+}
+
+/// Records a refused tier change in a transaction of its own and answers 403.
+async fn refuse_tier(
+    state: &AppState,
+    ctx: &Ctx,
+    key: &str,
+    to: RiskTier,
+    refused: TierRefused,
+) -> ApiResult<Project> {
+    let mut tx = state.store.begin().await?;
+    projects::record_tier_refusal(&mut tx, ctx, key, refused.from, to, &refused.reason).await?;
+    tx.commit().await?;
+    Err(StoreError::Denied(authz::Denied(refused.reason)).into())
+}
+
+/// Change a project's risk tier. Owners may raise it; lowering it needs an
+/// administrator or a risk officer who is neither owner nor contributor of
+/// the project, and a written justification. Running reviews keep the tier
+/// they were requested under; approvals count only while the tier is not
+/// above the one they were granted under. Refusals are audited.
+#[utoipa::path(put, path = "/api/v1/projects/{key}/risk-tier", tag = "projects",
+    params(("key" = String, Path)), request_body = SetRiskTier,
+    responses((status = 200, body = Project), Problems))]
+async fn set_risk_tier(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<SetRiskTier>,
+) -> ApiResult<Json<Project>> {
+    let ctx = auth.ctx(&state);
+    let mut tx = state.store.begin().await?;
+    match change_tier(
+        &mut tx,
+        &ctx,
+        &key,
+        body.risk_tier,
+        body.justification.as_deref(),
+    )
+    .await?
+    {
+        Ok(p) => {
+            tx.commit().await?;
+            Ok(Json(p))
+        }
+        Err(refused) => {
+            drop(tx);
+            Ok(Json(
+                refuse_tier(&state, &ctx, &key, body.risk_tier, refused).await?,
+            ))
+        }
+    }
+}
+
 /// Update a governed project (owners).
 #[utoipa::path(patch, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path)),
     request_body = UpdateProject, responses((status = 200, body = Project), Problems))]
@@ -181,13 +284,45 @@ async fn update_project(
     if let Some(d) = &body.description {
         check_text("description", d, DESCRIPTION_MAX)?;
     }
+    if body.justification.is_some() && body.risk_tier.is_none() {
+        return Err(crate::error::ApiError::invalid(
+            "justification",
+            "a justification goes with a risk_tier change",
+        ));
+    }
     let p = ProjectPatch {
         name: body.name,
         description: body.description,
-        risk_tier: body.risk_tier,
         archived: body.archived,
     };
-    Ok(Json(patch(&state, &auth, &key, p).await?))
+    let rest = p.name.is_some() || p.description.is_some() || p.archived.is_some();
+    let ctx = auth.ctx(&state);
+    let right = if rest {
+        Some(own_right(&state.store, &ctx, &key).await?)
+    } else {
+        None
+    };
+    // One transaction: the other fields and the tier land together or not at all.
+    let mut tx = state.store.begin().await?;
+    let mut out = match &right {
+        Some(r) => Some(projects::update(&mut tx, r, &ctx, &key, &p).await?),
+        None => None,
+    };
+    if let Some(to) = body.risk_tier {
+        match change_tier(&mut tx, &ctx, &key, to, body.justification.as_deref()).await? {
+            Ok(project) => out = Some(project),
+            Err(refused) => {
+                drop(tx);
+                return Ok(Json(refuse_tier(&state, &ctx, &key, to, refused).await?));
+            }
+        }
+    }
+    let project = match out {
+        Some(p) => p,
+        None => projects::get(tx.conn(), &key).await?,
+    };
+    tx.commit().await?;
+    Ok(Json(project))
 }
 
 /// Archive a governed project (owners); projects are never deleted.
@@ -249,4 +384,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, update_project, archive_project))
         .routes(routes!(put_member, remove_member))
+        .routes(routes!(set_risk_tier))
 }

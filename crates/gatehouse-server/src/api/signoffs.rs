@@ -214,7 +214,7 @@ async fn run(
 }
 
 /// A refusal for want of the right, which the audit trail records.
-fn is_forbidden(e: &StoreError) -> bool {
+pub(crate) fn is_forbidden(e: &StoreError) -> bool {
     matches!(
         e,
         StoreError::Denied(_)

@@ -29,6 +29,9 @@ pub struct CreateUser {
     pub is_admin: Option<bool>,
     /// Global auditor role: reads, verifies and exports the whole audit log.
     pub is_auditor: Option<bool>,
+    /// Global risk officer: may lower a project's risk tier, with a written
+    /// justification (never of a project they own or contribute to).
+    pub is_risk_officer: Option<bool>,
     /// At least 8 characters. Without one, the user can only use tokens an administrator issues.
     pub password: Option<String>,
 }
@@ -43,6 +46,8 @@ pub struct UpdateUser {
     /// Administrators only.
     pub is_auditor: Option<bool>,
     /// Administrators only.
+    pub is_risk_officer: Option<bool>,
+    /// Administrators only.
     pub disabled: Option<bool>,
     pub password: Option<String>,
 }
@@ -54,6 +59,7 @@ pub struct UserQuery {
     pub q: Option<String>,
     pub is_admin: Option<bool>,
     pub is_auditor: Option<bool>,
+    pub is_risk_officer: Option<bool>,
     pub disabled: Option<bool>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -100,6 +106,7 @@ async fn list_users(
         q: q.q,
         is_admin: q.is_admin,
         is_auditor: q.is_auditor,
+        is_risk_officer: q.is_risk_officer,
         disabled: q.disabled,
     };
     let mut conn = state.store.conn().await?;
@@ -123,6 +130,7 @@ async fn create_user(
         email: body.email.unwrap_or_default(),
         is_admin: body.is_admin.unwrap_or(false),
         is_auditor: body.is_auditor.unwrap_or(false),
+        is_risk_officer: body.is_risk_officer.unwrap_or(false),
         password_hash,
     };
     let ctx = auth.ctx(&state);
@@ -154,6 +162,7 @@ async fn patch(state: &AppState, auth: &Auth, username: &str, body: UpdateUser) 
         email: body.email,
         is_admin: body.is_admin,
         is_auditor: body.is_auditor,
+        is_risk_officer: body.is_risk_officer,
         disabled: body.disabled,
         password_hash: hash(body.password.as_deref()).await?,
     };
