@@ -604,6 +604,23 @@ pub struct DecisionView {
     pub comment: String,
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
+    /// The risk tier the decision was taken under; an approval counts only
+    /// while the project's tier is not above it.
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
+    pub tier: Option<RiskTier>,
+}
+
+/// What a review was requested under, kept for its whole cycle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TermsView {
+    #[schema(value_type = u8, minimum = 1, maximum = 4)]
+    pub tier: RiskTier,
+    /// Distinct feedback approvals needed (from people other than the one who
+    /// decides, none barred by separation of duties).
+    pub min_feedback_approvals: usize,
+    /// An open major issue blocks the approval.
+    pub major_issue_blocks: bool,
+    pub separation_of_duties: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -665,6 +682,12 @@ pub struct SignoffView {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub requested_at: Option<Timestamp>,
     pub notify_reviewers: bool,
+    /// The terms the running review was requested under (null before a
+    /// request, and for reviews requested before terms were kept).
+    pub terms: Option<TermsView>,
+    /// Who separation of duties bars from this review: the subject's creator,
+    /// the requester, and for a bundle the creators of its model versions.
+    pub excluded: Vec<String>,
     pub decision: Option<DecisionView>,
     pub feedback: FeedbackView,
     /// The slots this review runs with (as they were when it was requested).
@@ -742,6 +765,7 @@ fn decision_view(d: &so::DecisionRecord) -> DecisionView {
         decision: d.decision,
         comment: d.comment.clone(),
         at: d.at,
+        tier: d.tier,
     }
 }
 
@@ -795,6 +819,19 @@ fn view(
         requested_by: request.map(|r| r.by.to_string()),
         requested_at: request.map(|r| r.at),
         notify_reviewers: request.is_some_and(|r| r.notify_reviewers),
+        terms: s.current.terms.map(|t| TermsView {
+            tier: t.tier,
+            min_feedback_approvals: t.requirements.min_feedback_approvals,
+            major_issue_blocks: t.requirements.major_issue_blocks,
+            separation_of_duties: t.separation_of_duties,
+        }),
+        excluded: std::iter::once(&s.subject_creator)
+            .chain(s.requester())
+            .chain(&s.component_creators)
+            .map(|u| u.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         decision: s.decision().map(decision_view),
         feedback: feedback_view(s),
         slots: s.current.slots.iter().map(slot_view).collect(),
