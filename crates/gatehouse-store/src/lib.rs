@@ -187,12 +187,27 @@ impl Store {
         self.audit.as_deref()
     }
 
-    async fn migrate(&self) -> Result<()> {
-        let migrator = match self.backend {
+    /// Connects and migrates only up to schema `version`: for upgrade tests,
+    /// which fill a database as an older release left it and then migrate it.
+    pub async fn connect_at_version(url: &str, version: i64) -> Result<Self> {
+        let store = Self::open(url, true).await?;
+        store
+            .migrator()
+            .run_to(version, &store.pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(store)
+    }
+
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
-        migrator
+        }
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.migrator()
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
