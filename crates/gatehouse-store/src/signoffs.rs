@@ -1254,6 +1254,12 @@ pub async fn pending(conn: &mut AnyConnection, user: &Username) -> Result<Vec<Pe
         }
         let members = &members_cache[&project_id];
         s.set_role_members(|role| members.get(role).cloned().unwrap_or_default());
+        let subject_text: String = r.try_get("subject")?;
+        if subject_text.starts_with("bundle:")
+            && let Ok(subject) = subject_text.parse::<Subject>()
+        {
+            s.set_component_creators(component_creators(conn, &subject).await?);
+        }
         let tier = RiskTier::new(r.try_get("risk_tier")?)?;
         let sod = so::separation_of_duties(tier, r.try_get::<i64, _>("sod")? != 0);
         let ids = s.pending_for(user, sod);
