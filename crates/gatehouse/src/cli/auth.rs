@@ -18,6 +18,7 @@ pub const USER_FIELDS: &[&str] = &[
     "email",
     "is_admin",
     "is_auditor",
+    "is_risk_officer",
     "disabled",
     "created_at",
     "updated_at",

@@ -1,13 +1,18 @@
 //! The deployment gate (`DESIGN.md` §4): `grant …`, `gate check`, `deploy`,
 //! `rollback`, `deployments`, `live`, `inventory` and `emergency …`.
 //!
+//! A deployment occupies a slot of its infrastructure (`FRAUD/fraud-scorer`
+//! for a model version, `FRAUD` for a bundle, `FRAUD/SERVICE` with
+//! `--service`); rollback, history and `live` work per slot.
+//!
 //! `gate check`, `deploy` and `rollback` exit 0 when the gate allows,
-//! 10 when it wants a confirmation, 11 when it blocks and 3 when the caller
-//! holds no deploy grant, so that a pipeline step stops on anything but 0.
+//! 10 when it wants a confirmation, 11 when it blocks and 3 when the
+//! infrastructure does not admit the project or the caller holds no deploy
+//! grant, so that a pipeline step stops on anything but 0.
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
-use gatehouse_core::gate::GateDecision;
-use gatehouse_core::{BundleTag, ModelName, ProjectKey, Subject};
+use gatehouse_core::gate::{DeploySlot, GateDecision};
+use gatehouse_core::{BundleTag, ModelName, ProjectKey, ServiceName, Subject};
 use reqwest::Method;
 use serde_json::{Map, Value};
 
@@ -46,6 +51,8 @@ const GATE_FIELDS: &[&str] = &[
     "reason",
     "subject",
     "infrastructure",
+    "slot",
+    "admitted",
     "policy",
     "stage_checked",
     "signoff_state",
@@ -59,6 +66,7 @@ const DEPLOYMENT_FIELDS: &[&str] = &[
     "kind",
     "subject",
     "infrastructure",
+    "slot",
     "project",
     "deployed_by",
     "deployed_at",
@@ -75,6 +83,7 @@ const DEPLOYMENT_COLS: &[Col] = &[
     col("ID", "id"),
     col("DEPLOYED", "deployed_at"),
     col("KIND", "kind"),
+    wide("SLOT", "slot", 64),
     wide("SUBJECT", "subject", 64),
     col("BY", "deployed_by"),
     col("DECISION", "decision"),
@@ -84,12 +93,22 @@ const DEPLOYMENT_COLS: &[Col] = &[
     wide("COMMENT", "comment", 40),
 ];
 
+/// `live`: one row per live slot.
+const LIVE_COLS: &[Col] = &[
+    wide("SLOT", "slot", 64),
+    wide("SUBJECT", "subject", 64),
+    col("KIND", "kind"),
+    col("BY", "deployed_by"),
+    col("SINCE", "deployed_at"),
+    col("STILL APPROVED", "still_approved"),
+];
+
 const INVENTORY_COLS: &[Col] = &[
     col("PROJECT", "project"),
     col("TIER", "risk_tier"),
     wide("SUBJECT", "subject", 64),
     wide("SIGN-OFF", "signoff", 48),
-    wide("LIVE ON", "where", 64),
+    wide("LIVE ON", "where", 96),
     col("IN REVIEW", "in_review"),
     col("EMERGENCIES", "open_emergency_reviews"),
 ];
@@ -189,7 +208,7 @@ impl SubjectArgs {
     }
 }
 
-/// `--infra NAME`.
+/// `--infra NAME` of `gate check` and `deploy`.
 #[derive(Args, Clone)]
 pub struct InfraArg {
     /// The infrastructure (deployment target)
@@ -200,6 +219,60 @@ pub struct InfraArg {
         value_name = "NAME"
     )]
     pub infra: String,
+}
+
+/// The infrastructure of `rollback`, `deployments` and `live`: `INFRA`, or
+/// `--infra NAME` as earlier versions of the CLI spelled it.
+#[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct InfraTarget {
+    /// The infrastructure (deployment target)
+    #[arg(value_name = "INFRA")]
+    name: Option<String>,
+    /// The infrastructure, as an option (same as INFRA)
+    #[arg(
+        long = "infra",
+        visible_alias = "infrastructure",
+        short = 'i',
+        value_name = "NAME"
+    )]
+    flag: Option<String>,
+}
+
+impl InfraTarget {
+    fn name(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.flag.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// `--slot PROJECT[/SERVICE]`, checked before anything is sent.
+#[derive(Args, Clone, Default)]
+pub struct SlotArg {
+    /// The deployment slot: PROJECT/MODEL for a model version, PROJECT for a
+    /// bundle, PROJECT/SERVICE for a named service
+    #[arg(long, value_name = "SLOT")]
+    slot: Option<String>,
+}
+
+impl SlotArg {
+    /// The slot as the API writes it, if one was given.
+    fn resolve(&self) -> Result<Option<String>, CliError> {
+        self.slot
+            .as_deref()
+            .map(|s| {
+                DeploySlot::parse("--slot", s.trim())
+                    .map(|slot| slot.to_string())
+                    .map_err(|e| CliError::input(format!("--slot: {}", e.message)))
+            })
+            .transpose()
+    }
+
+    fn query(&self) -> Result<Vec<(String, String)>, CliError> {
+        Ok(Query::default().opt("slot", self.resolve()?).0)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -236,15 +309,17 @@ pub enum GateCommands {
     ///
     /// Exits 0 deployed, 10 confirmation required, 11 blocked, 3 forbidden.
     Deploy(Box<DeployArgs>),
-    /// Redeploy the previous subject of an infrastructure through the gate.
+    /// Roll back a slot of an infrastructure: redeploy the slot's previous
+    /// subject through the gate, or empty the slot if it had none before.
     ///
-    /// Exits 0 deployed, 10 confirmation required, 11 blocked, 3 forbidden,
-    /// 4 when there is nothing to roll back to.
+    /// `--slot` may be left out when only one slot is live there.
+    /// Exits 0 rolled back, 10 confirmation required, 11 blocked, 3 forbidden,
+    /// 4 when nothing is deployed there.
     Rollback(Box<RollbackArgs>),
-    /// An infrastructure's deployment history, newest first.
+    /// An infrastructure's deployment history (of one slot with --slot), newest first.
     Deployments(Box<DeploymentsArgs>),
-    /// The live deployment of an infrastructure.
-    Live(InfraArg),
+    /// What runs on an infrastructure now: the live deployment of every slot.
+    Live(Box<LiveArgs>),
     /// The status of all models: every version and bundle live somewhere or in review.
     Inventory(Box<InventoryArgs>),
     /// Emergency reviews of break-glass deployments.
@@ -314,6 +389,10 @@ pub struct DeployArgs {
     subject: SubjectArgs,
     #[command(flatten)]
     infra: InfraArg,
+    /// Deploy to the slot PROJECT/NAME instead of the subject's own (its model,
+    /// or the project for a bundle), e.g. a challenger beside the champion
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
     /// Deploy over a 'warn' policy's warning (the warning is recorded)
     #[arg(long)]
     confirm: bool,
@@ -332,7 +411,9 @@ pub struct DeployArgs {
 #[derive(Args)]
 pub struct RollbackArgs {
     #[command(flatten)]
-    infra: InfraArg,
+    infra: InfraTarget,
+    #[command(flatten)]
+    slot: SlotArg,
     /// Roll back over a 'warn' policy's warning (the warning is recorded)
     #[arg(long)]
     confirm: bool,
@@ -344,9 +425,19 @@ pub struct RollbackArgs {
 #[derive(Args)]
 pub struct DeploymentsArgs {
     #[command(flatten)]
-    infra: InfraArg,
+    infra: InfraTarget,
+    #[command(flatten)]
+    slot: SlotArg,
     #[command(flatten)]
     page: PageArgs,
+}
+
+#[derive(Args)]
+pub struct LiveArgs {
+    #[command(flatten)]
+    infra: InfraTarget,
+    #[command(flatten)]
+    slot: SlotArg,
 }
 
 #[derive(Args)]
@@ -397,20 +488,22 @@ pub async fn run(opts: &ClientOpts, cmd: GateCommands) -> Result<(), CliError> {
         GateCommands::Deploy(a) => deploy(&api, json, *a).await,
         GateCommands::Rollback(a) => {
             let body = Body::default()
+                .opt("slot", a.slot.resolve()?)
                 .opt("confirm", a.confirm.then_some(true))
                 .opt("comment", a.comment)
                 .into_value();
             let d = api
-                .post(&["infrastructures", &a.infra.infra, "rollback"], &body)
+                .post(&["infrastructures", a.infra.name(), "rollback"], &body)
                 .await?;
             print_deployment(json, &d);
             Ok(())
         }
         GateCommands::Deployments(a) => {
+            let query = a.slot.query()?;
             let answer = api
                 .list(
-                    &["infrastructures", &a.infra.infra, "deployments"],
-                    &[],
+                    &["infrastructures", a.infra.name(), "deployments"],
+                    &query,
                     &a.page,
                 )
                 .await?;
@@ -421,11 +514,7 @@ pub async fn run(opts: &ClientOpts, cmd: GateCommands) -> Result<(), CliError> {
             }
             Ok(())
         }
-        GateCommands::Live(a) => {
-            let d = api.get(&["infrastructures", &a.infra, "live"]).await?;
-            print_deployment(json, &d);
-            Ok(())
-        }
+        GateCommands::Live(a) => live(&api, json, &a).await,
         GateCommands::Inventory(a) => {
             let q = Query::default()
                 .opt("project", a.project)
@@ -538,8 +627,61 @@ async fn gate_check(
     }
 }
 
+/// Every live slot of an infrastructure as a table; a sentence when none is.
+async fn live(api: &Api, json: bool, a: &LiveArgs) -> Result<(), CliError> {
+    let slot = a.slot.resolve()?;
+    let query = Query::default().opt("slot", slot.clone()).0;
+    let answer = api
+        .send(
+            Method::GET,
+            &["infrastructures", a.infra.name(), "live"],
+            &query,
+            None,
+            true,
+        )
+        .await?
+        .unwrap_or_default();
+    if json {
+        output::print_json(&answer);
+        return Ok(());
+    }
+    let Some(items) = answer.get("items").and_then(Value::as_array) else {
+        return Err(CliError::other(format!(
+            "the server at {} answered `live` without \"items\"",
+            api.server()
+        )));
+    };
+    if items.is_empty() {
+        outln!("{}", nothing_live(a.infra.name(), slot.as_deref()));
+    } else {
+        out!("{}", output::table(items, LIVE_COLS));
+    }
+    Ok(())
+}
+
+/// What `live` says when no slot (or not the slot asked for) is live.
+fn nothing_live(infra: &str, slot: Option<&str>) -> String {
+    match slot {
+        Some(s) => format!(
+            "nothing is deployed to {} in slot {}",
+            sanitize(infra),
+            sanitize(s)
+        ),
+        None => format!("nothing is deployed to {}", sanitize(infra)),
+    }
+}
+
 async fn deploy(api: &Api, json: bool, a: DeployArgs) -> Result<(), CliError> {
     let subject = a.subject.resolve()?;
+    let service = a
+        .service
+        .as_deref()
+        .map(|s| {
+            ServiceName::parse(s.trim())
+                .map(|n| n.as_str().to_owned())
+                .map_err(|e| CliError::input(format!("--service: {}", e.message)))
+        })
+        .transpose()?;
     if a.break_glass && a.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(CliError::input(
             "--break-glass needs a non-empty --reason: say why the emergency deployment is needed",
@@ -547,6 +689,7 @@ async fn deploy(api: &Api, json: bool, a: DeployArgs) -> Result<(), CliError> {
     }
     let body = Body::default()
         .set("subject", subject)
+        .opt("service", service)
         .opt("confirm", a.confirm.then_some(true))
         .opt("comment", a.comment)
         .opt("break_glass", a.break_glass.then_some(true))
@@ -691,12 +834,24 @@ fn inventory_row(r: &Value) -> Value {
             format!("{}={}{expired}", text(&g["stage"]), text(&g["state"]))
         })
         .collect();
+    // The slot is named only when it is not the subject's own (a service).
+    let own_slot = r["subject"]
+        .as_str()
+        .and_then(|s| s.parse::<Subject>().ok())
+        .map(|s| DeploySlot::for_subject(&s, None).to_string());
     let live: Vec<String> = r["live"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|l| {
-            let mut s = format!("{} by {}", text(&l["infrastructure"]), text(&l["by"]));
+            let mut s = text(&l["infrastructure"]);
+            match l["slot"].as_str() {
+                Some(slot) if own_slot.as_deref() != Some(slot) => {
+                    s.push_str(&format!(" (slot {})", sanitize(slot)));
+                }
+                _ => {}
+            }
+            s.push_str(&format!(" by {}", text(&l["by"])));
             if l["break_glass"] == Value::Bool(true) {
                 s.push_str(" [break-glass]");
             }
@@ -867,6 +1022,94 @@ mod tests {
     }
 
     #[test]
+    fn slot_commands_take_the_infrastructure_either_way() {
+        for args in [
+            &["rollback", "dev-api", "--slot", "FRAUD/fraud-scorer"][..],
+            &["rollback", "--infra", "dev-api", "--confirm"],
+            &["rollback", "-i", "dev-api", "--slot", "FRAUD"],
+            &["live", "dev-api"],
+            &[
+                "live",
+                "--infra",
+                "dev-api",
+                "--slot",
+                "FRAUD/fraud-challenger",
+            ],
+            &[
+                "deployments",
+                "qa-api",
+                "--slot",
+                "FRAUD/fraud-scorer",
+                "--limit",
+                "5",
+            ],
+            &["deployments", "--infrastructure", "qa-api"],
+            &[
+                "deploy",
+                "version:FRAUD/fraud-scorer/4",
+                "--infra",
+                "dev-api",
+                "--service",
+                "fraud-challenger",
+            ],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        for args in [
+            &["rollback"][..],
+            &["live"],
+            &["live", "dev-api", "--infra", "qa-api"],
+            &["deployments", "--slot", "FRAUD"],
+            &["rollback", "dev-api", "qa-api"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
+        let Ok(GateCommands::Live(a)) = parse(&["live", "--infra", "qa-api"]) else {
+            panic!("live --infra did not parse");
+        };
+        assert_eq!(a.infra.name(), "qa-api");
+        let Ok(GateCommands::Rollback(a)) = parse(&["rollback", "dev-api"]) else {
+            panic!("rollback INFRA did not parse");
+        };
+        assert_eq!(a.infra.name(), "dev-api");
+        assert!(a.slot.resolve().unwrap().is_none());
+    }
+
+    #[test]
+    fn slots_are_checked_before_sending() {
+        let slot = |s: &str| {
+            SlotArg {
+                slot: Some(s.into()),
+            }
+            .resolve()
+        };
+        assert_eq!(
+            slot("FRAUD/fraud-scorer").unwrap().as_deref(),
+            Some("FRAUD/fraud-scorer")
+        );
+        assert_eq!(slot(" FRAUD ").unwrap().as_deref(), Some("FRAUD"));
+        assert_eq!(
+            slot("FRAUD/Fraud scorer (challenger)").unwrap().as_deref(),
+            Some("FRAUD/Fraud scorer (challenger)")
+        );
+        for bad in ["", "BAD KEY/x", "FRAUD/a/b", "/x"] {
+            assert_eq!(slot(bad).unwrap_err().exit_code(), 1, "{bad:?}");
+        }
+        assert_eq!(
+            SlotArg::default().query().unwrap(),
+            Vec::<(String, String)>::new()
+        );
+        assert_eq!(
+            nothing_live("dev-api", None),
+            "nothing is deployed to dev-api"
+        );
+        assert_eq!(
+            nothing_live("dev-api", Some("FRAUD")),
+            "nothing is deployed to dev-api in slot FRAUD"
+        );
+    }
+
+    #[test]
     fn grants_name_one_target_and_one_grantee() {
         for args in [
             &[
@@ -986,6 +1229,19 @@ mod tests {
         assert_eq!(
             row["where"],
             "prod-api by alice [break-glass] [not approved now]"
+        );
+        // A service's slot is named; the subject's own slot is not.
+        let row = inventory_row(&json!({
+            "subject": "version:FRAUD/fraud-scorer/4",
+            "governance": [],
+            "live": [
+                {"infrastructure": "dev-api", "slot": "FRAUD/fraud-scorer", "by": "ivan"},
+                {"infrastructure": "qa-api", "slot": "FRAUD/fraud-challenger", "by": "ivan"}
+            ]
+        }));
+        assert_eq!(
+            row["where"],
+            "dev-api by ivan, qa-api (slot FRAUD/fraud-challenger) by ivan"
         );
         let g = grant_row(&json!({"infrastructure": null, "stage": "prod",
                                   "user": null, "group": "ml-team"}));

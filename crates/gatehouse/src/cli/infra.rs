@@ -1,6 +1,7 @@
-//! `infra …`: deployment targets.
+//! `infra …`: deployment targets, and the projects each admits.
 
 use clap::{Subcommand, ValueEnum};
+use gatehouse_core::gate::Admission;
 
 use super::ClientOpts;
 use super::args::{Body, PageArgs, Query};
@@ -14,6 +15,7 @@ const INFRA_FIELDS: &[&str] = &[
     "kind",
     "stage",
     "policy",
+    "admitted_projects",
     "description",
     "archived",
     "rollback_depth",
@@ -27,6 +29,7 @@ const INFRA_COLS: &[Col] = &[
     col("KIND", "kind"),
     col("STAGE", "stage"),
     col("POLICY", "policy"),
+    wide("ADMITS", "admitted_projects", 40),
     col("ARCHIVED", "archived"),
     wide("DESCRIPTION", "description", 48),
 ];
@@ -53,6 +56,15 @@ pub enum Policy {
     Prevent,
     Warn,
     Always,
+}
+
+/// `--admit KEY …` as the API's `admitted_projects`, checked before sending;
+/// `*` admits every project and stands alone.
+fn admission(keys: &[String]) -> Result<Vec<String>, CliError> {
+    let keys: Vec<String> = keys.iter().map(|k| k.trim().to_string()).collect();
+    Admission::parse("--admit", &keys)
+        .map_err(|e| CliError::input(format!("--admit: {}", e.message.replace("\"*\"", "'*'"))))?;
+    Ok(keys)
 }
 
 /// The wire name of a value, as clap spells it.
@@ -95,6 +107,10 @@ pub enum InfraCommand {
         /// Previous deployments kept ready for rollback, 1–100 [server default: 3]
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
         rollback_depth: Option<u32>,
+        /// A project that may deploy here (repeatable; '*' for every project)
+        /// [default: none]
+        #[arg(long = "admit", value_name = "KEY")]
+        admit: Vec<String>,
     },
     /// Change an infrastructure (admins).
     Update {
@@ -113,6 +129,13 @@ pub enum InfraCommand {
         /// Previous deployments kept ready for rollback, 1–100
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
         rollback_depth: Option<u32>,
+        /// A project that may deploy here (repeatable; '*' for every project);
+        /// the projects given replace the admitted ones
+        #[arg(long = "admit", value_name = "KEY", conflicts_with = "admit_none")]
+        admit: Vec<String>,
+        /// Admit no project any more (past deployments stay as they are)
+        #[arg(long)]
+        admit_none: bool,
     },
     /// Archive an infrastructure (admins; never deleted).
     Archive { name: String },
@@ -147,7 +170,9 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
             policy,
             description,
             rollback_depth,
+            admit,
         } => {
+            let admitted = (!admit.is_empty()).then(|| admission(&admit)).transpose()?;
             let body = Body::default()
                 .set("name", name)
                 .set("kind", wire(kind))
@@ -155,6 +180,7 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
                 .set("policy", wire(policy))
                 .opt("description", description)
                 .opt("rollback_depth", rollback_depth)
+                .opt("admitted_projects", admitted)
                 .into_value();
             let i = api.post(&["infrastructures"], &body).await?;
             output::print_object(json, &i, INFRA_FIELDS);
@@ -167,7 +193,16 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
             description,
             archived,
             rollback_depth,
+            admit,
+            admit_none,
         } => {
+            let admitted = if admit_none {
+                Some(Vec::new())
+            } else if admit.is_empty() {
+                None
+            } else {
+                Some(admission(&admit)?)
+            };
             let body = Body::default()
                 .opt("kind", kind.map(wire))
                 .opt("stage", stage.map(wire))
@@ -175,8 +210,10 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
                 .opt("description", description)
                 .opt("archived", archived)
                 .opt("rollback_depth", rollback_depth)
+                .opt("admitted_projects", admitted)
                 .non_empty(
-                    "--kind, --stage, --policy, --description, --archived or --rollback-depth",
+                    "--kind, --stage, --policy, --description, --archived, --rollback-depth, \
+                     --admit or --admit-none",
                 )?;
             let i = api.patch(&["infrastructures", &name], &body).await?;
             output::print_object(json, &i, INFRA_FIELDS);
@@ -191,4 +228,83 @@ pub async fn infra(opts: &ClientOpts, cmd: InfraCommand) -> Result<(), CliError>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn admission_is_checked_before_sending() {
+        assert_eq!(
+            admission(&s(&["FRAUD", " CHURN"])).unwrap(),
+            s(&["FRAUD", "CHURN"])
+        );
+        assert_eq!(admission(&s(&["*"])).unwrap(), s(&["*"]));
+        for bad in [
+            &["*", "FRAUD"][..],
+            &["FRAUD", "FRAUD"],
+            &["BAD KEY"],
+            &[""],
+        ] {
+            let e = admission(&s(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), 1, "{bad:?}");
+            assert!(e.message().contains("--admit"), "{}", e.message());
+        }
+    }
+
+    #[derive(clap::Parser)]
+    struct TestCli {
+        #[command(subcommand)]
+        command: InfraCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<InfraCommand, clap::Error> {
+        use clap::Parser;
+        TestCli::try_parse_from(std::iter::once("infra").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    #[test]
+    fn admit_is_repeatable_and_admit_none_stands_alone() {
+        for args in [
+            &[
+                "create",
+                "preprod-api",
+                "--kind",
+                "api_node",
+                "--stage",
+                "preprod",
+                "--policy",
+                "warn",
+                "--admit",
+                "FRAUD",
+                "--admit",
+                "CHURN",
+            ][..],
+            &["update", "prod-api", "--admit", "*"],
+            &["update", "prod-api", "--admit-none"],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        assert!(parse(&["update", "prod-api", "--admit", "FRAUD", "--admit-none"]).is_err());
+        assert!(
+            parse(&[
+                "create",
+                "x",
+                "--kind",
+                "other",
+                "--stage",
+                "dev",
+                "--policy",
+                "always",
+                "--admit-none"
+            ])
+            .is_err()
+        );
+    }
 }

@@ -164,11 +164,27 @@ pub enum ProjectCommand {
         name: Option<String>,
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        /// New risk tier (see `project tier`)
         #[arg(long, value_name = "1-4", value_parser = clap::value_parser!(u8).range(1..=4))]
         risk_tier: Option<u8>,
+        /// Why the risk tier changes (needed to lower it)
+        #[arg(long, value_name = "TEXT", requires = "risk_tier")]
+        justification: Option<String>,
         /// Archive (true) or restore (false)
         #[arg(long, value_name = "BOOL")]
         archived: Option<bool>,
+    },
+    /// Change a project's risk tier. Owners may raise it; lowering it needs an
+    /// administrator or a risk officer who is neither owner nor contributor of
+    /// the project, and a justification. Running reviews keep their tier.
+    Tier {
+        key: String,
+        /// The new risk tier, 1 (ad hoc) to 4 (operational)
+        #[arg(value_name = "1-4", value_parser = clap::value_parser!(u8).range(1..=4))]
+        risk_tier: u8,
+        /// Why the tier changes (recorded in the audit trail; needed to lower it)
+        #[arg(long, value_name = "TEXT")]
+        justification: Option<String>,
     },
     /// Archive a project (projects are never deleted).
     Archive { key: String },
@@ -482,15 +498,31 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCommand) -> Result<(), CliEr
             name,
             description,
             risk_tier,
+            justification,
             archived,
         } => {
             let body = Body::default()
                 .opt("name", name)
                 .opt("description", description)
                 .opt("risk_tier", risk_tier)
+                .opt("justification", justification)
                 .opt("archived", archived)
                 .non_empty("--name, --description, --risk-tier or --archived")?;
             let p = api.patch(&["projects", &key], &body).await?;
+            output::print_object(json, &p, PROJECT_FIELDS);
+        }
+        ProjectCommand::Tier {
+            key,
+            risk_tier,
+            justification,
+        } => {
+            let body = Body::default()
+                .set("risk_tier", risk_tier)
+                .opt("justification", justification)
+                .into_value();
+            let p = api
+                .put(&["projects", &key, "risk-tier"], Some(&body))
+                .await?;
             output::print_object(json, &p, PROJECT_FIELDS);
         }
         ProjectCommand::Archive { key } => {

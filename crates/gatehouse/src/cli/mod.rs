@@ -284,6 +284,62 @@ mod tests {
     }
 
     #[test]
+    fn tier_admission_and_risk_officer_commands_parse() {
+        for args in [
+            &[
+                "project",
+                "tier",
+                "CHURN",
+                "2",
+                "--justification",
+                "monthly batch only",
+            ][..],
+            &["project", "tier", "CREDIT", "3"],
+            &[
+                "project",
+                "update",
+                "CHURN",
+                "--risk-tier",
+                "2",
+                "--justification",
+                "why",
+            ],
+            &[
+                "user",
+                "create",
+                "rita",
+                "--risk-officer",
+                "--password-stdin",
+            ],
+            &["user", "update", "rita", "--risk-officer", "false"],
+            &["user", "list", "--risk-officer", "true"],
+            &[
+                "infra", "update", "prod-api", "--admit", "FRAUD", "--admit", "PRICING",
+            ],
+            &["infra", "update", "dev-api", "--admit-none"],
+            &["live", "dev-api", "--slot", "FRAUD/fraud-scorer"],
+            &[
+                "rollback",
+                "qa-api",
+                "--slot",
+                "FRAUD/fraud-scorer",
+                "--confirm",
+            ],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        for args in [
+            &["project", "tier", "CHURN", "5"][..],
+            &["project", "tier", "CHURN", "0"],
+            &["project", "tier", "CHURN"],
+            &["project", "update", "CHURN", "--justification", "no tier"],
+            &["user", "update", "rita", "--risk-officer"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
+    }
+
+    #[test]
     fn token_is_redacted_in_debug() {
         let cli = parse(&["--token", "s3cret", "whoami"]).unwrap();
         assert!(!format!("{:?}", cli.client).contains("s3cret"));

@@ -16,6 +16,7 @@ const USER_COLS: &[Col] = &[
     col("EMAIL", "email"),
     col("ADMIN", "is_admin"),
     col("AUDITOR", "is_auditor"),
+    col("RISK OFFICER", "is_risk_officer"),
     col("DISABLED", "disabled"),
 ];
 
@@ -40,6 +41,9 @@ pub enum UserCommand {
         /// Only auditors (true) or only non-auditors (false)
         #[arg(long, value_name = "BOOL")]
         auditor: Option<bool>,
+        /// Only risk officers (true) or only others (false)
+        #[arg(long, value_name = "BOOL")]
+        risk_officer: Option<bool>,
         /// Only disabled (true) or only active (false) users
         #[arg(long, value_name = "BOOL")]
         disabled: Option<bool>,
@@ -61,10 +65,14 @@ pub enum UserCommand {
         /// Give the user the global auditor role (reads and verifies the audit log)
         #[arg(long)]
         auditor: bool,
+        /// Make the user a risk officer (may lower a project's risk tier, with a
+        /// justification, unless owner or contributor of it)
+        #[arg(long)]
+        risk_officer: bool,
         #[command(flatten)]
         password: PasswordArgs,
     },
-    /// Change a user's display name, email, admin, auditor or disabled flag.
+    /// Change a user's display name, email, admin, auditor, risk officer or disabled flag.
     Update {
         username: String,
         #[arg(long, value_name = "NAME")]
@@ -77,6 +85,9 @@ pub enum UserCommand {
         /// Grant (true) or withdraw (false) the auditor role
         #[arg(long, value_name = "BOOL")]
         auditor: Option<bool>,
+        /// Grant (true) or withdraw (false) the risk officer role
+        #[arg(long, value_name = "BOOL")]
+        risk_officer: Option<bool>,
         /// Disable (true) or re-enable (false) the user
         #[arg(long, value_name = "BOOL")]
         disabled: Option<bool>,
@@ -135,6 +146,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
             search,
             admin,
             auditor,
+            risk_officer,
             disabled,
             page,
         } => {
@@ -142,6 +154,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
                 .opt("q", search)
                 .opt("is_admin", admin)
                 .opt("is_auditor", auditor)
+                .opt("is_risk_officer", risk_officer)
                 .opt("disabled", disabled);
             let answer = api.list(&["users"], &q.0, &page).await?;
             output::print_list(json, &answer, USER_COLS);
@@ -156,6 +169,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
             email,
             admin,
             auditor,
+            risk_officer,
             password,
         } => {
             let pw = password.given()?;
@@ -165,6 +179,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
                 .opt("email", email)
                 .opt("is_admin", admin.then_some(true))
                 .opt("is_auditor", auditor.then_some(true))
+                .opt("is_risk_officer", risk_officer.then_some(true))
                 .opt("password", pw)
                 .into_value();
             let u = api.post(&["users"], &body).await?;
@@ -176,6 +191,7 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
             email,
             admin,
             auditor,
+            risk_officer,
             disabled,
         } => {
             let body = Body::default()
@@ -183,8 +199,11 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
                 .opt("email", email)
                 .opt("is_admin", admin)
                 .opt("is_auditor", auditor)
+                .opt("is_risk_officer", risk_officer)
                 .opt("disabled", disabled)
-                .non_empty("--display-name, --email, --admin, --auditor or --disabled")?;
+                .non_empty(
+                    "--display-name, --email, --admin, --auditor, --risk-officer or --disabled",
+                )?;
             let u = api.patch(&["users", &username], &body).await?;
             output::print_object(json, &u, USER_FIELDS);
         }
