@@ -236,14 +236,14 @@ pub fn break_glass(has_emergency_grant: bool, reason: &str) -> Result<GateOutcom
 pub enum Admission {
     /// `["*"]`.
     All,
-    /// These projects only (none when empty).
-    Projects(BTreeSet<ProjectKey>),
+    /// These projects only (none when empty), in the order given.
+    Projects(Vec<ProjectKey>),
 }
 
 impl Default for Admission {
     /// A new infrastructure admits no project.
     fn default() -> Self {
-        Self::Projects(BTreeSet::new())
+        Self::Projects(Vec::new())
     }
 }
 
@@ -259,18 +259,19 @@ impl Admission {
             }
             return Ok(Self::All);
         }
-        let mut keys = BTreeSet::new();
+        let mut keys = Vec::with_capacity(list.len());
         for (i, s) in list.iter().enumerate() {
             let key = ProjectKey::parse(s.as_ref()).map_err(|mut e| {
                 e.field = format!("{field}[{i}]");
                 e
             })?;
-            if !keys.insert(key) {
+            if keys.contains(&key) {
                 return Err(InvalidInput::new(
                     format!("{field}[{i}]"),
                     format!("project '{}' is listed twice", s.as_ref()),
                 ));
             }
+            keys.push(key);
         }
         Ok(Self::Projects(keys))
     }
@@ -282,15 +283,19 @@ impl Admission {
         }
     }
 
-    /// The list form: `["*"]`, or the project keys in order.
+    /// The list form: `["*"]`, or the project keys sorted.
     pub fn to_list(&self) -> Vec<String> {
         match self {
             Self::All => vec!["*".into()],
-            Self::Projects(keys) => keys.iter().map(|k| k.to_string()).collect(),
+            Self::Projects(keys) => {
+                let sorted: BTreeSet<String> = keys.iter().map(|k| k.to_string()).collect();
+                sorted.into_iter().collect()
+            }
         }
     }
 
-    /// The named projects (empty for `All`).
+    /// The named projects in the order given (empty for `All`), so that a
+    /// check of each can name its index in the request.
     pub fn projects(&self) -> impl Iterator<Item = &ProjectKey> {
         let keys = match self {
             Self::Projects(keys) => Some(keys),

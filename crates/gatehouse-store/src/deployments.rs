@@ -1111,8 +1111,13 @@ pub async fn rollback(
             return Ok(Attempt::Refused(refusal(&j.outcome)));
         }
     }
-    let (live_id, live_subject, plan) =
+    let (live_id, live_subject, mut plan) =
         rollback_plan(tx.conn(), infra_id, &slot_text, infra.rollback_depth).await?;
+    if ordered_by_approver && !infra.admits(slot.project()) {
+        // The approver's order removes the emergency deployment; it never
+        // deploys anything where the project is no longer admitted.
+        plan = RollbackPlan::Empty;
+    }
     let (j, kind) = match plan {
         RollbackPlan::To(target) => {
             let subject = parse_stored_subject(&target)?;

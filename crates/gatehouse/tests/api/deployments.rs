@@ -52,7 +52,8 @@ async fn each_policy_with_approved_in_review_and_rejected_subjects() {
         }
     }
     // The evidence of an approved deployment names the approval it relied on.
-    let live = app.live("prod-api").await.ok(200).clone();
+    let live = app.the_live("prod-api").await;
+    assert_eq!(live["slot"], json!(format!("FRAUD/{MODEL}")), "{live}");
     let ev = &live["evidence"];
     assert_eq!(
         (
@@ -98,7 +99,10 @@ async fn warn_needs_a_confirmation_and_records_the_warning() {
     app.deploy_with(&admin, "qa-api", &v(2), json!({"confirm": false}))
         .await
         .problem(409, "confirmation_required");
-    assert_eq!(app.live("qa-api").await.status, 404, "nothing deployed");
+    assert!(
+        app.live_items("qa-api").await.is_empty(),
+        "nothing deployed"
+    );
 
     let r = app
         .deploy_with(
@@ -370,7 +374,7 @@ async fn no_grant_is_forbidden_and_audited() {
     assert_eq!(ev.project.as_deref(), Some("FRAUD"));
     assert_eq!(ev.details["infrastructure"], "prod-api");
     assert_eq!(ev.details["decision"], "forbidden");
-    assert_eq!(app.live("prod-api").await.status, 404);
+    assert!(app.live_items("prod-api").await.is_empty());
 }
 
 #[tokio::test]
@@ -452,7 +456,8 @@ async fn every_attempt_is_in_the_audit_trail() {
     assert_eq!(rollbacks[0]["subject"], json!(v(1)));
     assert_eq!(rollbacks[0]["details"]["infrastructure"], "qa-api");
 
-    // A refused rollback is audited too.
+    // A refused rollback is audited too, under the live subject it tried to
+    // roll away from (a caller without access learns nothing of the target).
     app.deploy(&admin, "dev-api", &v(1)).await.ok(201);
     app.deploy(&admin, "dev-api", &v(2)).await.ok(201);
     let mark = app.audit_mark().await;
@@ -460,10 +465,24 @@ async fn every_attempt_is_in_the_audit_trail() {
         .await
         .problem(403, "forbidden");
     let ev = app
-        .one_audit(mark, "bob", "deployment.refused", &v(1))
+        .one_audit(mark, "bob", "deployment.refused", &v(2))
         .await;
-    assert_eq!(ev.details["infrastructure"], "dev-api");
-    assert_eq!(ev.details["decision"], "forbidden");
+    assert_eq!(
+        (
+            &ev.details["infrastructure"],
+            &ev.details["slot"],
+            &ev.details["kind"],
+            &ev.details["decision"]
+        ),
+        (
+            &json!("dev-api"),
+            &json!(format!("FRAUD/{MODEL}")),
+            &json!("rollback"),
+            &json!("forbidden")
+        ),
+        "{:?}",
+        ev.details
+    );
 }
 
 #[tokio::test]
@@ -482,7 +501,7 @@ async fn deploy_requests_are_checked() {
     app.deploy(&admin, "prod-api", "bundle:FRAUD/fraud-v1")
         .await
         .problem(400, "invalid_input");
-    assert_eq!(app.live("prod-auto").await.status, 404);
+    assert!(app.live_items("prod-auto").await.is_empty());
     // The right kinds deploy.
     let d = app
         .deploy(&admin, "prod-auto", "bundle:FRAUD/fraud-v1")
@@ -522,9 +541,14 @@ async fn a_new_deployment_supersedes_the_live_one() {
     let app = spawn_app().await;
     let w = world(&app).await;
     let admin = app.admin_token.clone();
-    app.live("dev-api").await.problem(404, "not_found");
+    // Nothing runs there yet: an empty list.
+    assert_eq!(
+        app.live("dev-api").await.ok(200),
+        &json!({"items": [], "next_cursor": null})
+    );
     let first = app.deploy(&admin, "dev-api", &v(1)).await.ok(201).clone();
     assert_eq!(first["superseded_at"], Value::Null);
+    assert_eq!(first["slot"], json!(format!("FRAUD/{MODEL}")), "{first}");
     app.clock.advance_micros(60_000_000);
     let second = app.deploy_with(&w.rita, "dev-api", &v(2), json!({})).await;
     // rita holds no grant.
@@ -534,7 +558,9 @@ async fn a_new_deployment_supersedes_the_live_one() {
         .await
         .ok(201)
         .clone();
-    let live = app.live("dev-api").await.ok(200).clone();
+    // Versions of one model share its slot: the second supersedes the first.
+    assert_eq!(second["slot"], first["slot"]);
+    let live = app.the_live("dev-api").await;
     assert_eq!(live["id"], second["id"]);
     assert_eq!(live["comment"], "next");
     let hist = app.get("/infrastructures/dev-api/deployments").await;
@@ -545,7 +571,7 @@ async fn a_new_deployment_supersedes_the_live_one() {
     assert_eq!(hist[1]["live"], false);
     assert_eq!(hist[1]["superseded_at"], second["deployed_at"]);
     // Other infrastructures are not touched.
-    app.live("qa-api").await.problem(404, "not_found");
+    assert!(app.live_items("qa-api").await.is_empty());
     // History pages.
     let page = app
         .get("/infrastructures/dev-api/deployments?limit=1")
@@ -582,14 +608,24 @@ async fn rollback_restores_the_previous_subject_and_history_shows_both() {
     )
     .await;
 
-    // Nothing to roll back to yet.
+    // Nothing to roll back yet.
     app.rollback(&w.alice, "prod-api", json!({}))
         .await
         .problem(409, "conflict");
     app.deploy(&w.alice, "prod-api", &v(1)).await.ok(201);
+    // Rolling back the slot's only deployment empties it.
+    let r = app.rollback(&w.alice, "prod-api", json!({})).await;
+    assert_eq!(
+        (&r.ok(201)["kind"], &r.body["subject"], &r.body["live"]),
+        (&json!("undeploy"), &json!(v(1)), &json!(false)),
+        "{}",
+        r.body
+    );
+    assert!(app.live_items("prod-api").await.is_empty());
     app.rollback(&w.alice, "prod-api", json!({}))
         .await
         .problem(409, "conflict");
+    app.deploy(&w.alice, "prod-api", &v(1)).await.ok(201);
     app.deploy(&w.alice, "prod-api", &v(2)).await.ok(201);
     // Someone without a grant may not roll back.
     app.rollback(&w.bob, "prod-api", json!({}))
@@ -618,12 +654,14 @@ async fn rollback_restores_the_previous_subject_and_history_shows_both() {
         "{d}"
     );
     assert_eq!(d["evidence"]["signoff_state"], "approved");
-    assert_eq!(app.live("prod-api").await.body["subject"], json!(v(1)));
+    assert_eq!(app.the_live("prod-api").await["subject"], json!(v(1)));
     assert_eq!(
         app.history("prod-api").await,
         vec![
             ("rollback".to_owned(), v(1)),
             ("deploy".to_owned(), v(2)),
+            ("deploy".to_owned(), v(1)),
+            ("undeploy".to_owned(), v(1)),
             ("deploy".to_owned(), v(1)),
         ]
     );
@@ -644,7 +682,7 @@ async fn rolling_back_twice_walks_further_back() {
     assert_eq!(r.ok(201)["subject"], json!(v(2)));
     let r = app.rollback(&admin, "dev-api", json!({})).await;
     assert_eq!(r.ok(201)["subject"], json!(v(1)), "{}", r.body);
-    assert_eq!(app.live("dev-api").await.body["subject"], json!(v(1)));
+    assert_eq!(app.the_live("dev-api").await["subject"], json!(v(1)));
     assert_eq!(
         app.history("dev-api").await,
         vec![
@@ -693,7 +731,7 @@ async fn rollback_depth_limits_what_is_kept_ready() {
         .post(
             "/infrastructures",
             json!({"name": "shallow", "kind": "api_node", "stage": "dev",
-                   "policy": "always", "rollback_depth": 1}),
+                   "policy": "always", "rollback_depth": 1, "admitted_projects": ["FRAUD"]}),
         )
         .await;
     assert_eq!(r.ok(201)["rollback_depth"], 1);
@@ -742,7 +780,7 @@ async fn rollback_goes_through_the_same_gate() {
         .one_audit(mark, "admin", "deployment.refused", &v(1))
         .await;
     assert_eq!(ev.details["decision"], "blocked");
-    assert_eq!(app.live("prod-api").await.body["subject"], json!(v(2)));
+    assert_eq!(app.the_live("prod-api").await["subject"], json!(v(2)));
 
     // On a warn infrastructure a rollback to an unapproved subject needs confirmation.
     app.deploy_with(&admin, "qa-api", &v(3), json!({"confirm": true}))
@@ -777,7 +815,7 @@ async fn evidence_stays_as_it_was_and_still_approved_follows_the_signoff() {
     app.patch("/infrastructures/prod-api", json!({"policy": "warn"}))
         .await
         .ok(200);
-    let live = app.live("prod-api").await.ok(200).clone();
+    let live = app.the_live("prod-api").await;
     assert_eq!(live["id"], deployed["id"]);
     assert_eq!(live["evidence"], deployed["evidence"], "evidence is frozen");
     assert_eq!(live["evidence"]["signoff_state"], "approved");
@@ -799,10 +837,10 @@ async fn evidence_stays_as_it_was_and_still_approved_follows_the_signoff() {
     );
 
     // Expiry: tier 2 approvals last 365 days.
-    let live2 = app.live("dev-api").await.ok(200).clone();
+    let live2 = app.the_live("dev-api").await;
     assert_eq!(live2["still_approved"], true);
     app.clock.advance_micros(366 * DAY_MICROS);
-    let live2 = app.live("dev-api").await.ok(200).clone();
+    let live2 = app.the_live("dev-api").await;
     assert_eq!(live2["still_approved"], false, "expired: {live2}");
     assert_eq!(live2["evidence"]["signoff_state"], "approved");
 }
@@ -814,7 +852,7 @@ async fn deployed_versions_and_bundles_are_kept() {
     let admin = app.admin_token.clone();
     app.create_infra_of_kind("edge", "other", "dev", "always")
         .await;
-    // Never reviewed, but deployed once (and superseded since).
+    // Never reviewed, but deployed (to two slots of one infrastructure).
     app.deploy(&admin, "edge", &v(4)).await.ok(201);
     app.deploy(&admin, "edge", "bundle:FRAUD/fraud-v1")
         .await

@@ -73,6 +73,12 @@ async fn gate_check_reports_what_it_checked() {
         "{b}"
     );
     assert!(b["open_slots"].is_array(), "{b}");
+    // The slot a deployment would go to, and the admission.
+    assert_eq!(
+        (&b["slot"], &b["admitted"]),
+        (&json!(format!("FRAUD/{MODEL}")), &json!(true)),
+        "{b}"
+    );
 
     // In review: the reason tells the state; the final approval slot is open.
     let r = app.gate(&admin, &v(2), "prod-api").await;

@@ -33,7 +33,8 @@ pub fn v(n: u32) -> String {
 /// (registered by admin), users rita and dave, group `deployers` (dave),
 /// infrastructures `dev-api` (api_node, dev, always), `qa-api` (api_node, qa,
 /// warn), `prod-api` (api_node, prod, prevent) and `prod-auto`
-/// (automation_node, prod, prevent), and a prod sign-off for `FRAUD` (tier 2)
+/// (automation_node, prod, prevent), each admitting every project, and a
+/// prod sign-off for `FRAUD` (tier 2)
 /// whose final approval belongs to the role `Risk & Compliance` (rita).
 pub async fn world(app: &TestApp) -> World {
     let f = seed(app).await;
@@ -85,6 +86,7 @@ pub fn signoffs_path(subject: &str) -> String {
 }
 
 impl TestApp {
+    /// An infrastructure of `kind` that admits every project (`["*"]`).
     pub async fn create_infra_of_kind(
         &self,
         name: &str,
@@ -92,13 +94,8 @@ impl TestApp {
         stage: &str,
         policy: &str,
     ) -> Value {
-        self.post(
-            "/infrastructures",
-            json!({"name": name, "kind": kind, "stage": stage, "policy": policy}),
-        )
-        .await
-        .ok(201)
-        .clone()
+        self.create_infra_admitting(name, kind, stage, policy, &["*"])
+            .await
     }
 
     /// PUT /projects/{key}/signoff-config with these stages (as admin).
@@ -236,17 +233,62 @@ impl TestApp {
         .await
     }
 
-    /// GET /infrastructures/{infra}/live (as admin).
+    /// GET /infrastructures/{infra}/live (as admin): the raw answer.
     pub async fn live(&self, infra: &str) -> Resp {
         self.get(&format!("/infrastructures/{}/live", enc(infra)))
             .await
     }
 
+    /// The live deployment of every slot of an infrastructure, by slot
+    /// (empty when nothing runs there).
+    pub async fn live_items(&self, infra: &str) -> Vec<Value> {
+        let r = self.live(infra).await;
+        assert_eq!(r.body["next_cursor"], Value::Null, "{}", r.body);
+        items(&r).clone()
+    }
+
+    /// The one live deployment of an infrastructure that runs a single slot.
+    pub async fn the_live(&self, infra: &str) -> Value {
+        let live = self.live_items(infra).await;
+        assert_eq!(live.len(), 1, "one live slot on {infra}: {live:#?}");
+        live[0].clone()
+    }
+
+    /// The live deployment of one slot (`?slot=`), if any.
+    pub async fn live_in(&self, infra: &str, slot: &str) -> Option<Value> {
+        let r = self
+            .get(&format!(
+                "/infrastructures/{}/live?slot={}",
+                enc(infra),
+                enc(slot)
+            ))
+            .await;
+        let live = items(&r);
+        assert!(live.len() <= 1, "one deployment per slot: {}", r.body);
+        for d in live {
+            assert_eq!(d["slot"], slot, "?slot= filters: {}", r.body);
+        }
+        live.first().cloned()
+    }
+
     /// The subjects of an infrastructure's history, newest first (as admin).
     pub async fn history(&self, infra: &str) -> Vec<(String, String)> {
-        let r = self
-            .get(&format!("/infrastructures/{}/deployments", enc(infra)))
-            .await;
+        self.history_path(&format!("/infrastructures/{}/deployments", enc(infra)))
+            .await
+    }
+
+    /// The subjects of one slot's history, newest first (as admin).
+    pub async fn history_in(&self, infra: &str, slot: &str) -> Vec<(String, String)> {
+        self.history_path(&format!(
+            "/infrastructures/{}/deployments?slot={}",
+            enc(infra),
+            enc(slot)
+        ))
+        .await
+    }
+
+    async fn history_path(&self, path: &str) -> Vec<(String, String)> {
+        let r = self.get(path).await;
         items(&r)
             .iter()
             .map(|d| {

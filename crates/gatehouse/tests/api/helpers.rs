@@ -556,14 +556,33 @@ impl TestApp {
         .clone()
     }
 
+    /// An `api_node` infrastructure that admits every project (`["*"]`): for
+    /// tests that are not about admission.
     pub async fn create_infra(&self, name: &str, stage: &str, policy: &str) -> Value {
-        self.post(
-            "/infrastructures",
-            json!({"name": name, "kind": "api_node", "stage": stage, "policy": policy}),
-        )
-        .await
-        .ok(201)
-        .clone()
+        self.create_infra_admitting(name, "api_node", stage, policy, &["*"])
+            .await
+    }
+
+    /// An infrastructure that admits exactly `admitted` (project keys, `"*"`,
+    /// or none).
+    pub async fn create_infra_admitting(
+        &self,
+        name: &str,
+        kind: &str,
+        stage: &str,
+        policy: &str,
+        admitted: &[&str],
+    ) -> Value {
+        let r = self
+            .post(
+                "/infrastructures",
+                json!({"name": name, "kind": kind, "stage": stage, "policy": policy,
+                       "admitted_projects": admitted}),
+            )
+            .await;
+        let body = r.ok(201).clone();
+        assert_eq!(body["admitted_projects"], json!(admitted), "{body}");
+        body
     }
 
     pub async fn create_group(&self, name: &str, members: &[&str]) -> Value {
@@ -749,7 +768,8 @@ pub const MODEL: &str = "fraud scorer";
 
 /// Users alice and bob, project `FRAUD` (owner admin, contributor alice),
 /// model `fraud scorer` with versions 1 and 2, bundle `fraud-v1` listing
-/// version 1, group `analysts` (alice), infrastructure `prod-api`.
+/// version 1, group `analysts` (alice), infrastructure `prod-api` (api_node,
+/// prod, prevent; admits every project).
 pub async fn seed(app: &TestApp) -> Fixture {
     let alice = app.create_user("alice", "alice-password-1").await;
     let bob = app.create_user("bob", "bob-password-1").await;

@@ -19,6 +19,7 @@ async fn infrastructure_create_get_list_update_archive() {
         i,
         json!({"name": "prod-api", "kind": "api_node", "stage": "prod", "policy": "prevent",
                "description": "Scoring API", "rollback_depth": 3, "archived": false,
+               "admitted_projects": [],
                "links": {"events": "/api/v1/audit/events?subject=infrastructure%3Aprod-api"},
                "created_at": t0, "updated_at": t0})
     );

@@ -21,7 +21,7 @@ fn set(v: &[&str]) -> BTreeSet<String> {
 /// v1 approved, live on prod-api and dev-api; v2 in review, nowhere; v3
 /// rejected, nowhere; v4 never reviewed, live on qa-api (confirmed); the
 /// bundle approved, live on prod-auto; CHURN's (tier 3) version 1 never
-/// reviewed, live on dev-churn (dev, always).
+/// reviewed, live on dev-api beside FRAUD's v1 (another slot).
 async fn landscape(app: &TestApp, w: &World) {
     let admin = &app.admin_token;
     app.approve(&w.rita, &v(1), "prod").await;
@@ -42,8 +42,7 @@ async fn landscape(app: &TestApp, w: &World) {
     .ok(201);
     app.create_model("CHURN", "churn").await;
     app.register_version("CHURN", "churn").await;
-    app.create_infra("dev-churn", "dev", "always").await;
-    app.deploy(admin, "dev-churn", "version:CHURN/churn/1")
+    app.deploy(admin, "dev-api", "version:CHURN/churn/1")
         .await
         .ok(201);
 }
@@ -87,7 +86,7 @@ async fn inventory_lists_what_is_live_or_in_review() {
         (&gov[0]["stage"], &gov[0]["state"], &gov[0]["expired"]),
         (&json!("prod"), &json!("approved"), &json!(false))
     );
-    let mut live: Vec<(String, String)> = v1["live"]
+    let mut live: Vec<(String, String, String)> = v1["live"]
         .as_array()
         .expect("live")
         .iter()
@@ -95,15 +94,17 @@ async fn inventory_lists_what_is_live_or_in_review() {
             (
                 l["infrastructure"].as_str().unwrap().to_owned(),
                 l["stage"].as_str().unwrap().to_owned(),
+                l["slot"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
     live.sort();
+    let slot = format!("FRAUD/{MODEL}");
     assert_eq!(
         live,
         vec![
-            ("dev-api".to_owned(), "dev".to_owned()),
-            ("prod-api".to_owned(), "prod".to_owned())
+            ("dev-api".to_owned(), "dev".to_owned(), slot.clone()),
+            ("prod-api".to_owned(), "prod".to_owned(), slot)
         ]
     );
     for l in v1["live"].as_array().unwrap() {
@@ -122,7 +123,17 @@ async fn inventory_lists_what_is_live_or_in_review() {
     assert_eq!(v4["live"][0]["infrastructure"], "qa-api");
     assert_eq!(v4["live"][0]["still_approved"], false);
     assert_eq!(row(BUNDLE)["kind"], "bundle");
-    assert_eq!(row("version:CHURN/churn/1")["risk_tier"], 3);
+    assert_eq!(row(BUNDLE)["live"][0]["slot"], "FRAUD");
+    let churn = row("version:CHURN/churn/1");
+    assert_eq!(churn["risk_tier"], 3);
+    assert_eq!(
+        (
+            &churn["live"][0]["infrastructure"],
+            &churn["live"][0]["slot"]
+        ),
+        (&json!("dev-api"), &json!("CHURN/churn")),
+        "{churn}"
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod emergency;
 mod errors;
 mod fail_closed;
 mod gate;
+mod gate_promises;
 mod groups;
 mod infrastructures;
 mod inventory;

@@ -125,6 +125,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/emergency-reviews/{id}/accept"),
     ("POST", "/emergency-reviews/{id}/rollback"),
     ("GET", "/inventory"),
+    ("PUT", "/projects/{key}/risk-tier"),
 ];
 
 /// `/a/{x}/b/{y}` → `/a/{}/b/{}`, so parameter names may differ.
@@ -260,10 +261,6 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
             "/projects/FRAUD/signoff-config".into(),
             Some(admin_reviews()),
         ),
-        ("GET", "/audit/verify".into(), None),
-        ("GET", "/audit/checkpoints".into(), None),
-        ("POST", "/audit/checkpoints".into(), None),
-        ("GET", "/audit/public-key".into(), None),
     ];
     // Sign-offs: reads and a request on subjects of the seed; answers,
     // delegation, decision and reset on the ones alice put up for review.
@@ -304,7 +301,13 @@ pub fn calls(spare_token_id: &str) -> Vec<(Method, String, Option<Value>)> {
             ),
         ]);
     }
-    table.push(("GET", "/reviews/pending".into(), None));
+    table.extend([
+        ("GET", "/reviews/pending".into(), None),
+        ("GET", "/audit/verify".into(), None),
+        ("GET", "/audit/checkpoints".into(), None),
+        ("POST", "/audit/checkpoints".into(), None),
+        ("GET", "/audit/public-key".into(), None),
+    ]);
     table.extend(gate_calls());
     assert_eq!(table.len(), ROUTES.len());
     table
@@ -359,6 +362,13 @@ fn gate_calls() -> Vec<(&'static str, String, Option<Value>)> {
             Some(json!({"comment": "back"})),
         ),
         ("GET", "/inventory".into(), None),
+        // Last: raising the tier (admin owns FRAUD) changes what the
+        // sign-off calls above would need.
+        (
+            "PUT",
+            "/projects/FRAUD/risk-tier".into(),
+            Some(json!({"risk_tier": 3})),
+        ),
     ]
 }
 
@@ -402,7 +412,9 @@ pub async fn prepare(app: &TestApp) -> (Fixture, String) {
     as_alice(
         Method::POST,
         "bundles".into(),
-        json!({"tag": "reviewed", "versions": [{"model": MODEL, "version": 1}]}),
+        // Only alice's own version 3: the creator of a version inside a
+        // bundle may not review the bundle either.
+        json!({"tag": "reviewed", "versions": [{"model": MODEL, "version": 3}]}),
     )
     .await
     .ok(201);
@@ -423,21 +435,22 @@ pub async fn prepare(app: &TestApp) -> (Fixture, String) {
     app.create_model("FRAUD", "empty model").await;
     app.create_bundle("FRAUD", "doomed", &[(MODEL, 1)]).await;
     app.create_infra("old-infra", "dev", "always").await;
-    prepare_gate(app).await;
+    prepare_gate(app, &f.alice).await;
     let r = app.post("/tokens", json!({"name": "spare"})).await;
     let id = r.ok(201)["id"].to_string().replace('"', "");
     (f, id)
 }
 
 /// What the deployment-gate calls use: admin is FRAUD's prod final approver
-/// (`admin_reviews`) and holds the emergency grant (grant 1); version 4 is
-/// registered; versions 1 and 4 deployed to `gate-dev` (always); two
-/// break-glass deployments (versions 1, then 4) on `gate-warn` (prod, warn), so
-/// emergency reviews 1 and 2 are open.
-async fn prepare_gate(app: &TestApp) {
+/// (`admin_reviews`); alice holds the emergency grant (grant 1, given by
+/// admin: only administrators give them); version 4 is registered; versions 1
+/// and 4 deployed to `gate-dev` (always); two break-glass deployments by
+/// alice (versions 1, then 4) on `gate-warn` (prod, warn), so emergency
+/// reviews 1 and 2 are open and the admin, who did not deploy them, decides.
+async fn prepare_gate(app: &TestApp, alice: &str) {
     app.post(
         "/projects/FRAUD/deploy-grants",
-        json!({"stage": "prod", "user": "admin", "emergency": true}),
+        json!({"stage": "prod", "user": "alice", "emergency": true}),
     )
     .await
     .ok(201);
@@ -454,9 +467,11 @@ async fn prepare_gate(app: &TestApp) {
         )
         .await
         .ok(201);
-        app.post(
+        app.as_user(
+            alice,
+            Method::POST,
             "/infrastructures/gate-warn/deployments",
-            json!({"subject": subject, "break_glass": true, "reason": "incident"}),
+            Some(json!({"subject": subject, "break_glass": true, "reason": "incident"})),
         )
         .await
         .ok(201);

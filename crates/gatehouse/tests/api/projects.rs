@@ -82,15 +82,38 @@ async fn project_create_get_list_update_members_archive() {
             &json!(app.clock.now().to_rfc3339())
         )
     );
-    let ev = app
-        .one_audit(mark, "alice", "project.update", "project:FRAUD")
-        .await;
+    // Two events in the one transaction: the other fields, then the tier
+    // change (raised by an owner, no justification needed).
+    let events = app.audit_events_since(mark).await;
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("alice", "project.update", "project:FRAUD"),
+            ("alice", "project.risk_tier", "project:FRAUD"),
+        ],
+        "{events:#?}"
+    );
     assert_eq!(
         (
-            &ev.details["before"]["risk_tier"],
-            &ev.details["after"]["risk_tier"]
+            &events[0].details["before"]["name"],
+            &events[0].details["after"]["name"]
         ),
-        (&json!(3), &json!(4))
+        (&json!("Fraud detection"), &json!("Fraud"))
+    );
+    let tier = &events[1].details;
+    assert_eq!(
+        (
+            &tier["from"],
+            &tier["to"],
+            &tier["direction"],
+            &tier["justification"]
+        ),
+        (&json!(3), &json!(4), &json!("raised"), &json!(null)),
+        "{tier}"
     );
 
     // Members: promote bob to owner, then remove alice; the last owner stays.

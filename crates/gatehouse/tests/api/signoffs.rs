@@ -153,7 +153,8 @@ async fn reference_scenario_from_request_to_final_approval() {
     assert_eq!(view["locked"], false);
     assert_eq!(
         view["decision"],
-        json!({"by": "mark", "decision": "approve", "comment": "good to go", "at": decided_at})
+        json!({"by": "mark", "decision": "approve", "comment": "good to go", "at": decided_at,
+               "tier": 4})
     );
     assert_eq!(
         view["feedback"],
@@ -852,10 +853,19 @@ async fn tier_requirements_are_checked_at_approval() {
     // Reject and abandon need no approvals.
     so.decide(&app, &p.mark, "prod", "reject").await.ok(200);
 
-    // Tier 3: one approval, and an open major issue blocks.
-    app.patch(&format!("/projects/{PROJECT}"), json!({"risk_tier": 3}))
+    // Tier 3: one approval, and an open major issue blocks. Lowering the tier
+    // is for a risk officer outside the project (admin created it, so owns it).
+    app.patch("/users/rita", json!({"is_risk_officer": true}))
         .await
         .ok(200);
+    app.as_user(
+        &p.rita,
+        Method::PUT,
+        &format!("/projects/{PROJECT}/risk-tier"),
+        Some(json!({"risk_tier": 3, "justification": "scheduled batch use only"})),
+    )
+    .await
+    .ok(200);
     register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
     let so = Signoffs::version(PROJECT, MODEL_NAME, 2);
     so.request(&app, &p.alice, "prod").await.ok(200);

@@ -20,7 +20,8 @@ async fn user_create_get_list_update_disable() {
     assert_eq!(
         bob,
         json!({"username": "bob", "display_name": "Bob B", "email": "bob@example.com",
-               "is_admin": false, "is_auditor": false, "disabled": false, "created_at": t0, "updated_at": t0})
+               "is_admin": false, "is_auditor": false, "is_risk_officer": false, "disabled": false,
+               "created_at": t0, "updated_at": t0})
     );
     let ev = app
         .one_audit(mark, "admin", "user.create", "user:bob")
@@ -84,6 +85,27 @@ async fn user_create_get_list_update_disable() {
     assert_eq!(ev.details["before"]["display_name"], "Bob B");
     assert_eq!(ev.details["after"]["display_name"], "Robert");
 
+    // The risk officer flag is set by admins, audited, and filterable.
+    let mark = app.audit_mark().await;
+    let r = app
+        .patch("/users/carol", json!({"is_risk_officer": true}))
+        .await;
+    assert_eq!(r.ok(200)["is_risk_officer"], true);
+    let ev = app
+        .one_audit(mark, "admin", "user.update", "user:carol")
+        .await;
+    assert_eq!(
+        (
+            &ev.details["before"]["is_risk_officer"],
+            &ev.details["after"]["is_risk_officer"]
+        ),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(
+        names(&app.get("/users?is_risk_officer=true").await, "username"),
+        ["carol"]
+    );
+
     let bob_token = app.login("bob", "bob-password-1").await;
     let mark = app.audit_mark().await;
     let r = app
@@ -145,6 +167,7 @@ async fn user_self_service_limits() {
     for (path, body) in [
         ("/users/bob", json!({"is_admin": true})),
         ("/users/bob", json!({"disabled": true})),
+        ("/users/bob", json!({"is_risk_officer": true})),
         ("/users/admin", json!({"display_name": "Mallory"})),
     ] {
         app.as_user(&bob, Method::PATCH, path, Some(body.clone()))
