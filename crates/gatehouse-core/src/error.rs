@@ -19,12 +19,14 @@ pub enum ErrorCode {
     ConfirmationRequired,
     DeploymentBlocked,
     StaleRevision,
+    /// Too many failed logins: answered 429 with `Retry-After`.
+    RateLimited,
     Unavailable,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::InvalidInput,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -37,6 +39,7 @@ impl ErrorCode {
         Self::ConfirmationRequired,
         Self::DeploymentBlocked,
         Self::StaleRevision,
+        Self::RateLimited,
         Self::Unavailable,
         Self::Internal,
     ];
@@ -55,6 +58,7 @@ impl ErrorCode {
             Self::ConfirmationRequired => "confirmation_required",
             Self::DeploymentBlocked => "deployment_blocked",
             Self::StaleRevision => "stale_revision",
+            Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -80,6 +84,7 @@ impl ErrorCode {
             | Self::ConfirmationRequired
             | Self::DeploymentBlocked => 409,
             Self::StaleRevision => 412,
+            Self::RateLimited => 429,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }
@@ -98,6 +103,7 @@ impl ErrorCode {
             | Self::StaleRevision => 4,
             Self::ConfirmationRequired => 10,
             Self::DeploymentBlocked => 11,
+            Self::RateLimited => 7,
             Self::Unavailable => 5,
             Self::Internal => 1,
         }
@@ -118,6 +124,7 @@ impl ErrorCode {
             Self::ConfirmationRequired => "Confirmation required",
             Self::DeploymentBlocked => "Deployment blocked",
             Self::StaleRevision => "Stale revision",
+            Self::RateLimited => "Too many requests",
             Self::Unavailable => "Service unavailable",
             Self::Internal => "Internal error",
         }
@@ -182,6 +189,7 @@ mod tests {
             ("confirmation_required", 409, 10),
             ("deployment_blocked", 409, 11),
             ("stale_revision", 412, 4),
+            ("rate_limited", 429, 7),
         ];
         for (code, status, exit) in expect {
             let c = ErrorCode::parse(code).unwrap();

@@ -84,7 +84,8 @@ pub const URI_MAX: usize = 2048;
 pub const REF_MAX: usize = 1024;
 pub const META_KEY_MAX: usize = 128;
 pub const TAG_VALUE_MAX: usize = 4096;
-pub const META_ENTRIES_MAX: usize = 500;
+/// See [`crate::limits::METADATA_ENTRIES_MAX`].
+pub const META_ENTRIES_MAX: usize = crate::limits::METADATA_ENTRIES_MAX;
 pub const EMAIL_MAX: usize = 254;
 
 /// A required single-line text of bounded length (names, titles).
@@ -192,8 +193,14 @@ pub fn check_string_map(field: &str, m: &BTreeMap<String, String>) -> Result<(),
 }
 
 /// Sensitivity labels (`PII`, `PHI`, `PCI`, …): upper-cased, letters, digits, `_`
-/// and `-`, 1–32 characters, no duplicates. Returns them normalised and sorted.
+/// and `-`, 1–32 characters, no duplicates, at most
+/// [`crate::limits::SENSITIVITY_LABELS_MAX`] of them. Returns them normalised and sorted.
 pub fn normalise_sensitivity(labels: &[String]) -> Result<Vec<String>, InvalidInput> {
+    crate::limits::check_count(
+        "sensitivity",
+        labels.len(),
+        crate::limits::SENSITIVITY_LABELS_MAX,
+    )?;
     let mut out = Vec::with_capacity(labels.len());
     for (i, l) in labels.iter().enumerate() {
         let field = format!("sensitivity[{i}]");

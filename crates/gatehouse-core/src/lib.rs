@@ -9,6 +9,7 @@ pub mod authz;
 pub mod error;
 pub mod gate;
 pub mod inventory;
+pub mod limits;
 pub mod names;
 pub mod signoff;
 pub mod subject;

@@ -41,7 +41,10 @@
 //!
 //! A command is checked in this order: locked (`signoff_locked`), wrong state
 //! (`conflict`), stale revision (`stale_revision`), input (`invalid_input`),
-//! permission and separation of duties (`forbidden`). So of racing decisions the
+//! permission and separation of duties (`forbidden`), then the bounds of a
+//! slot's history (`conflict`: at most `limits::ANSWERS_PER_SLOT_MAX` answers
+//! and `limits::DELEGATIONS_PER_SLOT_MAX` delegations per slot and cycle, so
+//! a stored sign-off cannot grow without end). So of racing decisions the
 //! losers learn that the sign-off is already decided (409), whatever revision they
 //! carried.
 //!
@@ -61,6 +64,7 @@ use crate::error::{ErrorCode, InvalidInput};
 use crate::inventory::{
     DESCRIPTION_MAX, DISPLAY_NAME_MAX, RiskTier, Stage, check_line, check_text,
 };
+use crate::limits::{ANSWERS_PER_SLOT_MAX, DELEGATIONS_PER_SLOT_MAX};
 use crate::names::Username;
 use crate::timestamp::Timestamp;
 
@@ -629,6 +633,10 @@ pub enum SignoffError {
     /// The project's risk tier asks for more before the final approval.
     #[error("cannot approve yet: {0}")]
     RequirementsNotMet(String),
+    /// A slot holds the most answers or delegations one cycle keeps
+    /// (`limits::ANSWERS_PER_SLOT_MAX`, `limits::DELEGATIONS_PER_SLOT_MAX`).
+    #[error("{0}")]
+    SlotFull(String),
 }
 
 impl SignoffError {
@@ -640,7 +648,7 @@ impl SignoffError {
             Self::Locked { .. } => ErrorCode::SignoffLocked,
             Self::StaleRevision { .. } => ErrorCode::StaleRevision,
             Self::PromotionOrder { .. } => ErrorCode::PromotionOrder,
-            Self::RequirementsNotMet(_) => ErrorCode::Conflict,
+            Self::RequirementsNotMet(_) | Self::SlotFull(_) => ErrorCode::Conflict,
         }
     }
 }
@@ -886,6 +894,12 @@ impl Signoff {
         }
         self.check_sod(user, "give feedback", ctx)?;
         let s = &mut self.current.slots[i];
+        if s.answers.len() >= ANSWERS_PER_SLOT_MAX {
+            return Err(SignoffError::SlotFull(format!(
+                "slot {slot} already holds {ANSWERS_PER_SLOT_MAX} answers in this cycle, the most \
+                 a slot keeps: its latest answer stands"
+            )));
+        }
         let revised = !s.answers.is_empty();
         s.answers.push(Answer {
             by: user.clone(),
@@ -931,6 +945,12 @@ impl Signoff {
         }
         self.check_sod(&to_user, "be delegated a slot", ctx)?;
         let s = &mut self.current.slots[i];
+        if s.delegations.len() >= DELEGATIONS_PER_SLOT_MAX {
+            return Err(SignoffError::SlotFull(format!(
+                "slot {slot} was already delegated {DELEGATIONS_PER_SLOT_MAX} times in this cycle, \
+                 the most a slot keeps"
+            )));
+        }
         let from = s.delegate.replace(to_user.clone());
         s.delegations.push(Delegation {
             by: user.clone(),
@@ -1767,6 +1787,48 @@ mod tests {
         assert_eq!(slot.answers[0].verdict, Verdict::MajorIssue);
         assert_eq!(slot.current_answer().unwrap().by, u("risk2"));
         assert_eq!(slot.current_answer().unwrap().verdict, Verdict::Approve);
+    }
+
+    #[test]
+    fn a_slot_keeps_a_bounded_number_of_answers_and_delegations_per_cycle() {
+        let mut s = in_review();
+        for i in 0..ANSWERS_PER_SLOT_MAX {
+            let v = if i % 2 == 0 {
+                Verdict::MinorIssue
+            } else {
+                Verdict::Approve
+            };
+            s = ok(&s, feedback(1, v), "risk1");
+        }
+        let e = run(&s, feedback(1, Verdict::MajorIssue), "risk2").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+        assert!(matches!(e, SignoffError::SlotFull(_)), "{e}");
+        // Permission comes first: a stranger is still forbidden.
+        let e = run(&s, feedback(1, Verdict::Approve), "stranger").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Forbidden);
+        // Other slots are not affected, and the answers kept still count.
+        let s = ok(&s, feedback(2, Verdict::Approve), "ops");
+        assert_eq!(
+            s.slot(SlotId(1)).unwrap().answers.len(),
+            ANSWERS_PER_SLOT_MAX
+        );
+
+        let mut s = s;
+        for i in 0..DELEGATIONS_PER_SLOT_MAX {
+            let to = if i % 2 == 0 { "alice" } else { "risk2" };
+            s = ok(&s, delegate(3, to), "fa");
+        }
+        let e = run(&s, delegate(3, "bob"), "fa").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+        // The slot still works: its holder decides.
+        let holder = s.slot(SlotId(3)).unwrap().delegate.clone().unwrap();
+        let s = ok(&s, decide(Decision::Approve), holder.as_str());
+
+        // A new cycle starts with empty slots.
+        let s = ok(&s, reset(), "admin");
+        let s = ok(&s, request(), "req");
+        ok(&s, feedback(1, Verdict::Approve), "risk1");
+        ok(&s, delegate(3, "alice"), "fa");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 
 use crate::audit_key::AuditKeySource;
 use crate::clock::Clock;
+use crate::demo::DemoSeed;
+use crate::serving::HttpSettings;
 
 /// Default of [`Settings::audit_checkpoint_every`].
 pub const DEFAULT_CHECKPOINT_EVERY: i64 = 1000;
@@ -32,6 +34,13 @@ pub struct Settings {
     /// Sign a checkpoint in the transaction of every event whose seq is a
     /// multiple of this (0: only on demand).
     pub audit_checkpoint_every: i64,
+    /// Timeouts, the connection limit, the shutdown grace period and HSTS.
+    pub http: HttpSettings,
+    /// Lifetime of new API tokens in days (default
+    /// [`crate::accounts::DEFAULT_TOKEN_TTL_DAYS`]); callers may ask for less.
+    pub token_ttl_days: u32,
+    /// Failed logins tolerated per username and per client address.
+    pub login_limits: crate::accounts::LoginLimits,
 }
 
 /// A secret whose `Debug` never shows it.
@@ -75,6 +84,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// Token lifetime and the login throttle.
+    pub accounts: Arc<crate::accounts::Accounts>,
 }
 
 #[derive(Default)]
@@ -100,7 +111,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     bootstrap: Bootstrap,
-    demo_users: Vec<(String, String)>,
+    demo: Option<DemoSeed>,
+    http: HttpSettings,
 }
 
 impl Application {
@@ -113,6 +125,10 @@ impl Application {
                     .into(),
             ));
         }
+        settings.http.validate().map_err(StartError::Other)?;
+        let accounts =
+            crate::accounts::Accounts::new(settings.token_ttl_days, &settings.login_limits)
+                .map_err(StartError::Other)?;
         let signer = crate::audit_key::resolve(&settings.audit_key, &settings.database_url)
             .map_err(StartError::AuditKey)?;
         let store = Store::connect(&settings.database_url).await?;
@@ -129,13 +145,14 @@ impl Application {
             store,
             clock: settings.clock.clone(),
             metrics: Arc::new(Metrics::default()),
+            accounts: Arc::new(accounts),
         };
         let bootstrap =
             crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;
-        let demo_users = if settings.demo {
-            crate::demo::seed(&state).await?
+        let demo = if settings.demo {
+            Some(crate::demo::seed(&state).await?)
         } else {
-            Vec::new()
+            None
         };
         let listener =
             TcpListener::bind(settings.bind)
@@ -148,7 +165,8 @@ impl Application {
             listener,
             state,
             bootstrap,
-            demo_users,
+            demo,
+            http: settings.http,
         })
     }
 
@@ -166,21 +184,24 @@ impl Application {
         &self.bootstrap
     }
 
-    /// Usernames and passwords of the demo users seeded at this start (empty
-    /// unless `--demo` seeded an empty database).
-    pub fn demo_users(&self) -> &[(String, String)] {
-        &self.demo_users
+    /// What `--demo` did at this start (`None` without `--demo`).
+    pub fn demo(&self) -> Option<DemoSeed> {
+        self.demo
     }
 
-    /// Serves until `shutdown` completes; in-flight requests finish first.
+    /// Serves until `shutdown` completes; requests in flight then get
+    /// [`HttpSettings::shutdown_grace`] to finish. Every request carries the
+    /// client's address as `ConnectInfo<SocketAddr>` (the login throttle's key).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let router = crate::api::router(self.state.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let router = crate::serving::with_layers(
+            crate::api::router(self.state.clone()),
+            &self.http,
+            self.state.metrics.clone(),
+        );
+        crate::serving::serve(self.listener, router, self.http, shutdown).await;
         self.state.store.close().await;
         Ok(())
     }

@@ -3,11 +3,12 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use gatehouse_core::authz::Principal;
+use gatehouse_store::tokens::{self, TokenUse};
 use gatehouse_store::{Ctx, users};
 use rand::RngCore;
 use sha2::{Digest as _, Sha256};
@@ -110,19 +111,41 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-pub async fn principal_for_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+/// A caller authenticated by a token, and that token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub token: TokenUse,
+}
+
+/// The caller behind a bearer token that is neither revoked nor expired, of
+/// an enabled user. Writes down the token's use at most once a minute.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let now = state.clock.now();
     let mut conn = state.store.conn().await?;
-    let creds = gatehouse_store::tokens::authenticate(&mut conn, &token_hash(token)).await?;
-    match creds {
-        Some(c) if !c.user.disabled => Ok(Principal {
-            username: c.user.username,
-            is_admin: c.user.is_admin,
-        }),
+    let found = tokens::authenticate(&mut conn, &token_hash(token), now).await?;
+    drop(conn);
+    match found {
+        Some((c, t)) if !c.user.disabled => {
+            if t.worth_recording(now)
+                && let Err(e) = tokens::record_use(&state.store, t.id, now).await
+            {
+                // Bookkeeping only: the request goes on.
+                tracing::warn!(error = %e, token = t.id, "cannot record a token's use");
+            }
+            Ok(Caller {
+                principal: Principal {
+                    username: c.user.username,
+                    is_admin: c.user.is_admin,
+                },
+                token: t,
+            })
+        }
         Some(_) => Err(ApiError::unauthenticated(
             "the user of this token is disabled",
         )),
         None => Err(ApiError::unauthenticated(
-            "the token is invalid or has been revoked",
+            "the token is invalid, expired or revoked",
         )),
     }
 }
@@ -135,7 +158,7 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
-            Some(token) => Ok(Auth(principal_for_token(state, token).await?)),
+            Some(token) => Ok(Auth(authenticate(state, token).await?.principal)),
             None => Err(ApiError::unauthenticated(
                 "this endpoint needs a token: 'Authorization: Bearer <token>' (get one with POST /api/v1/tokens)",
             )),
@@ -145,7 +168,7 @@ impl FromRequestParts<AppState> for Auth {
 
 /// Optional authentication, for the one endpoint that also accepts a password.
 #[derive(Debug, Clone)]
-pub struct MaybeAuth(pub Option<Principal>);
+pub struct MaybeAuth(pub Option<Caller>);
 
 impl FromRequestParts<AppState> for MaybeAuth {
     type Rejection = ApiError;
@@ -155,9 +178,27 @@ impl FromRequestParts<AppState> for MaybeAuth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
-            Some(token) => Ok(MaybeAuth(Some(principal_for_token(state, token).await?))),
+            Some(token) => Ok(MaybeAuth(Some(authenticate(state, token).await?))),
             None => Ok(MaybeAuth(None)),
         }
+    }
+}
+
+/// The client's address, when the server was started with connection info
+/// (it always is; a router built without it, as in unit tests, has none).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 
@@ -211,7 +252,7 @@ pub async fn bootstrap(
         Some(p) => (p.clone(), Bootstrap::AdminFromSettings),
         None if demo => (
             Secret::new(crate::demo::ADMIN_PASSWORD),
-            Bootstrap::AdminFromSettings,
+            Bootstrap::AdminDemo,
         ),
         None => {
             let p = Secret::new(random_b64(18));

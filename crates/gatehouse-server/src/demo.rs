@@ -36,15 +36,25 @@ fn password_of(user: &str) -> String {
     format!("demo-{user}")
 }
 
-/// The demo users and their passwords, admin first.
+/// The demo users the demo seeds and their passwords. Not `admin`: it is
+/// created by the bootstrap, with [`ADMIN_PASSWORD`] only when no other
+/// password was given.
 pub fn credentials() -> Vec<(String, String)> {
-    let mut v = vec![("admin".to_owned(), ADMIN_PASSWORD.to_owned())];
-    v.extend(
-        PEOPLE
-            .iter()
-            .map(|(u, _, _)| ((*u).to_owned(), password_of(u))),
-    );
-    v
+    PEOPLE
+        .iter()
+        .map(|(u, _, _)| ((*u).to_owned(), password_of(u)))
+        .collect()
+}
+
+/// What `--demo` found and did at a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoSeed {
+    /// Seeded now into an empty inventory.
+    Seeded,
+    /// Seeded at an earlier start (the demo users exist); nothing changed.
+    AlreadySeeded,
+    /// The inventory holds other content: nothing seeded.
+    NotEmpty,
 }
 
 fn key<T>(r: Result<T, gatehouse_core::InvalidInput>) -> Result<T, StartError> {
@@ -78,8 +88,7 @@ type DemoModel = (
 );
 
 /// Seeds the demo organisation unless the inventory already has content.
-/// Returns the demo credentials in either case.
-pub async fn seed(state: &AppState) -> Result<Vec<(String, String)>, StartError> {
+pub async fn seed(state: &AppState) -> Result<DemoSeed, StartError> {
     let mut conn = state.store.conn().await?;
     let has_projects = !projects::list(
         &mut conn,
@@ -94,9 +103,9 @@ pub async fn seed(state: &AppState) -> Result<Vec<(String, String)>, StartError>
     if has_projects || has_people {
         tracing::info!("demo data not seeded: the inventory is not empty");
         return Ok(if has_people {
-            credentials()
+            DemoSeed::AlreadySeeded
         } else {
-            Vec::new()
+            DemoSeed::NotEmpty
         });
     }
     seed_all(state).await.map_err(|e| match e {
@@ -104,7 +113,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<(String, String)>, StartError>
         SeedError::Start(s) => s,
     })?;
     tracing::info!("demo organisation seeded");
-    Ok(credentials())
+    Ok(DemoSeed::Seeded)
 }
 
 enum SeedError {

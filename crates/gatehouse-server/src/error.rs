@@ -20,7 +20,7 @@ pub struct Problem {
     /// Stable machine-readable code: invalid_input, unauthenticated, forbidden,
     /// not_found, method_not_allowed, conflict, signoff_locked, promotion_order,
     /// checks_failed, confirmation_required, deployment_blocked, stale_revision,
-    /// unavailable, internal.
+    /// rate_limited, unavailable, internal.
     pub code: String,
     pub detail: String,
     /// The request field the problem is about, when there is one.
@@ -34,6 +34,8 @@ pub struct ApiError {
     pub status: Option<u16>,
     pub detail: String,
     pub field: Option<String>,
+    /// Seconds for a `Retry-After` header (`rate_limited`).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -45,6 +47,7 @@ impl ApiError {
             status: None,
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl ApiError {
                 format!("{field}: {detail}")
             },
             field: (!field.is_empty()).then_some(field),
+            retry_after: None,
         }
     }
 
@@ -80,6 +84,13 @@ impl ApiError {
             ErrorCode::Internal,
             "the server failed to complete the request; the cause is in its log",
         )
+    }
+
+    /// 429 `rate_limited`, to be retried after `seconds`.
+    pub fn rate_limited(detail: impl Into<String>, seconds: u64) -> Self {
+        let mut e = Self::new(ErrorCode::RateLimited, detail);
+        e.retry_after = Some(seconds);
+        e
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
@@ -110,6 +121,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         res
     }
 }

@@ -2,6 +2,7 @@
 //! authorisation, OpenAPI document, health and metrics. Handlers parse and
 //! authorise, then call the store; they decide no policy themselves.
 
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod audit_key;
@@ -10,6 +11,8 @@ pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod serving;
 
 pub use app::{Application, Settings, StartError};
 pub use clock::Clock;
+pub use serving::HttpSettings;

@@ -7,8 +7,6 @@
 //! attempt writes an audit event: a refused one in a transaction of its own
 //! that holds nothing else, see [`Attempt`].
 
-use std::collections::BTreeSet;
-
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::{self, OwnRight, Principal};
 use gatehouse_core::gate::{
@@ -93,12 +91,34 @@ fn grant_from_row(r: &AnyRow) -> Result<Grant> {
     })
 }
 
-pub async fn list_grants(conn: &mut AnyConnection, project: &str) -> Result<Vec<Grant>> {
+/// A project's deploy grants, oldest first, by id.
+pub async fn list_grants(
+    conn: &mut AnyConnection,
+    project: &str,
+    page: &PageRequest,
+) -> Result<Page<Grant>> {
     let p = projects::load(conn, project).await?;
     let rows = sqlx::query(sqlf!(
-        "{GRANT_SELECT} WHERE g.project_id = $1 ORDER BY g.id"
+        "{GRANT_SELECT} WHERE g.project_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3"
     ))
     .bind(p.id)
+    .bind(page.after_id()?.unwrap_or(0))
+    .bind(page.fetch())
+    .fetch_all(conn)
+    .await?;
+    let items = rows
+        .iter()
+        .map(grant_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, page, |g| g.id.to_string()))
+}
+
+/// Every deploy grant given to a group, by project key and id.
+pub(crate) async fn grants_of_group(conn: &mut AnyConnection, group_id: i64) -> Result<Vec<Grant>> {
+    let rows = sqlx::query(sqlf!(
+        "{GRANT_SELECT} WHERE g.group_id = $1 ORDER BY p.key, g.id"
+    ))
+    .bind(group_id)
     .fetch_all(conn)
     .await?;
     rows.iter().map(grant_from_row).collect()
@@ -236,22 +256,32 @@ pub async fn remove_grant(
 ) -> Result<()> {
     let p = projects::load(tx.conn(), project).await?;
     let grant = get_grant(tx.conn(), p.id, id).await?;
+    delete_grant(tx, ctx, &grant, None).await
+}
+
+/// Deletes a grant with its `deploy_grant.delete` event (and the reason, when
+/// the system removes it).
+pub(crate) async fn delete_grant(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    grant: &Grant,
+    reason: Option<&str>,
+) -> Result<()> {
     sqlx::query("DELETE FROM deploy_grants WHERE id = $1")
-        .bind(id)
+        .bind(grant.id)
         .execute(tx.conn())
         .await?;
-    record(
-        tx,
-        ctx,
-        NewAuditEvent::new(
-            ctx.actor_name(),
-            "deploy_grant.delete",
-            format!("project:{project}"),
-        )
-        .project(project)
-        .before(json!(grant)),
+    let mut ev = NewAuditEvent::new(
+        ctx.actor_name(),
+        "deploy_grant.delete",
+        format!("project:{}", grant.project),
     )
-    .await?;
+    .project(&grant.project)
+    .before(json!(grant));
+    if let Some(r) = reason {
+        ev = ev.detail("reason", json!(r));
+    }
+    record(tx, ctx, ev).await?;
     Ok(())
 }
 
@@ -1192,17 +1222,22 @@ fn parse_stored_subject(text: &str) -> Result<Subject> {
 // Emergency reviews
 // ---------------------------------------------------------------------------
 
+/// Emergency reviews, newest first, by id; of one state if given.
 pub async fn list_emergency(
     conn: &mut AnyConnection,
     state: Option<EmergencyState>,
-) -> Result<Vec<EmergencyReview>> {
+    page: &PageRequest,
+) -> Result<Page<EmergencyReview>> {
     let rows = sqlx::query(sqlf!(
-        "{ER_SELECT} WHERE ($1 IS NULL OR e.state = $1) ORDER BY e.id DESC"
+        "{ER_SELECT} WHERE ($1 IS NULL OR e.state = $1) AND e.id < $2 ORDER BY e.id DESC LIMIT $3"
     ))
     .bind(state.map(|s| s.as_str()))
+    .bind(page.after_id()?.unwrap_or(i64::MAX))
+    .bind(page.fetch())
     .fetch_all(conn)
     .await?;
-    rows.iter().map(er_from_row).collect()
+    let items = rows.iter().map(er_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, page, |e| e.id.to_string()))
 }
 
 pub async fn get_emergency(conn: &mut AnyConnection, id: i64) -> Result<EmergencyReview> {
@@ -1395,96 +1430,140 @@ pub struct InventoryFilter {
     pub stage: Option<Stage>,
 }
 
+/// Candidate subjects of the inventory read per statement: at least a page,
+/// more when filters in Rust may drop some.
+const INVENTORY_BATCH: i64 = 100;
+
 /// One row per model version and bundle that is live somewhere, in review,
 /// or has an open emergency review; by subject.
+///
+/// Paged in SQL: the subjects after the cursor are read in keyset batches,
+/// already filtered by project, infrastructure stage and (but for
+/// `not_started`, which also means "a configured stage without a sign-off
+/// yet") sign-off state, and rows are built only until the page is full.
 pub async fn inventory(
     conn: &mut AnyConnection,
     f: &InventoryFilter,
     page: &PageRequest,
     now: Timestamp,
 ) -> Result<Page<InventoryRow>> {
-    let after = page.after.clone().unwrap_or_default();
-    let subjects: Vec<String> = sqlx::query_scalar(
-        "SELECT subject FROM deployments WHERE live = 1 AND subject > $1 \
-         UNION SELECT subject FROM signoffs WHERE state = 'in_review' AND subject > $1 \
-         UNION SELECT subject FROM emergency_reviews WHERE state = 'open' AND subject > $1 \
-         ORDER BY 1",
-    )
-    .bind(&after)
-    .fetch_all(&mut *conn)
-    .await?;
-    let subjects: BTreeSet<String> = subjects.into_iter().collect();
+    let mut after = page.after.clone().unwrap_or_default();
+    let batch = page.fetch().max(INVENTORY_BATCH);
+    let state = f
+        .state
+        .filter(|s| *s != SignoffState::NotStarted)
+        .map(|s| s.as_str());
     let mut items = Vec::new();
-    for text in subjects {
-        if items.len() as i64 > page.limit {
-            break;
-        }
-        let Ok(subject) = text.parse::<Subject>() else {
-            continue;
-        };
-        let project = subject.project().to_string();
-        if f.project.as_ref().is_some_and(|p| *p != project) {
-            continue;
-        }
-        let row = sqlx::query("SELECT risk_tier FROM projects WHERE key = $1")
-            .bind(&project)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(row) = row else { continue };
-        let tier = RiskTier::new(row.try_get("risk_tier")?)?;
-        let governance = signoffs::governance_by_text(conn, &project, &text, "system", now).await?;
-        if let Some(s) = f.state
-            && !governance.iter().any(|g| g.state == s)
-        {
-            continue;
-        }
-        let rows = sqlx::query(
-            "SELECT d.id, i.name, i.stage, d.slot, d.deployed_at, d.deployed_by, d.kind, d.checked_stage \
-             FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
-             WHERE d.subject = $1 AND d.live = 1 ORDER BY i.name, d.slot",
+    'scan: loop {
+        let subjects: Vec<String> = sqlx::query_scalar(
+            "SELECT x.subject FROM ( \
+               SELECT subject, project_id FROM deployments WHERE live = 1 \
+               UNION SELECT subject, project_id FROM signoffs WHERE state = 'in_review' \
+               UNION SELECT subject, project_id FROM emergency_reviews WHERE state = 'open') x \
+             JOIN projects p ON p.id = x.project_id \
+             WHERE x.subject > $1 AND ($2 IS NULL OR p.key = $2) \
+             AND ($3 IS NULL OR EXISTS (SELECT 1 FROM deployments d \
+                  JOIN infrastructures i ON i.id = d.infra_id \
+                  WHERE d.subject = x.subject AND d.live = 1 AND i.stage = $3)) \
+             AND ($4 IS NULL OR EXISTS (SELECT 1 FROM signoffs s \
+                  WHERE s.subject = x.subject AND s.state = $4)) \
+             ORDER BY x.subject LIMIT $5",
         )
-        .bind(&text)
+        .bind(&after)
+        .bind(f.project.as_deref())
+        .bind(f.stage.map(|s| s.as_str()))
+        .bind(state)
+        .bind(batch)
         .fetch_all(&mut *conn)
         .await?;
-        let mut live = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let checked =
-                Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
-            live.push(LiveAt {
-                infrastructure: r.try_get("name")?,
-                slot: r.try_get("slot")?,
-                stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
-                deployment_id: r.try_get("id")?,
-                since: Timestamp::from_micros(r.try_get("deployed_at")?),
-                by: r.try_get("deployed_by")?,
-                still_approved: signoffs::approved_now(conn, &text, checked, tier, now).await?,
-                break_glass: r.try_get::<String, _>("kind")? == "break_glass",
-            });
+        let read = subjects.len() as i64;
+        for text in subjects {
+            if let Some(row) = inventory_row(conn, f, &text, now).await? {
+                items.push(row);
+                if items.len() as i64 > page.limit {
+                    break 'scan;
+                }
+            }
+            after = text;
         }
-        if let Some(st) = f.stage
-            && !live.iter().any(|l| l.stage == st)
-        {
-            continue;
+        if read < batch {
+            break;
         }
-        let open: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM emergency_reviews WHERE subject = $1 AND state = 'open'",
-        )
-        .bind(&text)
-        .fetch_one(&mut *conn)
-        .await?;
-        items.push(InventoryRow {
-            project,
-            risk_tier: tier,
-            kind: match subject {
-                Subject::Version { .. } => "version".into(),
-                Subject::Bundle { .. } => "bundle".into(),
-            },
-            in_review: governance.iter().any(|g| g.state == SignoffState::InReview),
-            governance,
-            live,
-            subject: text,
-            open_emergency_reviews: open,
-        });
     }
     Ok(Page::from_rows(items, page, |r| r.subject.clone()))
+}
+
+/// The inventory row of one subject, if it passes the filter.
+async fn inventory_row(
+    conn: &mut AnyConnection,
+    f: &InventoryFilter,
+    text: &str,
+    now: Timestamp,
+) -> Result<Option<InventoryRow>> {
+    let Ok(subject) = text.parse::<Subject>() else {
+        return Ok(None);
+    };
+    let project = subject.project().to_string();
+    if f.project.as_ref().is_some_and(|p| *p != project) {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT risk_tier FROM projects WHERE key = $1")
+        .bind(&project)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let tier = RiskTier::new(row.try_get("risk_tier")?)?;
+    let governance = signoffs::governance_by_text(conn, &project, text, "system", now).await?;
+    if let Some(s) = f.state
+        && !governance.iter().any(|g| g.state == s)
+    {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT d.id, i.name, i.stage, d.slot, d.deployed_at, d.deployed_by, d.kind, d.checked_stage \
+         FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
+         WHERE d.subject = $1 AND d.live = 1 ORDER BY i.name, d.slot",
+    )
+    .bind(text)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut live = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let checked =
+            Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
+        live.push(LiveAt {
+            infrastructure: r.try_get("name")?,
+            slot: r.try_get("slot")?,
+            stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
+            deployment_id: r.try_get("id")?,
+            since: Timestamp::from_micros(r.try_get("deployed_at")?),
+            by: r.try_get("deployed_by")?,
+            still_approved: signoffs::approved_now(conn, text, checked, tier, now).await?,
+            break_glass: r.try_get::<String, _>("kind")? == "break_glass",
+        });
+    }
+    if let Some(st) = f.stage
+        && !live.iter().any(|l| l.stage == st)
+    {
+        return Ok(None);
+    }
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM emergency_reviews WHERE subject = $1 AND state = 'open'",
+    )
+    .bind(text)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(InventoryRow {
+        project,
+        risk_tier: tier,
+        kind: match subject {
+            Subject::Version { .. } => "version".into(),
+            Subject::Bundle { .. } => "bundle".into(),
+        },
+        in_review: governance.iter().any(|g| g.state == SignoffState::InReview),
+        governance,
+        live,
+        subject: text.to_owned(),
+        open_emergency_reviews: open,
+    }))
 }

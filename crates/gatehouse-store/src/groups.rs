@@ -1,5 +1,7 @@
 //! Groups of users, and their memberships.
 
+use std::collections::BTreeMap;
+
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::AdminRight;
 use gatehouse_core::{GroupName, Timestamp, Username};
@@ -162,23 +164,71 @@ pub async fn update(
     Ok(after)
 }
 
+/// What deleting a group takes from one project: its deploy grants to the
+/// group and the group's place in reviewer roles.
+#[derive(Default)]
+struct ProjectLoss {
+    grants: Vec<crate::deployments::Grant>,
+    roles: Vec<String>,
+}
+
+/// Deletes a group with its memberships, its deploy grants and its place in
+/// reviewer roles. Besides `group.delete`, each project that lost something
+/// gets a `project.group_removed` event saying what (the grants as they were,
+/// the role names), so its owners see it in the project's trail.
 pub async fn delete(tx: &mut Tx, _: &AdminRight, ctx: &Ctx, name: &str) -> Result<()> {
     let (id, before) = load(tx.conn(), name).await?;
-    sqlx::query("DELETE FROM group_members WHERE group_id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    sqlx::query("DELETE FROM groups WHERE id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+    let mut losses: BTreeMap<String, ProjectLoss> = BTreeMap::new();
+    for g in crate::deployments::grants_of_group(tx.conn(), id).await? {
+        losses.entry(g.project.clone()).or_default().grants.push(g);
+    }
+    let roles = sqlx::query(
+        "SELECT p.key, r.name FROM project_role_groups rg JOIN project_roles r ON r.id = rg.role_id \
+         JOIN projects p ON p.id = r.project_id WHERE rg.group_id = $1 ORDER BY p.key, r.name",
+    )
+    .bind(id)
+    .fetch_all(tx.conn())
+    .await?;
+    for r in &roles {
+        let key: String = r.try_get("key")?;
+        losses
+            .entry(key)
+            .or_default()
+            .roles
+            .push(r.try_get("name")?);
+    }
+    for sql in [
+        "DELETE FROM deploy_grants WHERE group_id = $1",
+        "DELETE FROM project_role_groups WHERE group_id = $1",
+        "DELETE FROM group_members WHERE group_id = $1",
+        "DELETE FROM groups WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(tx.conn()).await?;
+    }
     record(
         tx,
         ctx,
         NewAuditEvent::new(ctx.actor_name(), "group.delete", format!("group:{name}"))
+            .detail("projects", json!(losses.keys().collect::<Vec<_>>()))
             .before(json!(before)),
     )
     .await?;
+    for (key, loss) in losses {
+        record(
+            tx,
+            ctx,
+            NewAuditEvent::new(
+                ctx.actor_name(),
+                "project.group_removed",
+                format!("project:{key}"),
+            )
+            .project(&key)
+            .detail("group", json!(name))
+            .detail("deploy_grants_removed", json!(loss.grants))
+            .detail("removed_from_roles", json!(loss.roles)),
+        )
+        .await?;
+    }
     Ok(())
 }
 

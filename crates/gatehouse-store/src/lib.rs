@@ -298,6 +298,26 @@ pub(crate) fn from_json_text<T: serde::de::DeserializeOwned + Default>(s: &str) 
     serde_json::from_str(s).unwrap_or_default()
 }
 
+/// The pattern of a `q=` filter, for `LOWER(column) LIKE $n ESCAPE '\'`: the
+/// lower-cased text anywhere in the column, its `%`, `_` and `\` matching
+/// themselves. A text over `limits::QUERY_TEXT_MAX` characters is refused.
+pub(crate) fn contains_pattern(q: &str) -> Result<String> {
+    gatehouse_core::limits::check_query_text("q", q)?;
+    Ok(format!("%{}%", like_escape(&q.to_lowercase())))
+}
+
+/// `s` for a `LIKE … ESCAPE '\'` pattern: its `%`, `_` and `\` match themselves.
+pub(crate) fn like_escape(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +330,15 @@ mod tests {
             Backend::Postgres
         );
         assert!(Backend::from_url("mysql://x").is_err());
+    }
+
+    #[test]
+    fn query_patterns_match_literally() {
+        assert_eq!(contains_pattern("Ab").unwrap(), "%ab%");
+        assert_eq!(contains_pattern("_").unwrap(), "%\\_%");
+        assert_eq!(contains_pattern("50%").unwrap(), "%50\\%%");
+        assert_eq!(contains_pattern("a\\b").unwrap(), "%a\\\\b%");
+        assert!(contains_pattern(&"x".repeat(257)).is_err());
     }
 
     #[test]

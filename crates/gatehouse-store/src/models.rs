@@ -86,9 +86,9 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<Model>> {
     projects::load(conn, project).await?;
-    let q = q.map(|q| format!("%{}%", q.to_lowercase()));
+    let q = q.map(crate::contains_pattern).transpose()?;
     let rows = sqlx::query(sqlf!(
-        "{SELECT} WHERE p.key = $1 AND m.name > $2 AND ($3 IS NULL OR LOWER(m.name) LIKE $3) ORDER BY m.name LIMIT $4"
+        "{SELECT} WHERE p.key = $1 AND m.name > $2 AND ($3 IS NULL OR LOWER(m.name) LIKE $3 ESCAPE '\\') ORDER BY m.name LIMIT $4"
     ))
     .bind(project)
     .bind(page.after.as_deref().unwrap_or(""))

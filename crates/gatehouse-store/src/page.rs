@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::StoreError;
+
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 500;
 
@@ -20,6 +22,22 @@ impl PageRequest {
     /// Rows to fetch: one more than the page, to know whether another follows.
     pub(crate) fn fetch(&self) -> i64 {
         self.limit + 1
+    }
+
+    /// The cursor of a list keyed by an integer id; any other text is bad
+    /// input naming `cursor`.
+    pub(crate) fn after_id(&self) -> Result<Option<i64>, StoreError> {
+        self.after
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    StoreError::Invalid(gatehouse_core::InvalidInput::new(
+                        "cursor",
+                        "is not a cursor of this list",
+                    ))
+                })
+            })
+            .transpose()
     }
 }
 

@@ -133,11 +133,11 @@ pub async fn list(
     f: &ProjectFilter,
     page: &PageRequest,
 ) -> Result<Page<Project>> {
-    let q = f.q.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
+    let q = f.q.as_deref().map(crate::contains_pattern).transpose()?;
     let rows = sqlx::query(sqlf!(
         "SELECT {COLS} FROM projects p WHERE key > $1 AND ($2 IS NULL OR risk_tier = $2) \
          AND archived = $3 \
-         AND ($4 IS NULL OR LOWER(key) LIKE $4 OR LOWER(name) LIKE $4) \
+         AND ($4 IS NULL OR LOWER(key) LIKE $4 ESCAPE '\\' OR LOWER(name) LIKE $4 ESCAPE '\\') \
          AND ($5 IS NULL OR EXISTS (SELECT 1 FROM project_members m JOIN users u ON u.id = m.user_id \
               WHERE m.project_id = p.id AND u.username = $5)) \
          ORDER BY key LIMIT $6"

@@ -26,7 +26,10 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use crate::audit::record;
-use crate::{Backend, Ctx, Result, StoreError, Tx, bundles, projects, roles, users, versions};
+use crate::{
+    Backend, Ctx, Page, PageRequest, Result, StoreError, Tx, bundles, projects, roles, users,
+    versions,
+};
 
 // ---------------------------------------------------------------------------
 // Configuration: sign-off stages and reviewer slots
@@ -1232,72 +1235,115 @@ pub struct PendingReview {
     pub slots: Vec<PendingSlot>,
 }
 
+/// Running reviews read per statement by [`pending`]: at least a page.
+const PENDING_BATCH: i64 = 100;
+
 /// What waits on `user`: running reviews where they hold an unanswered feedback
-/// slot or the final approval slot, as assignee or delegate.
-pub async fn pending(conn: &mut AnyConnection, user: &Username) -> Result<Vec<PendingReview>> {
-    let rows = sqlx::query(
-        "SELECT s.project_id, s.subject, s.stage, s.doc, p.key, p.risk_tier, \
-         COALESCE(c.separation_of_duties, 1) AS sod \
-         FROM signoffs s JOIN projects p ON p.id = s.project_id \
-         LEFT JOIN signoff_config c ON c.project_id = s.project_id \
-         WHERE s.state = 'in_review' ORDER BY s.id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+/// slot or the final approval slot, as assignee or delegate; by sign-off id.
+///
+/// Paged in SQL: only running reviews that can concern the user are read
+/// (those whose stored sign-off names them, as a slot's user, a delegate or a
+/// role member then, and those of projects where they are in a reviewer role
+/// now), in keyset batches after the cursor, until the page is full.
+pub async fn pending(
+    conn: &mut AnyConnection,
+    user: &Username,
+    page: &PageRequest,
+) -> Result<Page<PendingReview>> {
+    let mut after = page.after_id()?.unwrap_or(0);
+    let batch = page.fetch().max(PENDING_BATCH);
+    // Usernames need no JSON escaping: `"alice"` is how the document names alice.
+    let named = format!("%\"{}\"%", crate::like_escape(user.as_str()));
     let mut members_cache: BTreeMap<i64, BTreeMap<String, BTreeSet<Username>>> = BTreeMap::new();
-    let mut out = Vec::new();
-    for r in &rows {
-        let project_id: i64 = r.try_get("project_id")?;
-        let mut s = parse_doc(&r.try_get::<String, _>("doc")?)?;
-        if let std::collections::btree_map::Entry::Vacant(e) = members_cache.entry(project_id) {
-            e.insert(roles::members_by_role(conn, project_id).await?);
+    let mut out: Vec<(i64, PendingReview)> = Vec::new();
+    'scan: loop {
+        let rows = sqlx::query(
+            "SELECT s.id, s.project_id, s.subject, s.stage, s.doc, p.key, p.risk_tier, \
+             COALESCE(c.separation_of_duties, 1) AS sod \
+             FROM signoffs s JOIN projects p ON p.id = s.project_id \
+             LEFT JOIN signoff_config c ON c.project_id = s.project_id \
+             WHERE s.state = 'in_review' AND s.id > $1 \
+             AND (s.doc LIKE $2 ESCAPE '\\' OR s.project_id IN ( \
+                  SELECT r.project_id FROM project_roles r \
+                  JOIN project_role_users ru ON ru.role_id = r.id \
+                  JOIN users u ON u.id = ru.user_id WHERE u.username = $3 \
+                  UNION SELECT r.project_id FROM project_roles r \
+                  JOIN project_role_groups rg ON rg.role_id = r.id \
+                  JOIN group_members gm ON gm.group_id = rg.group_id \
+                  JOIN users u ON u.id = gm.user_id WHERE u.username = $3)) \
+             ORDER BY s.id LIMIT $4",
+        )
+        .bind(after)
+        .bind(&named)
+        .bind(user.as_str())
+        .bind(batch)
+        .fetch_all(&mut *conn)
+        .await?;
+        let read = rows.len() as i64;
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            after = id;
+            let project_id: i64 = r.try_get("project_id")?;
+            let mut s = parse_doc(&r.try_get::<String, _>("doc")?)?;
+            if let std::collections::btree_map::Entry::Vacant(e) = members_cache.entry(project_id) {
+                e.insert(roles::members_by_role(conn, project_id).await?);
+            }
+            let members = &members_cache[&project_id];
+            s.set_role_members(|role| members.get(role).cloned().unwrap_or_default());
+            let subject_text: String = r.try_get("subject")?;
+            if subject_text.starts_with("bundle:")
+                && let Ok(subject) = subject_text.parse::<Subject>()
+            {
+                s.set_component_creators(component_creators(conn, &subject).await?);
+            }
+            let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+            let sod = so::separation_of_duties(tier, r.try_get::<i64, _>("sod")? != 0);
+            let ids = s.pending_for(user, sod);
+            if ids.is_empty() {
+                continue;
+            }
+            let Some(stage) = Stage::parse(&r.try_get::<String, _>("stage")?) else {
+                continue;
+            };
+            let request = s.current.request.as_ref();
+            out.push((
+                id,
+                PendingReview {
+                    subject: subject_text,
+                    project: r.try_get("key")?,
+                    stage,
+                    cycle: s.cycle(),
+                    revision: s.revision,
+                    requested_by: request.map(|r| r.by.to_string()),
+                    requested_at: request.map(|r| r.at),
+                    slots: ids
+                        .iter()
+                        .filter_map(|id| s.slot(*id))
+                        .map(|slot| PendingSlot {
+                            id: slot.id().0,
+                            kind: slot.kind(),
+                            via: if slot.delegate.as_ref() == Some(user) {
+                                "delegate".into()
+                            } else {
+                                "assignee".into()
+                            },
+                            role: match &slot.spec.assignee {
+                                Assignee::Role { role, .. } => Some(role.clone()),
+                                Assignee::User { .. } => None,
+                            },
+                        })
+                        .collect(),
+                },
+            ));
+            if out.len() as i64 > page.limit {
+                break 'scan;
+            }
         }
-        let members = &members_cache[&project_id];
-        s.set_role_members(|role| members.get(role).cloned().unwrap_or_default());
-        let subject_text: String = r.try_get("subject")?;
-        if subject_text.starts_with("bundle:")
-            && let Ok(subject) = subject_text.parse::<Subject>()
-        {
-            s.set_component_creators(component_creators(conn, &subject).await?);
+        if read < batch {
+            break;
         }
-        let tier = RiskTier::new(r.try_get("risk_tier")?)?;
-        let sod = so::separation_of_duties(tier, r.try_get::<i64, _>("sod")? != 0);
-        let ids = s.pending_for(user, sod);
-        if ids.is_empty() {
-            continue;
-        }
-        let Some(stage) = Stage::parse(&r.try_get::<String, _>("stage")?) else {
-            continue;
-        };
-        let request = s.current.request.as_ref();
-        out.push(PendingReview {
-            subject: r.try_get("subject")?,
-            project: r.try_get("key")?,
-            stage,
-            cycle: s.cycle(),
-            revision: s.revision,
-            requested_by: request.map(|r| r.by.to_string()),
-            requested_at: request.map(|r| r.at),
-            slots: ids
-                .iter()
-                .filter_map(|id| s.slot(*id))
-                .map(|slot| PendingSlot {
-                    id: slot.id().0,
-                    kind: slot.kind(),
-                    via: if slot.delegate.as_ref() == Some(user) {
-                        "delegate".into()
-                    } else {
-                        "assignee".into()
-                    },
-                    role: match &slot.spec.assignee {
-                        Assignee::Role { role, .. } => Some(role.clone()),
-                        Assignee::User { .. } => None,
-                    },
-                })
-                .collect(),
-        });
     }
-    Ok(out)
+    Ok(Page::from_rows(out, page, |(id, _)| id.to_string()).map(|(_, r)| r))
 }
 
 /// The sign-off an infrastructure of `infra_stage` checks for a subject

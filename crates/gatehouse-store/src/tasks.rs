@@ -4,13 +4,9 @@
 //! start afterwards runs the task and deletes the row in one transaction, so
 //! it runs once even with several replicas starting together.
 
-use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::Principal;
 use gatehouse_core::{Timestamp, Username};
-use serde_json::json;
-use sqlx::Row;
 
-use crate::audit::record;
 use crate::{Ctx, Result, Store};
 
 /// Runs every pending task; returns the names of those it ran.
@@ -53,35 +49,19 @@ pub async fn run_pending(store: &Store, now: Timestamp) -> Result<Vec<String>> {
 /// Emergency (break-glass) grants are for administrators to give; those that
 /// project owners gave before that rule are removed, each on the record.
 async fn revoke_emergency_grants_not_by_admins(tx: &mut crate::Tx, ctx: &Ctx) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT g.id, p.key FROM deploy_grants g JOIN projects p ON p.id = g.project_id \
-         WHERE g.emergency = 1 AND NOT EXISTS \
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT g.id FROM deploy_grants g WHERE g.emergency = 1 AND NOT EXISTS \
          (SELECT 1 FROM users u WHERE u.username = g.created_by AND u.is_admin = 1) ORDER BY g.id",
     )
     .fetch_all(tx.conn())
     .await?;
-    for r in &rows {
-        let id: i64 = r.try_get("id")?;
-        let project: String = r.try_get("key")?;
+    for id in ids {
         let grant = crate::deployments::grant_by_id(tx.conn(), id).await?;
-        sqlx::query("DELETE FROM deploy_grants WHERE id = $1")
-            .bind(id)
-            .execute(tx.conn())
-            .await?;
-        record(
+        crate::deployments::delete_grant(
             tx,
             ctx,
-            NewAuditEvent::new(
-                ctx.actor_name(),
-                "deploy_grant.delete",
-                format!("project:{project}"),
-            )
-            .project(&project)
-            .before(json!(grant))
-            .detail(
-                "reason",
-                json!("emergency grants are given by administrators only; this one was not"),
-            ),
+            &grant,
+            Some("emergency grants are given by administrators only; this one was not"),
         )
         .await?;
     }

@@ -127,10 +127,11 @@ pub async fn list(
     f: &UserFilter,
     page: &PageRequest,
 ) -> Result<Page<User>> {
-    let q = f.q.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
+    let q = f.q.as_deref().map(crate::contains_pattern).transpose()?;
     let rows = sqlx::query(sqlf!(
         "SELECT {COLS} FROM users WHERE username > $1 \
-         AND ($2 IS NULL OR LOWER(username) LIKE $2 OR LOWER(display_name) LIKE $2) \
+         AND ($2 IS NULL OR LOWER(username) LIKE $2 ESCAPE '\\' \
+              OR LOWER(display_name) LIKE $2 ESCAPE '\\') \
          AND ($3 IS NULL OR is_admin = $3) AND ($4 IS NULL OR disabled = $4) \
          AND ($6 IS NULL OR is_auditor = $6) AND ($7 IS NULL OR is_risk_officer = $7) \
          ORDER BY username LIMIT $5"
@@ -265,19 +266,71 @@ pub async fn update(
     .execute(tx.conn())
     .await?;
     let after = get(tx.conn(), username).await?;
-    let action = if patch.disabled == Some(true) && !before.disabled {
+    let disables = patch.disabled == Some(true) && !before.disabled;
+    let action = if disables {
         "user.disable"
     } else {
         "user.update"
     };
+    let mut event = NewAuditEvent::new(ctx.actor_name(), action, format!("user:{username}"))
+        .before(json!(before))
+        .after(json!(after))
+        .detail("password_changed", json!(patch.password_hash.is_some()));
+    // A new password or a disabled account ends every session: re-enabling
+    // the user later revives none of their tokens.
+    if disables || patch.password_hash.is_some() {
+        let user_id = id_of(tx.conn(), username).await?;
+        let revoked = crate::tokens::revoke_all_of(tx, user_id, ctx.now).await?;
+        event = event.detail("tokens_revoked", json!(revoked));
+    }
+    record(tx, ctx, event).await?;
+    Ok(after)
+}
+
+/// Why a password check of an existing user failed (never the password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    WrongPassword,
+    /// The account has no password: it uses tokens an administrator issues.
+    NoPassword,
+    /// The password was right, but the user is disabled.
+    Disabled,
+}
+
+impl LoginFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongPassword => "wrong_password",
+            Self::NoPassword => "no_password",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// Records a failed password check of an existing user, `auth.login_failed`
+/// on `user:NAME`, in a transaction of its own: why, from which address, and
+/// through which door (`login`, or `password_change` for a wrong current
+/// password). The actor is the caller (`anonymous` for a login).
+pub async fn record_login_failure(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    username: &Username,
+    reason: LoginFailure,
+    via: &str,
+    client: Option<&str>,
+) -> Result<()> {
     record(
         tx,
         ctx,
-        NewAuditEvent::new(ctx.actor_name(), action, format!("user:{username}"))
-            .before(json!(before))
-            .after(json!(after))
-            .detail("password_changed", json!(patch.password_hash.is_some())),
+        NewAuditEvent::new(
+            ctx.actor_name(),
+            "auth.login_failed",
+            format!("user:{username}"),
+        )
+        .detail("reason", json!(reason.as_str()))
+        .detail("via", json!(via))
+        .detail("client", json!(client)),
     )
     .await?;
-    Ok(after)
+    Ok(())
 }

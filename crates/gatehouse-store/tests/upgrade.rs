@@ -33,6 +33,10 @@ async fn fill_as_release_4(store: &Store) {
         "INSERT INTO deployments (id, infra_id, project_id, subject, kind, checked_stage, deployed_by, deployed_at, evidence, live, superseded_at) VALUES (1, 1, 1, 'version:FRAUD/fraud scorer 2/13', 'deploy', 'prod', 'mark', 10, '{}', 0, 20)",
         "INSERT INTO deployments (id, infra_id, project_id, subject, kind, checked_stage, deployed_by, deployed_at, evidence, live) VALUES (2, 1, 2, 'version:CHURN/churn-predictor/2', 'deploy', 'prod', 'mark', 20, '{}', 1)",
         "INSERT INTO deployments (id, infra_id, project_id, subject, kind, checked_stage, deployed_by, deployed_at, evidence, live) VALUES (3, 3, 1, 'bundle:FRAUD/fraud-v1.0', 'deploy', 'prod', 'mark', 30, '{}', 1)",
+        // A live API token and a revoked one (migration 0006 gives the live
+        // one an expiry 90 days after the migration).
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (1, 2, 'ci', 'h1', 1)",
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, revoked_at) VALUES (2, 2, 'old', 'h2', 1, 2)",
     ];
     for s in stmts {
         c.execute(s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
@@ -46,6 +50,24 @@ async fn upgrade_story(url: &str) {
 
     let store = Store::connect(url).await.unwrap();
     let mut c = store.conn().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let expiry: Vec<(i64, Option<i64>)> =
+        sqlx::query("SELECT id, expires_at FROM api_tokens ORDER BY id")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("id"), r.get("expires_at")))
+            .collect();
+    let in_90_days = now + 90 * 86_400_000_000;
+    assert!(
+        matches!(expiry[0], (1, Some(e)) if (e - in_90_days).abs() < 3_600_000_000),
+        "{expiry:?}"
+    );
+    assert_eq!(expiry[1], (2, None));
     let rows = sqlx::query("SELECT id, slot, live, superseded_at FROM deployments ORDER BY id")
         .fetch_all(&mut *c)
         .await

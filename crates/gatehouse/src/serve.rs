@@ -4,10 +4,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use gatehouse_server::accounts::{DEFAULT_TOKEN_TTL_DAYS, LoginLimits};
 use gatehouse_server::app::{Bootstrap, DEFAULT_CHECKPOINT_EVERY, Secret};
 use gatehouse_server::audit_key::{self, AuditKeySource};
+use gatehouse_server::demo::{self, DemoSeed};
+use gatehouse_server::serving::{self, HttpSettings};
 use gatehouse_server::{Application, Clock, Settings};
 use serde::Deserialize;
 
@@ -49,6 +53,31 @@ pub struct ServeArgs {
     /// Sign an audit checkpoint every N events (0: only on demand) [default: 1000]
     #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINT_EVERY", value_name = "N")]
     audit_checkpoint_every: Option<u32>,
+    /// Longest time a request may take; then it is answered 503 [default: 30]
+    #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT_SECS", value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_secs: Option<u64>,
+    /// Longest time a client may take to send a request's headers, or stay idle
+    /// between requests; then the connection is closed [default: 10]
+    #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT_SECS", value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_secs: Option<u64>,
+    /// Connections served at once; further ones wait to be accepted [default: 1024]
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// After SIGINT or SIGTERM, how long requests in flight may take before the
+    /// server stops [default: 10]
+    #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    shutdown_grace_secs: Option<u64>,
+    /// Clients reach the server over HTTPS (TLS ends in front of it): answers
+    /// carry Strict-Transport-Security
+    #[arg(long, env = "GATEHOUSE_BEHIND_TLS",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    behind_tls: bool,
+    /// Lifetime of new API tokens in days; callers may ask for less [default: 90]
+    #[arg(long, env = "GATEHOUSE_TOKEN_TTL_DAYS", value_name = "DAYS")]
+    token_ttl_days: Option<u32>,
 }
 
 /// `gatehouse.toml`: the same settings, lowest precedence.
@@ -62,6 +91,12 @@ struct FileConfig {
     demo: Option<bool>,
     audit_key_file: Option<PathBuf>,
     audit_checkpoint_every: Option<u32>,
+    token_ttl_days: Option<u32>,
+    request_timeout_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    max_connections: Option<u32>,
+    shutdown_grace_secs: Option<u64>,
+    behind_tls: Option<bool>,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -142,6 +177,31 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         (None, None, Some(path)) => AuditKeySource::File(path),
         (None, None, None) => AuditKeySource::Default,
     };
+    let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+        flag.or(file).map_or(default, Duration::from_secs)
+    };
+    let http = HttpSettings {
+        request_timeout: secs(
+            args.request_timeout_secs,
+            file.request_timeout_secs,
+            serving::DEFAULT_REQUEST_TIMEOUT,
+        ),
+        header_read_timeout: secs(
+            args.header_read_timeout_secs,
+            file.header_read_timeout_secs,
+            serving::DEFAULT_HEADER_READ_TIMEOUT,
+        ),
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(serving::DEFAULT_MAX_CONNECTIONS),
+        shutdown_grace: secs(
+            args.shutdown_grace_secs,
+            file.shutdown_grace_secs,
+            serving::DEFAULT_SHUTDOWN_GRACE,
+        ),
+        behind_tls: args.behind_tls || file.behind_tls.unwrap_or(false),
+    };
     let settings = Settings {
         bind,
         database_url: database_url.clone(),
@@ -157,6 +217,12 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .or(file.audit_checkpoint_every)
             .map(i64::from)
             .unwrap_or(DEFAULT_CHECKPOINT_EVERY),
+        http,
+        token_ttl_days: args
+            .token_ttl_days
+            .or(file.token_ttl_days)
+            .unwrap_or(DEFAULT_TOKEN_TTL_DAYS),
+        login_limits: LoginLimits::default(),
     };
     let app = match Application::build(settings).await {
         Ok(app) => app,
@@ -181,12 +247,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
         Bootstrap::AdminDemo | Bootstrap::Existing => {}
     }
-    if !app.demo_users().is_empty() {
-        println!("Demo organisation seeded. Demo users (username / password):");
-        for (u, p) in app.demo_users() {
-            println!("  {u:<8} {p}");
-        }
-    }
+    print_demo(&app);
     let addr = app.local_addr();
     tracing::info!(%addr, database = %gatehouse_store::redact_url(&database_url), "gatehouse listening");
     println!("Gatehouse listening on http://{addr}");
@@ -199,6 +260,34 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             eprintln!("error: server failed: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// What `--demo` did, with only the passwords that are true now.
+fn print_demo(app: &Application) {
+    match app.demo() {
+        Some(DemoSeed::Seeded) => {
+            println!("Demo organisation seeded. Demo users (username / password):");
+            match app.bootstrap() {
+                Bootstrap::AdminDemo => println!("  admin    {}", demo::ADMIN_PASSWORD),
+                Bootstrap::AdminFromSettings => {
+                    println!("  admin    (the password from GATEHOUSE_ADMIN_PASSWORD)")
+                }
+                Bootstrap::AdminGenerated(_) | Bootstrap::Existing => {
+                    println!("  admin    (its password is unchanged)")
+                }
+            }
+            for (u, p) in demo::credentials() {
+                println!("  {u:<8} {p}");
+            }
+        }
+        Some(DemoSeed::AlreadySeeded) => {
+            println!("Demo organisation already seeded at an earlier start; left as it is.")
+        }
+        Some(DemoSeed::NotEmpty) => {
+            println!("Demo organisation not seeded: the database already holds projects.")
+        }
+        None => {}
     }
 }
 

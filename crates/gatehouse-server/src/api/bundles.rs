@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::BundleTag;
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
+use gatehouse_core::limits::{BUNDLE_VERSIONS_MAX, Bounded};
 use gatehouse_store::bundles::{self, Bundle, BundleItem};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -26,8 +27,9 @@ pub struct CreateBundle {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub tag: BundleTag,
     pub description: Option<String>,
-    /// Model versions of this project; at least one.
-    pub versions: Vec<BundleItem>,
+    /// Model versions of this project; at least one, at most 100.
+    #[schema(value_type = Vec<BundleItem>, max_items = 100)]
+    pub versions: Bounded<BundleItem, BUNDLE_VERSIONS_MAX>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

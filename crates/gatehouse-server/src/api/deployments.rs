@@ -121,6 +121,10 @@ pub struct HistoryQuery {
 pub struct EmergencyQuery {
     /// `open`, `accepted` or `rollback_ordered`.
     pub state: Option<String>,
+    /// Items per page, 1–500 (default 100).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -161,17 +165,20 @@ async fn finish(tx: Tx, attempt: Attempt) -> ApiResult<Deployment> {
 
 /// List a project's deploy grants.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/deploy-grants", tag = "deployments",
-    params(("key" = String, Path)), responses((status = 200, body = PageOf<Grant>), Problems))]
+    params(("key" = String, Path), PageParams), responses((status = 200, body = PageOf<Grant>), Problems))]
 async fn list_grants(
     State(state): State<AppState>,
     _: Auth,
     ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<PageOf<Grant>>> {
+    let page = q.request()?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(PageOf {
-        items: deployments::list_grants(&mut conn, &key).await?,
-        next_cursor: None,
-    }))
+    Ok(Json(
+        deployments::list_grants(&mut conn, &key, &page)
+            .await?
+            .into(),
+    ))
 }
 
 /// Grant a user or group the right to deploy the project to an infrastructure
@@ -434,11 +441,17 @@ async fn list_emergency(
             ApiError::invalid("state", "use one of open, accepted, rollback_ordered")
         })?),
     };
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(PageOf {
-        items: deployments::list_emergency(&mut conn, st).await?,
-        next_cursor: None,
-    }))
+    Ok(Json(
+        deployments::list_emergency(&mut conn, st, &page)
+            .await?
+            .into(),
+    ))
 }
 
 /// One emergency review.

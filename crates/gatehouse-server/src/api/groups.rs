@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::authz;
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
+use gatehouse_core::limits::{Bounded, GROUP_MEMBERS_MAX};
 use gatehouse_core::{GroupName, Username};
 use gatehouse_store::groups::{self, Group};
 use serde::Deserialize;
@@ -25,8 +26,9 @@ pub struct CreateGroup {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: GroupName,
     pub description: Option<String>,
-    #[schema(value_type = Vec<String>)]
-    pub members: Option<Vec<Username>>,
+    /// At most 100; add more one at a time.
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub members: Option<Bounded<Username, GROUP_MEMBERS_MAX>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

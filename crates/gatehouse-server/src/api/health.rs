@@ -58,11 +58,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP gatehouse_http_server_errors_total HTTP requests answered with a 5xx status.\n\
          # TYPE gatehouse_http_server_errors_total counter\n\
          gatehouse_http_server_errors_total {}\n\
+         # HELP gatehouse_login_failures_total Failed password checks (logins and current passwords).\n\
+         # TYPE gatehouse_login_failures_total counter\n\
+         gatehouse_login_failures_total {}\n\
+         # HELP gatehouse_login_throttled_total Password checks refused with 429 after too many failures.\n\
+         # TYPE gatehouse_login_throttled_total counter\n\
+         gatehouse_login_throttled_total {}\n\
          # HELP gatehouse_build_info Build information.\n\
          # TYPE gatehouse_build_info gauge\n\
          gatehouse_build_info{{version=\"{}\"}} 1\n",
         m.requests.load(Ordering::Relaxed),
         m.errors_5xx.load(Ordering::Relaxed),
+        state.accounts.failures_total(),
+        state.accounts.throttled_total(),
         env!("CARGO_PKG_VERSION"),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)

@@ -1,22 +1,26 @@
 //! Tokens and the caller's identity.
 
+use std::net::IpAddr;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::Username;
 use gatehouse_core::authz::{self, Principal};
 use gatehouse_core::inventory::{DISPLAY_NAME_MAX, check_line};
-use gatehouse_store::tokens::{self, Token};
-use gatehouse_store::users::{self, User};
+use gatehouse_core::{Timestamp, Username};
+use gatehouse_store::tokens::{self, Token, TokenUse};
+use gatehouse_store::users::{self, Credentials, LoginFailure};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::users::UserView;
 use super::{PageOf, PageParams, Problems};
+use crate::accounts::{self, Throttled};
 use crate::app::AppState;
-use crate::auth::{self, Auth, MaybeAuth};
+use crate::auth::{self, Auth, ClientAddr, MaybeAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -28,6 +32,54 @@ pub struct CreateToken {
     /// With `password`: log in without a token.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Days until the token expires: 1 up to the server's token lifetime
+    /// (90 by default), which is also the default. Administrators may ask for
+    /// more, or for `"never"`. A token minted with a token never outlives it.
+    pub expires_in_days: Option<ExpiresIn>,
+}
+
+/// A number of days, or `"never"`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ExpiresIn {
+    Days(u32),
+    Never(NeverExpires),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NeverExpires {
+    Never,
+}
+
+impl<'de> Deserialize<'de> for ExpiresIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ExpiresIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of days, or \"never\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ExpiresIn, E> {
+                u32::try_from(v)
+                    .map(ExpiresIn::Days)
+                    .map_err(|_| E::custom(format!("must be at most {}", accounts::MAX_TOKEN_DAYS)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ExpiresIn, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom("must be at least 1")),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ExpiresIn, E> {
+                match v {
+                    "never" => Ok(ExpiresIn::Never(NeverExpires::Never)),
+                    _ => Err(E::custom("must be a number of days, or \"never\"")),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,22 +89,76 @@ pub struct NewToken {
     pub username: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: gatehouse_core::Timestamp,
+    /// When the token stops working; `null`: never.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub expires_at: Option<gatehouse_core::Timestamp>,
+    /// The token it was minted with (`null`: minted with a password).
+    #[schema(required = true)]
+    pub parent_id: Option<i64>,
     /// The secret. Shown only in this answer; store it safely.
     pub token: String,
 }
 
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// When a new token expires: as asked within the caller's rights, and never
+/// after the token it is minted with.
+fn expiry(
+    state: &AppState,
+    principal: &Principal,
+    asked: Option<ExpiresIn>,
+    parent: Option<&TokenUse>,
+) -> ApiResult<Option<Timestamp>> {
+    let now = state.clock.now();
+    let ttl = state.accounts.token_ttl_days();
+    let in_days = |d: u32| Timestamp::from_micros(now.as_micros() + i64::from(d) * DAY_MICROS);
+    let asked = match asked {
+        None => Some(in_days(ttl)),
+        Some(ExpiresIn::Days(0)) => {
+            return Err(ApiError::invalid("expires_in_days", "must be at least 1"));
+        }
+        Some(ExpiresIn::Days(d)) if d > ttl && !principal.is_admin => {
+            return Err(ApiError::invalid(
+                "expires_in_days",
+                format!("must be at most {ttl}, the server's token lifetime"),
+            ));
+        }
+        Some(ExpiresIn::Days(d)) if d > accounts::MAX_TOKEN_DAYS => {
+            return Err(ApiError::invalid(
+                "expires_in_days",
+                format!("must be at most {}", accounts::MAX_TOKEN_DAYS),
+            ));
+        }
+        Some(ExpiresIn::Days(d)) => Some(in_days(d)),
+        Some(ExpiresIn::Never(_)) if !principal.is_admin => {
+            return Err(ApiError::forbidden(
+                "only administrators may create tokens that never expire",
+            ));
+        }
+        Some(ExpiresIn::Never(_)) => None,
+    };
+    Ok(match (asked, parent.and_then(|p| p.expires_at)) {
+        (Some(a), Some(p)) => Some(a.min(p)),
+        (None, Some(p)) => Some(p),
+        (a, None) => a,
+    })
+}
+
 /// Issue a named API token, with a username and password or an existing token.
+/// Failed logins are throttled per username and per client address: 429
+/// `rate_limited` with `Retry-After`.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "identity", security((), ("bearer" = [])),
     request_body = CreateToken, responses((status = 201, body = NewToken), Problems))]
 async fn create_token(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     MaybeAuth(caller): MaybeAuth,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<Response> {
     check_line("name", &body.name, DISPLAY_NAME_MAX)?;
-    let principal = match (&body.username, &body.password, caller) {
-        (Some(u), Some(p), _) => login(&state, u, p).await?,
-        (None, None, Some(c)) => c,
+    let (principal, parent) = match (&body.username, &body.password, caller) {
+        (Some(u), Some(p), _) => (login(&state, addr, u, p).await?, None),
+        (None, None, Some(c)) => (c.principal, Some(c.token)),
         (None, None, None) => {
             return Err(ApiError::unauthenticated(
                 "give a username and password, or authenticate with an existing token",
@@ -65,6 +171,7 @@ async fn create_token(
             return Err(ApiError::invalid("username", "is required with password"));
         }
     };
+    let expires_at = expiry(&state, &principal, body.expires_in_days, parent.as_ref())?;
     let secret = auth::new_token();
     let ctx = gatehouse_store::Ctx {
         actor: principal.clone(),
@@ -77,8 +184,12 @@ async fn create_token(
         &right,
         &ctx,
         &principal.username,
-        &body.name,
-        &auth::token_hash(&secret),
+        &tokens::NewToken {
+            name: &body.name,
+            token_hash: &auth::token_hash(&secret),
+            expires_at,
+            parent_id: parent.map(|p| p.id),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -89,44 +200,88 @@ async fn create_token(
             name: t.name,
             username: t.username.into_string(),
             created_at: t.created_at,
+            expires_at: t.expires_at,
+            parent_id: t.parent_id,
             token: secret,
         }),
     )
         .into_response())
 }
 
-async fn login(state: &AppState, username: &str, password: &str) -> ApiResult<Principal> {
-    let bad = || ApiError::unauthenticated("wrong username or password");
+/// Checks a password through the login throttle; a failure of an existing
+/// user is audited (`auth.login_failed`), an unknown username never is.
+pub(crate) async fn check_password_of(
+    state: &AppState,
+    actor: &Principal,
+    addr: Option<IpAddr>,
+    username: &str,
+    password: &str,
+    via: &str,
+) -> ApiResult<Option<Credentials>> {
     let mut conn = state.store.conn().await?;
     let creds = users::find(&mut conn, username).await?;
     drop(conn);
-    let Some(c) = creds else {
-        // Spend the same time as a real check, so timing does not reveal usernames.
-        let _ = auth::verify_password(
+    let ok = state
+        .accounts
+        .check_password(
+            username,
+            addr,
             password,
-            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$W6Q1ObMBbbwmqLpxqtHm9rWbB0mkzAs4Ga9JhHpmyIA",
-        );
-        return Err(bad());
+            creds.as_ref().and_then(|c| c.password_hash.as_deref()),
+        )
+        .await
+        .map_err(Throttled::into_error)?;
+    let Some(c) = creds else {
+        return Ok(None);
     };
-    let ok = match &c.password_hash {
-        Some(h) => {
-            let (pw, h) = (password.to_owned(), h.clone());
-            tokio::task::spawn_blocking(move || auth::verify_password(&pw, &h))
-                .await
-                .unwrap_or(false)
+    let failure = match (ok, c.password_hash.is_some(), c.user.disabled) {
+        (true, _, false) => return Ok(Some(c)),
+        (true, _, true) => {
+            state.accounts.record_failed_login(username, addr);
+            LoginFailure::Disabled
         }
-        None => false,
+        (false, false, _) => LoginFailure::NoPassword,
+        (false, true, _) => LoginFailure::WrongPassword,
     };
-    if !ok {
-        return Err(bad());
-    }
-    if c.user.disabled {
-        return Err(ApiError::unauthenticated("this user is disabled"));
-    }
-    Ok(Principal {
-        username: c.user.username,
-        is_admin: c.user.is_admin,
+    let ctx = gatehouse_store::Ctx {
+        actor: actor.clone(),
+        now: state.clock.now(),
+    };
+    let client = addr.map(|a| a.to_string());
+    let mut tx = state.store.begin().await?;
+    users::record_login_failure(
+        &mut tx,
+        &ctx,
+        &c.user.username,
+        failure,
+        via,
+        client.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Err(match failure {
+        LoginFailure::Disabled => ApiError::unauthenticated("this user is disabled"),
+        _ => ApiError::unauthenticated("wrong username or password"),
     })
+}
+
+async fn login(
+    state: &AppState,
+    addr: Option<IpAddr>,
+    username: &str,
+    password: &str,
+) -> ApiResult<Principal> {
+    let anonymous = Principal {
+        username: Username::parse("anonymous").expect("'anonymous' is a valid username"),
+        is_admin: false,
+    };
+    match check_password_of(state, &anonymous, addr, username, password, "login").await? {
+        Some(c) => Ok(Principal {
+            username: c.user.username,
+            is_admin: c.user.is_admin,
+        }),
+        None => Err(ApiError::unauthenticated("wrong username or password")),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -158,13 +313,14 @@ async fn list_tokens(
     authz::self_or_admin(&p, &who)?;
     let mut conn = state.store.conn().await?;
     Ok(Json(
-        tokens::list(&mut conn, Some(who.as_str()), &page)
+        tokens::list(&mut conn, Some(who.as_str()), state.clock.now(), &page)
             .await?
             .into(),
     ))
 }
 
-/// Revoke a token (your own, or any as an administrator).
+/// Revoke a token (your own, or any as an administrator) and every token
+/// minted from it. Someone else's token answers 404, as a missing one does.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "identity",
     params(("id" = i64, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"), Problems))]
@@ -175,18 +331,21 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     let ctx = auth.ctx(&state);
     let mut tx = state.store.begin().await?;
-    let t = tokens::get(tx.conn(), id).await?;
-    let right = authz::self_or_admin(&auth.0, &t.username)?;
+    let t = tokens::get(tx.conn(), id, ctx.now).await?;
+    // Whether a token id exists is not for others to learn.
+    let right = authz::self_or_admin(&auth.0, &t.username)
+        .map_err(|_| ApiError::from(tokens::not_found(id)))?;
     tokens::revoke(&mut tx, &right, &ctx, &t).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The calling user.
-#[utoipa::path(get, path = "/api/v1/me", tag = "identity", responses((status = 200, body = User), Problems))]
-async fn me(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<User>> {
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity", responses((status = 200, body = UserView), Problems))]
+async fn me(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<UserView>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(users::get(&mut conn, p.username.as_str()).await?))
+    let user = users::get(&mut conn, p.username.as_str()).await?;
+    Ok(Json(UserView::for_caller(user, &p)))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -7,6 +7,7 @@ use gatehouse_core::InfraName;
 use gatehouse_core::authz;
 use gatehouse_core::gate::Admission;
 use gatehouse_core::inventory::{DESCRIPTION_MAX, InfraKind, Policy, Stage, check_text};
+use gatehouse_core::limits::{ADMITTED_PROJECTS_MAX, Bounded};
 use gatehouse_store::infra::{self, InfraFilter, InfraPatch, Infrastructure, NewInfra};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -34,10 +35,11 @@ pub struct CreateInfra {
     /// Previous deployments of a slot kept ready for rollback, 1–100 (default 3).
     #[schema(minimum = 1, maximum = 100)]
     pub rollback_depth: Option<i64>,
-    /// The projects that may deploy here at all: project keys, or `["*"]` for
-    /// every project. Default: none until an administrator lists some.
-    #[schema(example = json!(["FRAUD", "CHURN"]))]
-    pub admitted_projects: Option<Vec<String>>,
+    /// The projects that may deploy here at all: project keys (at most 500),
+    /// or `["*"]` for every project. Default: none until an administrator
+    /// lists some.
+    #[schema(value_type = Option<Vec<String>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
+    pub admitted_projects: Option<Bounded<String, ADMITTED_PROJECTS_MAX>>,
 }
 
 fn admission(list: Option<&[String]>) -> ApiResult<Option<Admission>> {
@@ -68,10 +70,10 @@ pub struct UpdateInfra {
     pub description: Option<String>,
     #[schema(minimum = 1, maximum = 100)]
     pub rollback_depth: Option<i64>,
-    /// Replaces the list of admitted projects (project keys, or `["*"]`).
-    /// Past deployments are never rewritten.
-    #[schema(example = json!(["FRAUD", "CHURN"]))]
-    pub admitted_projects: Option<Vec<String>>,
+    /// Replaces the list of admitted projects (project keys, at most 500, or
+    /// `["*"]`). Past deployments are never rewritten.
+    #[schema(value_type = Option<Vec<String>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
+    pub admitted_projects: Option<Bounded<String, ADMITTED_PROJECTS_MAX>>,
     pub archived: Option<bool>,
 }
 

@@ -80,8 +80,12 @@ impl IntoResponses for Problems {
             ("409", "Conflict (conflict and the workflow codes)"),
             ("412", "Stale revision (stale_revision)"),
             ("413", "Body over 1 MiB (invalid_input)"),
+            (
+                "429",
+                "Too many failed logins; see Retry-After (rate_limited)",
+            ),
             ("500", "Internal error (internal)"),
-            ("503", "Database unavailable (unavailable)"),
+            ("503", "Database unavailable or timed out (unavailable)"),
         ] {
             b = b.response(
                 status,

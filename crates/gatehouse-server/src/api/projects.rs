@@ -8,6 +8,7 @@ use gatehouse_core::authz::{self, ProjectRole};
 use gatehouse_core::inventory::{
     DESCRIPTION_MAX, DISPLAY_NAME_MAX, RiskTier, check_line, check_text,
 };
+use gatehouse_core::limits::{Bounded, PROJECT_MEMBERS_MAX};
 use gatehouse_core::{ProjectKey, Username};
 use gatehouse_store::projects::{self, NewProject, Project, ProjectFilter, ProjectPatch};
 use gatehouse_store::{Ctx, Store, StoreError, Tx, users};
@@ -32,11 +33,12 @@ pub struct CreateProject {
     /// 1 (ad hoc) to 4 (critical); default 2.
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub risk_tier: Option<RiskTier>,
-    /// Further owners besides the creator.
-    #[schema(value_type = Option<Vec<String>>)]
-    pub owners: Option<Vec<Username>>,
-    #[schema(value_type = Option<Vec<String>>)]
-    pub contributors: Option<Vec<Username>>,
+    /// Further owners besides the creator (at most 100).
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub owners: Option<Bounded<Username, PROJECT_MEMBERS_MAX>>,
+    /// At most 100.
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub contributors: Option<Bounded<Username, PROJECT_MEMBERS_MAX>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,8 +147,8 @@ async fn create_project(
         name: body.name,
         description,
         risk_tier: body.risk_tier.unwrap_or(RiskTier::new(2)?),
-        owners: body.owners.unwrap_or_default(),
-        contributors: body.contributors.unwrap_or_default(),
+        owners: body.owners.unwrap_or_default().into_vec(),
+        contributors: body.contributors.unwrap_or_default().into_vec(),
     };
     let ctx = auth.ctx(&state);
     let mut tx = state.store.begin().await?;

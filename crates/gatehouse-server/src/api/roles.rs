@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::inventory::{DESCRIPTION_MAX, Stage, check_text};
+use gatehouse_core::limits::{Bounded, ROLE_MEMBERS_MAX, SIGNOFF_STAGES_MAX, SLOTS_PER_STAGE_MAX};
 use gatehouse_core::signoff::{SlotKind, check_role_name};
 use gatehouse_core::{GroupName, InvalidInput, Username};
 use gatehouse_store::roles::{self, NewRole, Role, RolePatch};
@@ -29,10 +30,12 @@ pub struct CreateRole {
     #[schema(min_length = 1, max_length = 64, example = "Risk & Compliance")]
     pub name: String,
     pub description: Option<String>,
-    #[schema(value_type = Option<Vec<String>>)]
-    pub users: Option<Vec<Username>>,
-    #[schema(value_type = Option<Vec<String>>)]
-    pub groups: Option<Vec<GroupName>>,
+    /// At most 100.
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub users: Option<Bounded<Username, ROLE_MEMBERS_MAX>>,
+    /// At most 100.
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub groups: Option<Bounded<GroupName, ROLE_MEMBERS_MAX>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,12 +45,12 @@ pub struct UpdateRole {
     #[schema(min_length = 1, max_length = 64)]
     pub name: Option<String>,
     pub description: Option<String>,
-    /// Replaces the role's users.
-    #[schema(value_type = Option<Vec<String>>)]
-    pub users: Option<Vec<Username>>,
-    /// Replaces the role's groups.
-    #[schema(value_type = Option<Vec<String>>)]
-    pub groups: Option<Vec<GroupName>>,
+    /// Replaces the role's users (at most 100).
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub users: Option<Bounded<Username, ROLE_MEMBERS_MAX>>,
+    /// Replaces the role's groups (at most 100).
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub groups: Option<Bounded<GroupName, ROLE_MEMBERS_MAX>>,
 }
 
 /// One reviewer slot: exactly one of `role` and `user`.
@@ -67,15 +70,17 @@ pub struct StageInput {
     /// `dev`, `qa`, `preprod` or `prod`.
     #[schema(example = "prod")]
     pub stage: String,
-    /// Any number of feedback slots and exactly one final approval slot.
-    pub slots: Vec<SlotInput>,
+    /// Feedback slots and exactly one final approval slot, at most 20 in all.
+    #[schema(value_type = Vec<SlotInput>, max_items = 20)]
+    pub slots: Bounded<SlotInput, SLOTS_PER_STAGE_MAX>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSignoffConfig {
     /// The stages that need a sign-off, each with its reviewer slots.
-    pub stages: Vec<StageInput>,
+    #[schema(value_type = Vec<StageInput>, max_items = 4)]
+    pub stages: Bounded<StageInput, SIGNOFF_STAGES_MAX>,
     /// Default true; only risk tier 1 projects may turn it off.
     pub separation_of_duties: Option<bool>,
 }
@@ -120,8 +125,8 @@ async fn create_role(
     let new = NewRole {
         name: body.name,
         description,
-        users: body.users.unwrap_or_default(),
-        groups: body.groups.unwrap_or_default(),
+        users: body.users.unwrap_or_default().into_vec(),
+        groups: body.groups.unwrap_or_default().into_vec(),
     };
     let ctx = auth.ctx(&state);
     let right = own_right(&state.store, &ctx, &key).await?;
@@ -163,8 +168,8 @@ async fn update_role(
     let patch = RolePatch {
         name: body.name,
         description: body.description,
-        users: body.users,
-        groups: body.groups,
+        users: body.users.map(Bounded::into_vec),
+        groups: body.groups.map(Bounded::into_vec),
     };
     let ctx = auth.ctx(&state);
     let right = own_right(&state.store, &ctx, &key).await?;

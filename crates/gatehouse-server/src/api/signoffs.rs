@@ -17,11 +17,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::roles::parse_stage;
-use super::{PageOf, Problems};
+use super::{PageOf, PageParams, Problems};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, IfMatch};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, IfMatch};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -359,17 +359,20 @@ command_handlers!(
 
 /// The reviews waiting on the caller: unanswered feedback slots and final
 /// approvals they hold as assignee or delegate.
-#[utoipa::path(get, path = "/api/v1/reviews/pending", tag = "signoffs",
+#[utoipa::path(get, path = "/api/v1/reviews/pending", tag = "signoffs", params(PageParams),
     responses((status = 200, body = PageOf<PendingReview>), Problems))]
 async fn pending_reviews(
     State(state): State<AppState>,
     auth: Auth,
+    ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<PageOf<PendingReview>>> {
+    let page = q.request()?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(PageOf {
-        items: signoffs::pending(&mut conn, &auth.0.username).await?,
-        next_cursor: None,
-    }))
+    Ok(Json(
+        signoffs::pending(&mut conn, &auth.0.username, &page)
+            .await?
+            .into(),
+    ))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

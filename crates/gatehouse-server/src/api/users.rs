@@ -4,20 +4,72 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use gatehouse_core::Username;
-use gatehouse_core::authz;
+use gatehouse_core::authz::{self, Principal};
 use gatehouse_core::inventory::{DISPLAY_NAME_MAX, check_email, check_text};
+use gatehouse_core::{Timestamp, Username};
 use gatehouse_store::users::{self, NewUser, User, UserFilter, UserPatch};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{PageOf, PageParams, Problems, created};
 use crate::app::AppState;
-use crate::auth::{self, Auth};
-use crate::error::ApiResult;
+use crate::auth::{self, Auth, ClientAddr};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+/// A user as the caller may see them: everyone sees usernames and display
+/// names; the email, the flags and the times are shown only to
+/// administrators and to the user themselves.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
+pub struct UserView {
+    pub username: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool)]
+    pub is_admin: Option<bool>,
+    /// Global auditor role: reads the whole audit log, verifies it and exports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool)]
+    pub is_auditor: Option<bool>,
+    /// Global risk officer: may lower a project's risk tier, with a written
+    /// justification (never of a project they own or contribute to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool)]
+    pub is_risk_officer: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool)]
+    pub disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl UserView {
+    pub fn for_caller(u: User, caller: &Principal) -> Self {
+        let full = caller.is_admin || caller.username == u.username;
+        let shown = |v| if full { Some(v) } else { None };
+        UserView {
+            username: u.username.into_string(),
+            display_name: u.display_name,
+            email: full.then_some(u.email),
+            is_admin: shown(u.is_admin),
+            is_auditor: shown(u.is_auditor),
+            is_risk_officer: shown(u.is_risk_officer),
+            disabled: shown(u.disabled),
+            created_at: full.then_some(u.created_at),
+            updated_at: full.then_some(u.updated_at),
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +101,11 @@ pub struct UpdateUser {
     pub is_risk_officer: Option<bool>,
     /// Administrators only.
     pub disabled: Option<bool>,
+    /// A new password; every token of the user is revoked.
     pub password: Option<String>,
+    /// Your current password: required to change your own password (not
+    /// when an administrator changes someone else's).
+    pub current_password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -57,6 +113,7 @@ pub struct UpdateUser {
 pub struct UserQuery {
     /// Substring of the username or display name.
     pub q: Option<String>,
+    /// The flag filters are for administrators only.
     pub is_admin: Option<bool>,
     pub is_auditor: Option<bool>,
     pub is_risk_officer: Option<bool>,
@@ -75,28 +132,34 @@ fn check_profile(display_name: Option<&str>, email: Option<&str>) -> ApiResult<(
     Ok(())
 }
 
-async fn hash(password: Option<&str>) -> ApiResult<Option<String>> {
+async fn hash(state: &AppState, password: Option<&str>) -> ApiResult<Option<String>> {
     match password {
         Some(p) => {
             auth::check_password_rules("password", p)?;
-            let p = p.to_owned();
-            let h = tokio::task::spawn_blocking(move || auth::hash_password(&p))
-                .await
-                .map_err(|_| crate::error::ApiError::internal())??;
-            Ok(Some(h))
+            Ok(Some(state.accounts.hash_password(p).await?))
         }
         None => Ok(None),
     }
 }
 
-/// List users.
+/// List users. Others than administrators see usernames and display names
+/// only, and may not filter by flags.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
-    responses((status = 200, body = PageOf<User>), Problems))]
+    responses((status = 200, body = PageOf<UserView>), Problems))]
 async fn list_users(
     State(state): State<AppState>,
-    _: Auth,
+    Auth(caller): Auth,
     ApiQuery(q): ApiQuery<UserQuery>,
-) -> ApiResult<Json<PageOf<User>>> {
+) -> ApiResult<Json<PageOf<UserView>>> {
+    let by_flag = q.is_admin.is_some()
+        || q.is_auditor.is_some()
+        || q.is_risk_officer.is_some()
+        || q.disabled.is_some();
+    if by_flag && !caller.is_admin {
+        return Err(ApiError::forbidden(
+            "only administrators may filter users by is_admin, is_auditor, is_risk_officer or disabled",
+        ));
+    }
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor,
@@ -110,12 +173,13 @@ async fn list_users(
         disabled: q.disabled,
     };
     let mut conn = state.store.conn().await?;
-    Ok(Json(users::list(&mut conn, &f, &page).await?.into()))
+    let page = users::list(&mut conn, &f, &page).await?;
+    Ok(Json(page.map(|u| UserView::for_caller(u, &caller)).into()))
 }
 
 /// Create a user (administrators).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
-    responses((status = 201, body = User), Problems))]
+    responses((status = 201, body = UserView), Problems))]
 async fn create_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -123,7 +187,7 @@ async fn create_user(
 ) -> ApiResult<Response> {
     let right = authz::admin(&auth.0)?;
     check_profile(body.display_name.as_deref(), body.email.as_deref())?;
-    let password_hash = hash(body.password.as_deref()).await?;
+    let password_hash = hash(&state, body.password.as_deref()).await?;
     let new = NewUser {
         username: body.username,
         display_name: body.display_name.unwrap_or_default(),
@@ -137,26 +201,70 @@ async fn create_user(
     let mut tx = state.store.begin().await?;
     let user = users::create(&mut tx, &right, &ctx, &new).await?;
     tx.commit().await?;
-    Ok(created(user))
+    Ok(created(UserView::for_caller(user, &auth.0)))
 }
 
-/// Get a user.
+/// Get a user (email and flags for administrators and the user themselves).
 #[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
-    params(("username" = String, Path)), responses((status = 200, body = User), Problems))]
+    params(("username" = String, Path)), responses((status = 200, body = UserView), Problems))]
 async fn get_user(
     State(state): State<AppState>,
-    _: Auth,
+    Auth(caller): Auth,
     ApiPath(username): ApiPath<String>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<UserView>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(users::get(&mut conn, &username).await?))
+    let user = users::get(&mut conn, &username).await?;
+    Ok(Json(UserView::for_caller(user, &caller)))
 }
 
-async fn patch(state: &AppState, auth: &Auth, username: &str, body: UpdateUser) -> ApiResult<User> {
+async fn patch(
+    state: &AppState,
+    auth: &Auth,
+    addr: ClientAddr,
+    username: &str,
+    body: UpdateUser,
+) -> ApiResult<UserView> {
     let target = Username::parse(username).map_err(|e| e.at("username"))?;
     let right = authz::self_or_admin(&auth.0, &target)?;
     let admin = authz::admin(&auth.0).ok();
     check_profile(body.display_name.as_deref(), body.email.as_deref())?;
+    match (&body.password, &body.current_password) {
+        // One's own password: prove the current one first, through the same
+        // throttle as a login, so a stolen token cannot guess it.
+        (Some(_), current) if auth.0.username == target => {
+            let current = current.as_deref().ok_or_else(|| {
+                ApiError::invalid(
+                    "current_password",
+                    "is required to change your own password",
+                )
+            })?;
+            let checked = super::identity::check_password_of(
+                state,
+                &auth.0,
+                addr.0,
+                target.as_str(),
+                current,
+                "password_change",
+            )
+            .await;
+            if let Err(e) = checked {
+                return Err(match e.code {
+                    gatehouse_core::ErrorCode::Unauthenticated => {
+                        ApiError::forbidden("current_password is not your current password")
+                    }
+                    _ => e,
+                });
+            }
+        }
+        (Some(_), _) => {}
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "current_password",
+                "is only used with password",
+            ));
+        }
+        (None, None) => {}
+    }
     let patch = UserPatch {
         display_name: body.display_name,
         email: body.email,
@@ -164,42 +272,47 @@ async fn patch(state: &AppState, auth: &Auth, username: &str, body: UpdateUser) 
         is_auditor: body.is_auditor,
         is_risk_officer: body.is_risk_officer,
         disabled: body.disabled,
-        password_hash: hash(body.password.as_deref()).await?,
+        password_hash: hash(state, body.password.as_deref()).await?,
     };
     let ctx = auth.ctx(state);
     let mut tx = state.store.begin().await?;
     let user = users::update(&mut tx, &right, admin.as_ref(), &ctx, username, &patch).await?;
     tx.commit().await?;
-    Ok(user)
+    Ok(UserView::for_caller(user, &auth.0))
 }
 
-/// Update a user: administrators anything; a user their own display name, email and password.
+/// Update a user: administrators anything; a user their own display name,
+/// email and password (with `current_password`). A new password, or
+/// disabling, revokes every token of the user.
 #[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users",
     params(("username" = String, Path)), request_body = UpdateUser,
-    responses((status = 200, body = User), Problems))]
+    responses((status = 200, body = UserView), Problems))]
 async fn update_user(
     State(state): State<AppState>,
+    addr: ClientAddr,
     auth: Auth,
     ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateUser>,
-) -> ApiResult<Json<User>> {
-    Ok(Json(patch(&state, &auth, &username, body).await?))
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(patch(&state, &auth, addr, &username, body).await?))
 }
 
-/// Disable a user (users are never deleted); their tokens stop working.
+/// Disable a user (users are never deleted); their tokens are revoked, and
+/// re-enabling the user revives none of them.
 #[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
-    params(("username" = String, Path)), responses((status = 200, body = User), Problems))]
+    params(("username" = String, Path)), responses((status = 200, body = UserView), Problems))]
 async fn disable_user(
     State(state): State<AppState>,
+    addr: ClientAddr,
     auth: Auth,
     ApiPath(username): ApiPath<String>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<UserView>> {
     authz::admin(&auth.0)?;
     let body = UpdateUser {
         disabled: Some(true),
         ..Default::default()
     };
-    Ok(Json(patch(&state, &auth, &username, body).await?))
+    Ok(Json(patch(&state, &auth, addr, &username, body).await?))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

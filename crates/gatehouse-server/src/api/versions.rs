@@ -11,6 +11,7 @@ use gatehouse_core::inventory::{
     DESCRIPTION_MAX, REF_MAX, URI_MAX, check_line, check_metrics, check_string_map, check_text,
     normalise_sensitivity,
 };
+use gatehouse_core::limits::{Bounded, SENSITIVITY_LABELS_MAX};
 use gatehouse_store::versions::{self, ModelVersion, NewVersion, VersionFilter, VersionPatch};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -31,13 +32,17 @@ pub struct RegisterVersion {
     pub artifact_uri: String,
     /// SHA-256 of the artifact: 64 hex digits, optionally prefixed `sha256:`.
     pub digest: Option<String>,
+    /// At most 500 entries.
     pub metrics: Option<BTreeMap<String, f64>>,
+    /// At most 500 entries.
     pub params: Option<BTreeMap<String, String>>,
     pub training_data_ref: Option<String>,
     pub code_ref: Option<String>,
-    /// Sensitivity labels such as PII, PHI, PCI.
-    pub sensitivity: Option<Vec<String>>,
+    /// Sensitivity labels such as PII, PHI, PCI (at most 32).
+    #[schema(value_type = Option<Vec<String>>, max_items = 32)]
+    pub sensitivity: Option<Bounded<String, SENSITIVITY_LABELS_MAX>>,
     pub description: Option<String>,
+    /// At most 500 entries.
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -46,7 +51,7 @@ pub struct RegisterVersion {
 #[serde(deny_unknown_fields)]
 pub struct UpdateVersion {
     pub description: Option<String>,
-    /// Replaces the whole tag map.
+    /// Replaces the whole tag map (at most 500 entries).
     pub tags: Option<BTreeMap<String, String>>,
 }
 

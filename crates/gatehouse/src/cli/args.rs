@@ -21,6 +21,16 @@ pub struct PageArgs {
     pub all: bool,
 }
 
+impl PageArgs {
+    /// Every page, for commands that show a whole list without paging options.
+    pub fn every_page() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// Where a password comes from: `--password-stdin`, `--password`, or a prompt.
 #[derive(Args, Clone, Default)]
 pub struct PasswordArgs {

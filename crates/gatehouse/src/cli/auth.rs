@@ -24,13 +24,15 @@ pub const USER_FIELDS: &[&str] = &[
     "updated_at",
 ];
 
-const TOKEN_FIELDS: &[&str] = &["id", "name", "username", "created_at"];
+const TOKEN_FIELDS: &[&str] = &["id", "name", "username", "created_at", "expires_at"];
 
 const TOKEN_COLS: &[Col] = &[
     col("ID", "id"),
     col("NAME", "name"),
     col("USERNAME", "username"),
     col("CREATED", "created_at"),
+    col("EXPIRES", "expires_at"),
+    col("LAST USED", "last_used_at"),
 ];
 
 #[derive(Args)]
@@ -62,6 +64,10 @@ pub enum TokenCommand {
         /// Create it for another user (admins)
         #[arg(long, value_name = "USERNAME")]
         username: Option<String>,
+        /// Days until it expires (at most the server's token lifetime, 90 by
+        /// default), or `never` (admins) [default: the server's lifetime]
+        #[arg(long, value_name = "DAYS|never", value_parser = parse_expiry)]
+        expires_in_days: Option<Value>,
     },
     /// Revoke an API token.
     Revoke {
@@ -141,6 +147,31 @@ pub async fn login(opts: &ClientOpts, a: LoginArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// After one's own password change revoked every token: when the stored
+/// login is for this server and user, log in again with the new password and
+/// store the new token. Where it was stored, or `None` when nothing was done.
+pub async fn login_again(api: &Api, username: &str, password: &str) -> Option<std::path::PathBuf> {
+    let stored = config::load().ok().flatten()?;
+    if !config::same_server(&stored.server, api.server())
+        || stored.username.as_deref() != Some(username)
+    {
+        return None;
+    }
+    let fresh = Api::new(api.server(), None).ok()?;
+    let body = json!({ "name": default_token_name(), "username": username, "password": password });
+    let answer = fresh
+        .send(Method::POST, &["tokens"], &[], Some(&body), false)
+        .await
+        .ok()??;
+    let creds = Credentials {
+        server: stored.server,
+        token: answer.get("token")?.as_str()?.to_string(),
+        username: Some(username.to_string()),
+        token_id: answer.get("id").and_then(id_string),
+    };
+    config::save(&creds).ok()
+}
+
 pub async fn logout(opts: &ClientOpts) -> Result<(), CliError> {
     let Some(creds) = config::load()? else {
         if !opts.json {
@@ -182,18 +213,29 @@ pub async fn token(opts: &ClientOpts, cmd: TokenCommand) -> Result<(), CliError>
     match cmd {
         TokenCommand::List { username, page } => {
             let q = Query::default().opt("username", username);
-            let answer = api.list(&["tokens"], &q.0, &page).await?;
+            let mut answer = api.list(&["tokens"], &q.0, &page).await?;
+            if !opts.json {
+                mark_never_expiring(&mut answer);
+            }
             output::print_list(opts.json, &answer, TOKEN_COLS);
         }
-        TokenCommand::Create { name, username } => {
+        TokenCommand::Create {
+            name,
+            username,
+            expires_in_days,
+        } => {
             let body = Body::default()
                 .set("name", name)
                 .opt("username", username)
+                .opt("expires_in_days", expires_in_days)
                 .into_value();
-            let created = api.post(&["tokens"], &body).await?;
+            let mut created = api.post(&["tokens"], &body).await?;
             if opts.json {
                 output::print_json(&created);
             } else {
+                if created.get("expires_at").is_some_and(Value::is_null) {
+                    created["expires_at"] = json!("never");
+                }
                 let mut fields = TOKEN_FIELDS.to_vec();
                 fields.push("token");
                 output::print_object(false, &created, &fields);
@@ -210,6 +252,28 @@ pub async fn token(opts: &ClientOpts, cmd: TokenCommand) -> Result<(), CliError>
         }
     }
     Ok(())
+}
+
+/// `--expires-in-days`: a positive number of days, or `never`.
+fn parse_expiry(s: &str) -> Result<Value, String> {
+    match s {
+        "never" => Ok(json!("never")),
+        _ => match s.parse::<u32>() {
+            Ok(d) if d > 0 => Ok(json!(d)),
+            _ => Err("a positive number of days, or `never`".to_owned()),
+        },
+    }
+}
+
+/// In a table, a token without expiry says so rather than `-`.
+fn mark_never_expiring(answer: &mut Value) {
+    if let Some(items) = answer.get_mut("items").and_then(Value::as_array_mut) {
+        for t in items {
+            if t.get("expires_at").is_some_and(Value::is_null) {
+                t["expires_at"] = json!("never");
+            }
+        }
+    }
 }
 
 fn id_string(v: &Value) -> Option<String> {

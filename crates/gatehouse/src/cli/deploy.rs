@@ -539,7 +539,7 @@ async fn grant(api: &Api, json: bool, cmd: GrantCommand) -> Result<(), CliError>
                 .list(
                     &["projects", &project.project, "deploy-grants"],
                     &[],
-                    &PageArgs::default(),
+                    &PageArgs::every_page(),
                 )
                 .await?;
             if json {
@@ -707,7 +707,7 @@ async fn emergency(api: &Api, json: bool, cmd: EmergencyCommand) -> Result<(), C
         EmergencyCommand::List { state } => {
             let q = Query::default().opt("state", state.map(wire));
             let answer = api
-                .list(&["emergency-reviews"], &q.0, &PageArgs::default())
+                .list(&["emergency-reviews"], &q.0, &PageArgs::every_page())
                 .await?;
             output::print_list(json, &answer, REVIEW_COLS);
             return Ok(());

@@ -126,6 +126,8 @@ mod tests {
         assert_eq!(api(409, Some("confirmation_required")).exit_code(), 10);
         assert_eq!(api(409, Some("deployment_blocked")).exit_code(), 11);
         assert_eq!(api(400, Some("invalid_input")).exit_code(), 1);
+        assert_eq!(api(429, Some("rate_limited")).exit_code(), 7);
+        assert_eq!(api(429, None).exit_code(), 7);
         // Unknown or missing codes fall back to the status.
         assert_eq!(api(404, Some("brand_new_code")).exit_code(), 2);
         assert_eq!(api(409, None).exit_code(), 4);

@@ -94,12 +94,18 @@ pub enum UserCommand {
     },
     /// Disable a user: their tokens stop working (users are never deleted).
     Disable { username: String },
-    /// Set a password: your own, or any user's for admins.
+    /// Set a password: your own (with the current one), or any user's for
+    /// admins. Every token of the user is revoked; after changing your own,
+    /// the CLI logs in again with the new password.
     Passwd {
         /// Whose password [default: yours]
         username: Option<String>,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Your current password, to change your own (asked for on a terminal
+        /// when missing)
+        #[arg(long, value_name = "PASSWORD")]
+        current_password: Option<String>,
     },
 }
 
@@ -215,31 +221,69 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
                 &format!("Disabled user {}.", sanitize(&username)),
             );
         }
-        UserCommand::Passwd { username, password } => {
+        UserCommand::Passwd {
+            username,
+            password,
+            current_password,
+        } => {
+            let me = api.get(&["me"]).await?;
+            let me = me
+                .get("username")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| CliError::other("the server did not say who you are (GET /me)"))?;
+            let username = username.unwrap_or_else(|| me.clone());
+            let own = username == me;
+            let mut body = json!({});
+            if own {
+                let current = match current_password {
+                    Some(c) => c,
+                    None => prompt_current_password()?.ok_or_else(
+                        || {
+                            CliError::input(
+                                "changing your own password needs the current one: use --current-password",
+                            )
+                        },
+                    )?,
+                };
+                body["current_password"] = json!(current);
+            }
             let pw = password.get_or_prompt(true)?;
-            let username = match username {
-                Some(u) => u,
-                None => {
-                    let me = api.get(&["me"]).await?;
-                    me.get("username")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .ok_or_else(|| {
-                            CliError::other("the server did not say who you are (GET /me)")
-                        })?
-                }
+            body["password"] = json!(pw);
+            let u = api.patch(&["users", &username], &body).await?;
+            // Every token of the user is revoked now, the CLI's own included.
+            let relogged = if own {
+                super::auth::login_again(&api, &username, &pw).await
+            } else {
+                None
             };
-            let u = api
-                .patch(&["users", &username], &json!({ "password": pw }))
-                .await?;
             if json {
                 output::print_json(&u);
             } else {
-                outln!("Password changed for {}.", sanitize(&username));
+                outln!(
+                    "Password changed for {}; their tokens were revoked.",
+                    sanitize(&username)
+                );
+                match relogged {
+                    Some(path) => outln!("Logged in again (token stored in {}).", path.display()),
+                    None if own => outln!("Log in again with `gatehouse login`."),
+                    None => {}
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Asks for the current password on a terminal; `None` without one.
+fn prompt_current_password() -> Result<Option<String>, CliError> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let pw = rpassword::prompt_password("Current password: ")
+        .map_err(|e| CliError::input(format!("cannot read the password: {e}")))?;
+    Ok(Some(pw).filter(|p| !p.is_empty()))
 }
 
 pub async fn group(opts: &ClientOpts, cmd: GroupCommand) -> Result<(), CliError> {

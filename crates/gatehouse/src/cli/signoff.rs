@@ -8,7 +8,7 @@ use gatehouse_core::{Subject, Timestamp};
 use serde_json::{Value, json};
 
 use super::ClientOpts;
-use super::args::Body;
+use super::args::{Body, PageArgs};
 use super::error::CliError;
 use super::http::Api;
 use super::infra::{Stage, wire};
@@ -689,7 +689,9 @@ fn pending_slots(slots: &Value) -> String {
 /// `gatehouse reviews`: the reviews waiting on the caller.
 pub async fn reviews(opts: &ClientOpts) -> Result<(), CliError> {
     let api = Api::from_opts(opts)?;
-    let answer = api.get(&["reviews", "pending"]).await?;
+    let answer = api
+        .list(&["reviews", "pending"], &[], &PageArgs::every_page())
+        .await?;
     if opts.json {
         output::print_json(&answer);
         return Ok(());

@@ -25,6 +25,7 @@ const EVERY: i64 = 5;
 async fn busy_app() -> TestApp {
     let app = spawn_app_with(AppOptions {
         audit_checkpoint_every: EVERY,
+        ..Default::default()
     })
     .await;
     seed(&app).await;
@@ -384,6 +385,9 @@ async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
         clock: app.clock.clone(),
         audit_key: AuditKeySource::Key(Box::new(new_key.clone())),
         audit_checkpoint_every: EVERY,
+        http: Default::default(),
+        token_ttl_days: gatehouse_server::accounts::MAX_TOKEN_DAYS,
+        login_limits: Default::default(),
     };
     let second = Application::build(settings).await.unwrap();
     let base = format!("http://{}", second.local_addr());

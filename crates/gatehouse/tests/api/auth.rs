@@ -56,16 +56,26 @@ async fn bad_credentials_revoked_tokens_and_disabled_users_are_unauthenticated()
     let app = spawn_app().await;
     let f = seed(&app).await;
     let login = |username: &'static str, password: &'static str| json!({"name": "x", "username": username, "password": password});
-    for body in [
-        login("alice", "wrong-password"),
-        login("alice", ""),
-        login("nobody", "alice-password-1"),
+    // A wrong password of an existing user is audited (never the password);
+    // an unknown username writes nothing.
+    for (body, audited) in [
+        (login("alice", "wrong-password"), true),
+        (login("alice", ""), true),
+        (login("nobody", "alice-password-1"), false),
     ] {
+        let mark = app.audit_mark().await;
         let before = app.snapshot().await;
         let r = app.send(Method::POST, "/tokens", None, Some(&body)).await;
         r.problem(401, "unauthenticated");
-        let after = app.snapshot().await;
-        app.assert_unchanged(&before, &after, &format!("login {body}"));
+        if audited {
+            let ev = app
+                .one_audit(mark, "anonymous", "auth.login_failed", "user:alice")
+                .await;
+            assert!(!ev.details.to_string().contains("wrong-password"));
+        } else {
+            let after = app.snapshot().await;
+            app.assert_unchanged(&before, &after, &format!("login {body}"));
+        }
     }
 
     // A non-admin token is refused admin writes.

@@ -746,7 +746,17 @@ async fn writes_without_the_right_get_403() {
             forbid(who, M::DELETE, "/infrastructures/prod-api", None),
             forbid(who, M::GET, "/audit/events", None),
             forbid(who, M::GET, "/tokens?username=admin", None),
-            forbid(who, M::DELETE, &format!("/tokens/{admin_token_id}"), None),
+            // Someone else's token answers as a missing one.
+            as_who(
+                who,
+                case(
+                    M::DELETE,
+                    &format!("/tokens/{admin_token_id}"),
+                    Body::None,
+                    404,
+                    "not_found",
+                ),
+            ),
             // Owners only.
             forbid(who, M::PATCH, "/projects/FRAUD", Some(json!({"name": "x"}))),
             forbid(who, M::DELETE, "/projects/FRAUD", None),

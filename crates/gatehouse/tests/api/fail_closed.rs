@@ -61,6 +61,7 @@ async fn a_change_whose_audit_event_fails_is_rolled_back() {
 async fn a_change_whose_checkpoint_fails_is_rolled_back() {
     let app = spawn_app_with(AppOptions {
         audit_checkpoint_every: 1,
+        ..Default::default()
     })
     .await;
     let statements: &[&str] = match app.store.backend() {

@@ -90,3 +90,77 @@ fn members(snapshot: &serde_json::Value) -> &serde_json::Value {
         &snapshot["members"]
     }
 }
+
+#[tokio::test]
+async fn deleting_a_group_records_what_each_project_lost() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    app.create_user("carl", "carl-password-1").await;
+    app.put("/groups/analysts/members/carl", None).await.ok(200);
+    app.create_project("CHURN").await;
+    app.create_project("OTHER").await;
+    for (key, role, groups) in [
+        ("FRAUD", "Reviewers", json!(["analysts"])),
+        ("CHURN", "Risk", json!(["analysts"])),
+        ("CHURN", "Business", json!(["analysts"])),
+        ("OTHER", "Others", json!([])),
+    ] {
+        app.post(
+            &format!("/projects/{key}/roles"),
+            json!({"name": role, "users": ["bob"], "groups": groups}),
+        )
+        .await
+        .ok(201);
+    }
+    let mut grants = Vec::new();
+    for body in [
+        json!({"infrastructure": "prod-api", "group": "analysts"}),
+        json!({"stage": "dev", "group": "analysts"}),
+        json!({"stage": "prod", "group": "analysts", "emergency": true}),
+        json!({"stage": "prod", "user": "alice"}),
+    ] {
+        let r = app.post("/projects/FRAUD/deploy-grants", body).await;
+        grants.push(r.ok(201).clone());
+    }
+
+    let mark = app.audit_mark().await;
+    app.delete("/groups/analysts").await.ok(204);
+    let events = app.audit_events_since(mark).await;
+    let seen: Vec<(&str, &str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.subject.as_str(), e.project.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("group.delete", "group:analysts", None),
+            ("project.group_removed", "project:CHURN", Some("CHURN")),
+            ("project.group_removed", "project:FRAUD", Some("FRAUD")),
+        ]
+    );
+    assert_eq!(events[0].details["projects"], json!(["CHURN", "FRAUD"]));
+    assert_eq!(
+        events[0].details["before"]["members"],
+        json!(["alice", "carl"])
+    );
+    let churn = &events[1].details;
+    assert_eq!(churn["group"], "analysts");
+    assert_eq!(churn["removed_from_roles"], json!(["Business", "Risk"]));
+    assert_eq!(churn["deploy_grants_removed"], json!([]));
+    let fraud = &events[2].details;
+    assert_eq!(fraud["removed_from_roles"], json!(["Reviewers"]));
+    assert_eq!(fraud["deploy_grants_removed"], json!(grants[..3]));
+
+    // What the events say is gone is gone; the rest stays.
+    let left = app.get("/projects/FRAUD/deploy-grants").await;
+    assert_eq!(items(&left), &vec![grants[3].clone()]);
+    for (key, role) in [
+        ("FRAUD", "Reviewers"),
+        ("CHURN", "Risk"),
+        ("CHURN", "Business"),
+    ] {
+        let r = app.get(&format!("/projects/{key}/roles/{role}")).await;
+        let r = r.ok(200);
+        assert_eq!((&r["users"], &r["groups"]), (&json!(["bob"]), &json!([])));
+    }
+}

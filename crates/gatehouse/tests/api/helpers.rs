@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gatehouse_core::Timestamp;
 use gatehouse_core::audit_key::AuditSigner;
+use gatehouse_server::accounts::LoginLimits;
 use gatehouse_server::app::{DEFAULT_CHECKPOINT_EVERY, Secret};
 use gatehouse_server::audit_key::AuditKeySource;
-use gatehouse_server::{Application, Clock, Settings};
+use gatehouse_server::{Application, Clock, HttpSettings, Settings};
 use gatehouse_store::Store;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -286,6 +287,7 @@ pub struct TestApp {
     pub store: Store,
     pub clock: Clock,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _db: TestDb,
 }
 
@@ -301,12 +303,21 @@ impl Drop for TestApp {
 #[derive(Debug, Clone)]
 pub struct AppOptions {
     pub audit_checkpoint_every: i64,
+    /// Lifetime of new tokens. A century by default, because many tests move
+    /// the clock by months or years; token expiry tests set a short one.
+    pub token_ttl_days: u32,
+    pub login_limits: LoginLimits,
+    /// Timeouts and the connection limit of the HTTP server.
+    pub http: HttpSettings,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
             audit_checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            token_ttl_days: gatehouse_server::accounts::MAX_TOKEN_DAYS,
+            login_limits: LoginLimits::default(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -336,6 +347,9 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         clock: clock.clone(),
         audit_key: test_audit_key(),
         audit_checkpoint_every: opts.audit_checkpoint_every,
+        http: opts.http,
+        token_ttl_days: opts.token_ttl_days,
+        login_limits: opts.login_limits,
     };
     let app = Application::build(settings)
         .await
@@ -343,7 +357,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
+    let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     let client = reqwest::Client::builder()
@@ -358,6 +372,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         store,
         clock,
         shutdown: Some(tx),
+        server: Some(server),
         _db: db,
     };
     t.admin_token = t.login("admin", ADMIN_PASSWORD).await;
@@ -378,6 +393,19 @@ pub fn enc(s: &str) -> String {
 }
 
 impl TestApp {
+    /// Sends the shutdown signal and waits until the server has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task panicked")
+                .expect("the server failed");
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -4,6 +4,7 @@
 mod gate_helpers;
 mod helpers;
 
+mod accounts;
 mod audit;
 mod audit_trail;
 mod auth;
@@ -15,8 +16,10 @@ mod fail_closed;
 mod gate;
 mod gate_promises;
 mod groups;
+mod hardening;
 mod infrastructures;
 mod inventory;
+mod limits;
 mod models;
 mod openapi;
 mod pagination;
@@ -26,6 +29,7 @@ mod roles;
 mod signoff_race;
 mod signoff_support;
 mod signoffs;
+mod slowloris;
 mod tokens;
 mod users;
 mod versions;

@@ -182,7 +182,7 @@ async fn user_self_service_limits() {
             &bob,
             Method::PATCH,
             "/users/bob",
-            Some(json!({"password": "bob-password-2"})),
+            Some(json!({"password": "bob-password-2", "current_password": "bob-password-1"})),
         )
         .await;
     r.ok(200);
