@@ -6,48 +6,17 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidInput;
+use crate::text_enum::text_enum;
 
-macro_rules! str_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-
-            /// The accepted values, for error messages.
-            pub fn choices() -> String {
-                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-str_enum!(
+text_enum!(
     /// What an infrastructure runs.
     InfraKind { ApiNode => "api_node", AutomationNode => "automation_node", Other => "other" }
 );
-str_enum!(
+text_enum!(
     /// Lifecycle stage of an infrastructure, lowest first.
     Stage { Dev => "dev", Qa => "qa", Preprod => "preprod", Prod => "prod" }
 );
-str_enum!(
+text_enum!(
     /// Governance policy of an infrastructure (`DESIGN.md` §4).
     Policy { Prevent => "prevent", Warn => "warn", Always => "always" }
 );

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod names;
 pub mod signoff;
 pub mod subject;
+mod text_enum;
 pub mod timestamp;
 
 pub use error::{ErrorCode, InvalidInput};

@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -17,6 +16,8 @@ use governor::nanos::Nanos;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use governor::state::{NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 
 use crate::auth;
@@ -73,8 +74,9 @@ pub struct Accounts {
     users: Option<FailureLimiter<String>>,
     addresses: Option<FailureLimiter<IpAddr>>,
     hashing: Semaphore,
-    failures: AtomicU64,
-    throttled: AtomicU64,
+    /// Failed password checks (also paces the limiters' housekeeping).
+    failures: Counter,
+    throttled: Counter,
 }
 
 /// Usernames longer than any valid one are cut, so keys stay small.
@@ -97,8 +99,8 @@ impl Accounts {
             users: FailureLimiter::new(limits.failures_per_user, limits.window)?,
             addresses: FailureLimiter::new(limits.failures_per_address, limits.window)?,
             hashing: Semaphore::new(permits),
-            failures: AtomicU64::new(0),
-            throttled: AtomicU64::new(0),
+            failures: Counter::default(),
+            throttled: Counter::default(),
         })
     }
 
@@ -109,12 +111,27 @@ impl Accounts {
 
     /// Login attempts answered 429 since the start.
     pub fn throttled_total(&self) -> u64 {
-        self.throttled.load(Ordering::Relaxed)
+        self.throttled.get()
     }
 
     /// Failed password checks since the start.
     pub fn failures_total(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
+        self.failures.get()
+    }
+
+    /// Registers the throttle's counters (`gatehouse_login_failures_total`,
+    /// `gatehouse_login_throttled_total`).
+    pub(crate) fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "gatehouse_login_failures",
+            "Failed password checks (logins and current passwords)",
+            self.failures.clone(),
+        );
+        registry.register(
+            "gatehouse_login_throttled",
+            "Password checks refused with 429 after too many failures",
+            self.throttled.clone(),
+        );
     }
 
     /// Checks `password` for `username`, calling from `addr`, against `hash`
@@ -175,7 +192,7 @@ impl Accounts {
         ];
         match waits.into_iter().flatten().max() {
             Some(retry_after) => {
-                self.throttled.fetch_add(1, Ordering::Relaxed);
+                self.throttled.inc();
                 Err(Throttled { retry_after })
             }
             None => Ok(()),
@@ -189,7 +206,7 @@ impl Accounts {
         if let (Some(l), Some(a)) = (&self.addresses, addr) {
             l.record(&a);
         }
-        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self.failures.inc() + 1;
         if n.is_multiple_of(HOUSEKEEPING_EVERY) {
             if let Some(l) = &self.users {
                 l.housekeeping();

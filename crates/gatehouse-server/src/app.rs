@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use gatehouse_store::{AuditSigning, Store, StoreError};
 use tokio::net::TcpListener;
@@ -12,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::audit_key::AuditKeySource;
 use crate::clock::Clock;
 use crate::demo::DemoSeed;
+use crate::metrics::Metrics;
 use crate::serving::HttpSettings;
 
 /// Default of [`Settings::audit_checkpoint_every`].
@@ -83,15 +83,10 @@ pub enum StartError {
 pub struct AppState {
     pub store: Store,
     pub clock: Clock,
+    /// The Prometheus registry behind `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Token lifetime and the login throttle.
     pub accounts: Arc<crate::accounts::Accounts>,
-}
-
-#[derive(Default)]
-pub struct Metrics {
-    pub requests: AtomicU64,
-    pub errors_5xx: AtomicU64,
 }
 
 /// What the first start printed about the bootstrap admin (for the binary).
@@ -141,10 +136,11 @@ impl Application {
         for task in ran {
             tracing::info!(task, "ran a one-time migration task");
         }
+        let metrics = Metrics::new(&store, &accounts);
         let state = AppState {
             store,
             clock: settings.clock.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(metrics),
             accounts: Arc::new(accounts),
         };
         let bootstrap =

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod serving;
 
 pub use app::{Application, Settings, StartError};

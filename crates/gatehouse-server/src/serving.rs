@@ -11,7 +11,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -28,8 +27,8 @@ use tower_http::add_extension::AddExtension;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::app::Metrics;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Default of [`HttpSettings::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,7 +149,7 @@ async fn timeout_problem(State(t): State<TimedOut>, res: Response) -> Response {
     }
     // The request was counted when it started; its answer never reached the
     // counting layer.
-    t.metrics.errors_5xx.fetch_add(1, Ordering::Relaxed);
+    t.metrics.count_server_error();
     tracing::warn!(timeout = ?t.after, "request timed out");
     ApiError::new(
         ErrorCode::Unavailable,

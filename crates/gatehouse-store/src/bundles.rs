@@ -1,5 +1,7 @@
 //! Bundles: a tagged, immutable package of model versions of one project.
 
+use std::collections::HashMap;
+
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::ContributeRight;
 use gatehouse_core::{BundleTag, ProjectKey, Subject, Timestamp};
@@ -55,24 +57,40 @@ const SELECT: &str = "SELECT b.id, p.key AS project, b.tag, b.description, b.cre
 
 async fn from_row(conn: &mut AnyConnection, r: &AnyRow) -> Result<Loaded> {
     let id: i64 = r.try_get("id")?;
-    let project = ProjectKey::parse(r.try_get::<String, _>("project")?)?;
-    let tag = BundleTag::parse(r.try_get::<String, _>("tag")?)?;
-    let rows = sqlx::query(
-        "SELECT m.name, v.version FROM bundle_versions bv JOIN model_versions v ON v.id = bv.version_id \
-         JOIN models m ON m.id = v.model_id WHERE bv.bundle_id = $1 ORDER BY m.name, v.version",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await?;
-    let versions = rows
-        .iter()
-        .map(|r| {
-            Ok(BundleItem {
+    let mut items = items_of(conn, &[id]).await?;
+    bundle_of_row(r, items.remove(&id).unwrap_or_default())
+}
+
+/// The versions inside bundles, by bundle id, in one statement.
+async fn items_of(conn: &mut AnyConnection, ids: &[i64]) -> Result<HashMap<i64, Vec<BundleItem>>> {
+    let mut out: HashMap<i64, Vec<BundleItem>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let mut q = sqlx::query(sqlf!(
+        "SELECT bv.bundle_id, m.name, v.version FROM bundle_versions bv \
+         JOIN model_versions v ON v.id = bv.version_id JOIN models m ON m.id = v.model_id \
+         WHERE bv.bundle_id IN ({}) ORDER BY bv.bundle_id, m.name, v.version",
+        crate::in_list(1, ids.len())
+    ));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    for r in q.fetch_all(conn).await? {
+        out.entry(r.try_get("bundle_id")?)
+            .or_default()
+            .push(BundleItem {
                 model: r.try_get("name")?,
                 version: r.try_get("version")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            });
+    }
+    Ok(out)
+}
+
+fn bundle_of_row(r: &AnyRow, versions: Vec<BundleItem>) -> Result<Loaded> {
+    let id: i64 = r.try_get("id")?;
+    let project = ProjectKey::parse(r.try_get::<String, _>("project")?)?;
+    let tag = BundleTag::parse(r.try_get::<String, _>("tag")?)?;
     let subject = Subject::Bundle {
         project: project.clone(),
         tag: tag.clone(),
@@ -130,9 +148,14 @@ pub async fn list(
     .bind(page.fetch())
     .fetch_all(&mut *conn)
     .await?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<Vec<i64>, sqlx::Error>>()?;
+    let mut versions = items_of(conn, &ids).await?;
     let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        items.push(from_row(conn, r).await?.bundle);
+    for (r, id) in rows.iter().zip(&ids) {
+        items.push(bundle_of_row(r, versions.remove(id).unwrap_or_default())?.bundle);
     }
     Ok(Page::from_rows(items, page, |b| b.tag.to_string()))
 }

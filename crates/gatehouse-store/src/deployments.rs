@@ -7,6 +7,8 @@
 //! attempt writes an audit event: a refused one in a transaction of its own
 //! that holds nothing else, see [`Attempt`].
 
+use std::collections::HashMap;
+
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::{self, OwnRight, Principal};
 use gatehouse_core::gate::{
@@ -1477,8 +1479,9 @@ pub async fn inventory(
         .fetch_all(&mut *conn)
         .await?;
         let read = subjects.len() as i64;
+        let batch_rows = InventoryBatch::read(conn, f, &subjects, now).await?;
         for text in subjects {
-            if let Some(row) = inventory_row(conn, f, &text, now).await? {
+            if let Some(row) = batch_rows.row(f, &text)? {
                 items.push(row);
                 if items.len() as i64 > page.limit {
                     break 'scan;
@@ -1493,77 +1496,135 @@ pub async fn inventory(
     Ok(Page::from_rows(items, page, |r| r.subject.clone()))
 }
 
-/// The inventory row of one subject, if it passes the filter.
-async fn inventory_row(
-    conn: &mut AnyConnection,
-    f: &InventoryFilter,
-    text: &str,
-    now: Timestamp,
-) -> Result<Option<InventoryRow>> {
-    let Ok(subject) = text.parse::<Subject>() else {
-        return Ok(None);
-    };
-    let project = subject.project().to_string();
-    if f.project.as_ref().is_some_and(|p| *p != project) {
-        return Ok(None);
+/// What the inventory rows of a batch of subjects are built from, read in four
+/// statements however many subjects there are: their governance (projects and
+/// sign-offs), their live deployments, and their open emergency reviews.
+struct InventoryBatch {
+    governance: signoffs::Governance,
+    /// By subject, by infrastructure and slot; `still_approved` is left to
+    /// [`InventoryBatch::row`], with the stage the deployment was checked for.
+    live: HashMap<String, Vec<(LiveAt, Stage)>>,
+    open: HashMap<String, i64>,
+}
+
+impl InventoryBatch {
+    async fn read(
+        conn: &mut AnyConnection,
+        f: &InventoryFilter,
+        texts: &[String],
+        now: Timestamp,
+    ) -> Result<Self> {
+        // The subjects that can make a row: well-formed, of the filtered project.
+        let candidates: Vec<(String, &str)> = texts
+            .iter()
+            .filter_map(|text| {
+                let project = text.parse::<Subject>().ok()?.project().to_string();
+                f.project
+                    .as_ref()
+                    .is_none_or(|p| *p == project)
+                    .then_some((project, text.as_str()))
+            })
+            .collect();
+        let governance =
+            signoffs::governance(conn, candidates.iter().map(|(p, t)| (p.as_str(), *t)), now)
+                .await?;
+        let mut batch = InventoryBatch {
+            governance,
+            live: HashMap::new(),
+            open: HashMap::new(),
+        };
+        let texts: Vec<&str> = candidates
+            .iter()
+            .filter(|(p, _)| batch.governance.tier(p).is_some())
+            .map(|(_, t)| *t)
+            .collect();
+        if texts.is_empty() {
+            return Ok(batch);
+        }
+        let mut q = sqlx::query(sqlf!(
+            "SELECT d.subject, d.id, i.name, i.stage, d.slot, d.deployed_at, d.deployed_by, d.kind, \
+             d.checked_stage FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
+             WHERE d.live = 1 AND d.subject IN ({}) ORDER BY d.subject, i.name, d.slot",
+            crate::in_list(1, texts.len())
+        ));
+        for t in &texts {
+            q = q.bind(*t);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let checked =
+                Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
+            let live = LiveAt {
+                infrastructure: r.try_get("name")?,
+                slot: r.try_get("slot")?,
+                stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
+                deployment_id: r.try_get("id")?,
+                since: Timestamp::from_micros(r.try_get("deployed_at")?),
+                by: r.try_get("deployed_by")?,
+                still_approved: false,
+                break_glass: r.try_get::<String, _>("kind")? == "break_glass",
+            };
+            batch
+                .live
+                .entry(r.try_get("subject")?)
+                .or_default()
+                .push((live, checked));
+        }
+        let mut q = sqlx::query(sqlf!(
+            "SELECT subject, COUNT(*) AS n FROM emergency_reviews \
+             WHERE state = 'open' AND subject IN ({}) GROUP BY subject",
+            crate::in_list(1, texts.len())
+        ));
+        for t in &texts {
+            q = q.bind(*t);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            batch.open.insert(r.try_get("subject")?, r.try_get("n")?);
+        }
+        Ok(batch)
     }
-    let row = sqlx::query("SELECT risk_tier FROM projects WHERE key = $1")
-        .bind(&project)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let tier = RiskTier::new(row.try_get("risk_tier")?)?;
-    let governance = signoffs::governance_by_text(conn, &project, text, "system", now).await?;
-    if let Some(s) = f.state
-        && !governance.iter().any(|g| g.state == s)
-    {
-        return Ok(None);
+
+    /// The inventory row of one subject of the batch, if it passes the filter.
+    fn row(&self, f: &InventoryFilter, text: &str) -> Result<Option<InventoryRow>> {
+        let Ok(subject) = text.parse::<Subject>() else {
+            return Ok(None);
+        };
+        let project = subject.project().to_string();
+        if f.project.as_ref().is_some_and(|p| *p != project) {
+            return Ok(None);
+        }
+        let Some(tier) = self.governance.tier(&project) else {
+            return Ok(None);
+        };
+        let governance = self.governance.stages(&project, text)?;
+        if let Some(s) = f.state
+            && !governance.iter().any(|g| g.state == s)
+        {
+            return Ok(None);
+        }
+        let mut live = Vec::new();
+        for (l, checked) in self.live.get(text).into_iter().flatten() {
+            live.push(LiveAt {
+                still_approved: self.governance.approved_now(text, *checked, tier)?,
+                ..l.clone()
+            });
+        }
+        if let Some(st) = f.stage
+            && !live.iter().any(|l| l.stage == st)
+        {
+            return Ok(None);
+        }
+        Ok(Some(InventoryRow {
+            project,
+            risk_tier: tier,
+            kind: match subject {
+                Subject::Version { .. } => "version".into(),
+                Subject::Bundle { .. } => "bundle".into(),
+            },
+            in_review: governance.iter().any(|g| g.state == SignoffState::InReview),
+            governance,
+            live,
+            subject: text.to_owned(),
+            open_emergency_reviews: self.open.get(text).copied().unwrap_or(0),
+        }))
     }
-    let rows = sqlx::query(
-        "SELECT d.id, i.name, i.stage, d.slot, d.deployed_at, d.deployed_by, d.kind, d.checked_stage \
-         FROM deployments d JOIN infrastructures i ON i.id = d.infra_id \
-         WHERE d.subject = $1 AND d.live = 1 ORDER BY i.name, d.slot",
-    )
-    .bind(text)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut live = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let checked =
-            Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
-        live.push(LiveAt {
-            infrastructure: r.try_get("name")?,
-            slot: r.try_get("slot")?,
-            stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
-            deployment_id: r.try_get("id")?,
-            since: Timestamp::from_micros(r.try_get("deployed_at")?),
-            by: r.try_get("deployed_by")?,
-            still_approved: signoffs::approved_now(conn, text, checked, tier, now).await?,
-            break_glass: r.try_get::<String, _>("kind")? == "break_glass",
-        });
-    }
-    if let Some(st) = f.stage
-        && !live.iter().any(|l| l.stage == st)
-    {
-        return Ok(None);
-    }
-    let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM emergency_reviews WHERE subject = $1 AND state = 'open'",
-    )
-    .bind(text)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Some(InventoryRow {
-        project,
-        risk_tier: tier,
-        kind: match subject {
-            Subject::Version { .. } => "version".into(),
-            Subject::Bundle { .. } => "bundle".into(),
-        },
-        in_review: governance.iter().any(|g| g.state == SignoffState::InReview),
-        governance,
-        live,
-        subject: text.to_owned(),
-        open_emergency_reviews: open,
-    }))
 }

@@ -306,6 +306,16 @@ pub(crate) fn contains_pattern(q: &str) -> Result<String> {
     Ok(format!("%{}%", like_escape(&q.to_lowercase())))
 }
 
+/// `$first, $first+1, …`: the `n` parameters of an `IN (…)` list (statements
+/// that read a whole page's rows at once). `n` must not be 0: `IN ()` is no SQL.
+pub(crate) fn in_list(first: usize, n: usize) -> String {
+    debug_assert!(n > 0, "an empty IN list");
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `s` for a `LIKE … ESCAPE '\'` pattern: its `%`, `_` and `\` match themselves.
 pub(crate) fn like_escape(s: &str) -> String {
     let mut p = String::with_capacity(s.len() + 2);
@@ -339,6 +349,12 @@ mod tests {
         assert_eq!(contains_pattern("50%").unwrap(), "%50\\%%");
         assert_eq!(contains_pattern("a\\b").unwrap(), "%a\\\\b%");
         assert!(contains_pattern(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn in_lists_number_their_parameters() {
+        assert_eq!(in_list(1, 1), "$1");
+        assert_eq!(in_list(2, 3), "$2, $3, $4");
     }
 
     #[test]

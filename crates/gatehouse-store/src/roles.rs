@@ -298,26 +298,28 @@ pub async fn update(
     .execute(tx.conn())
     .await?;
     set_members(tx, id, patch.users.as_deref(), patch.groups.as_deref()).await?;
-    if new_name != name {
-        // Slots name their role: follow the rename in the configuration and in
-        // the reviews running now (finished cycles keep the name they had).
-        signoffs::rename_role(tx, project_id, name, &new_name).await?;
-    }
+    // Slots name their role: follow the rename in the configuration and in
+    // the reviews running now (finished cycles keep the name they had).
+    let rewritten = if new_name != name {
+        Some(signoffs::rename_role(tx, ctx.now, project_id, name, &new_name).await?)
+    } else {
+        None
+    };
     let after = get(tx.conn(), project, &new_name).await?;
     let action = if new_name != name {
         "role.rename"
     } else {
         "role.update"
     };
-    record(
-        tx,
-        ctx,
-        NewAuditEvent::new(ctx.actor_name(), action, role_subject(project, &new_name))
-            .project(project)
-            .before(json!(before))
-            .after(json!(after)),
-    )
-    .await?;
+    let mut event = NewAuditEvent::new(ctx.actor_name(), action, role_subject(project, &new_name))
+        .project(project)
+        .before(json!(before))
+        .after(json!(after));
+    if let Some(rewritten) = rewritten {
+        // The running reviews it rewrote, at their new revisions.
+        event = event.detail("signoffs", json!(rewritten));
+    }
+    record(tx, ctx, event).await?;
     Ok(after)
 }
 

@@ -10,7 +10,7 @@
 //! others see the new state and are refused by core (or, had they slipped past,
 //! by the revision guard) with a 409.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::OwnRight;
@@ -22,6 +22,7 @@ use gatehouse_core::signoff::{
 use gatehouse_core::{ProjectKey, Subject, Timestamp, Username};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
@@ -107,6 +108,20 @@ struct Config {
 }
 
 impl Config {
+    /// What a project runs on until an owner configures it.
+    fn default_prod() -> Self {
+        Config {
+            stages: vec![StoredStage {
+                stage: Stage::Prod,
+                slots: Vec::new(),
+            }],
+            separation_of_duties: true,
+            configured: false,
+            updated_by: None,
+            updated_at: None,
+        }
+    }
+
     fn stage_list(&self) -> Vec<Stage> {
         self.stages.iter().map(|s| s.stage).collect()
     }
@@ -140,30 +155,27 @@ async fn load_config(conn: &mut AnyConnection, project_id: i64) -> Result<Config
     .bind(project_id)
     .fetch_optional(conn)
     .await?;
-    Ok(match row {
-        Some(r) => {
-            let text: String = r.try_get("stages")?;
-            let stages: Vec<StoredStage> = serde_json::from_str(&text).map_err(|e| {
-                StoreError::Config(format!("stored sign-off configuration is unreadable: {e}"))
-            })?;
-            Config {
-                stages,
-                separation_of_duties: r.try_get::<i64, _>("separation_of_duties")? != 0,
-                configured: true,
-                updated_by: Some(r.try_get("updated_by")?),
-                updated_at: Some(Timestamp::from_micros(r.try_get("updated_at")?)),
-            }
-        }
-        None => Config {
-            stages: vec![StoredStage {
-                stage: Stage::Prod,
-                slots: Vec::new(),
-            }],
-            separation_of_duties: true,
-            configured: false,
-            updated_by: None,
-            updated_at: None,
-        },
+    match row {
+        Some(r) => config_of_row(&r),
+        None => Ok(Config::default_prod()),
+    }
+}
+
+/// The configuration in a row with the columns of `signoff_config` (`stages`
+/// NULL, as a LEFT JOIN leaves it, for the default).
+fn config_of_row(r: &AnyRow) -> Result<Config> {
+    let Some(text) = r.try_get::<Option<String>, _>("stages")? else {
+        return Ok(Config::default_prod());
+    };
+    let stages: Vec<StoredStage> = serde_json::from_str(&text).map_err(|e| {
+        StoreError::Config(format!("stored sign-off configuration is unreadable: {e}"))
+    })?;
+    Ok(Config {
+        stages,
+        separation_of_duties: r.try_get::<i64, _>("separation_of_duties")? != 0,
+        configured: true,
+        updated_by: Some(r.try_get("updated_by")?),
+        updated_at: Some(Timestamp::from_micros(r.try_get("updated_at")?)),
     })
 }
 
@@ -205,6 +217,8 @@ pub async fn set_config(
     new: &NewConfig,
 ) -> Result<SignoffConfig> {
     let p = projects::load(tx.conn(), project).await?;
+    // Not overlapping a role rename, which rewrites the configuration too.
+    lock_config(tx, p.id, true).await?;
     let before = load_config(tx.conn(), p.id).await?;
     if new.stages.is_empty() {
         return Err(gatehouse_core::InvalidInput::new(
@@ -310,8 +324,50 @@ pub async fn set_config(
     Ok(after)
 }
 
+/// Takes the lock of a project's sign-off configuration row on PostgreSQL
+/// (`FOR UPDATE`, or `FOR SHARE` for readers that must not overlap a change);
+/// SQLite has one writer. Taken before the sign-off rows, so that a role
+/// rename (which rewrites the configuration and then the running reviews)
+/// and a review request (which copies the configured slots into a new review)
+/// follow one another: the request either starts with the new name or is
+/// there for the rename to rewrite.
+async fn lock_config(tx: &mut Tx, project_id: i64, exclusive: bool) -> Result<()> {
+    if tx.backend() == Backend::Postgres {
+        let mode = if exclusive { "UPDATE" } else { "SHARE" };
+        sqlx::query(sqlf!(
+            "SELECT project_id FROM signoff_config WHERE project_id = $1 FOR {mode}"
+        ))
+        .bind(project_id)
+        .fetch_optional(tx.conn())
+        .await?;
+    }
+    Ok(())
+}
+
+/// A running review a role rename rewrote, as the `role.rename` event lists it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RoleRewrite {
+    pub subject: String,
+    pub stage: String,
+    /// The sign-off's revision after the rename.
+    pub revision: u64,
+}
+
 /// Follows a role rename in the configuration and in running reviews.
-pub(crate) async fn rename_role(tx: &mut Tx, project_id: i64, old: &str, new: &str) -> Result<()> {
+///
+/// A writer like the commands: it locks the configuration row and the running
+/// sign-offs whose current cycle names the role (`FOR UPDATE` on PostgreSQL;
+/// SQLite has one writer), bumps each document's revision (in the document and
+/// in the column) and writes it back with `WHERE revision = <read>`. Holding
+/// the row locks, that guard cannot fail; if it ever does, the rename is
+/// refused with a 409 (not retried) and its whole transaction rolled back.
+pub(crate) async fn rename_role(
+    tx: &mut Tx,
+    now: Timestamp,
+    project_id: i64,
+    old: &str,
+    new: &str,
+) -> Result<Vec<RoleRewrite>> {
     let rename = |slots: &mut [SlotSpec]| {
         let mut changed = false;
         for s in slots {
@@ -324,6 +380,7 @@ pub(crate) async fn rename_role(tx: &mut Tx, project_id: i64, old: &str, new: &s
         }
         changed
     };
+    lock_config(tx, project_id, true).await?;
     let c = load_config(tx.conn(), project_id).await?;
     if c.configured {
         let mut stages = c.stages;
@@ -339,20 +396,44 @@ pub(crate) async fn rename_role(tx: &mut Tx, project_id: i64, old: &str, new: &s
                 .await?;
         }
     }
-    for (id, mut doc) in running(tx.conn(), project_id).await? {
-        let mut specs: Vec<SlotSpec> = doc.current.slots.iter().map(|s| s.spec.clone()).collect();
-        if rename(&mut specs) {
-            for (slot, spec) in doc.current.slots.iter_mut().zip(specs) {
-                slot.spec = spec;
-            }
-            sqlx::query("UPDATE signoffs SET doc = $1 WHERE id = $2")
-                .bind(doc_text(&doc))
-                .bind(id)
-                .execute(tx.conn())
-                .await?;
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let mut out = Vec::new();
+    for mut r in running_with_role(tx.conn(), project_id, old, lock).await? {
+        let mut specs: Vec<SlotSpec> = r.doc.current.slots.iter().map(|s| s.spec.clone()).collect();
+        rename(&mut specs);
+        for (slot, spec) in r.doc.current.slots.iter_mut().zip(specs) {
+            slot.spec = spec;
         }
+        // Moved on from the column too, should the document trail it.
+        r.doc.revision = r.doc.revision.max(u64::try_from(r.revision).unwrap_or(0)) + 1;
+        let done = sqlx::query(
+            "UPDATE signoffs SET revision = $1, doc = $2, updated_at = $3 \
+             WHERE id = $4 AND revision = $5",
+        )
+        .bind(i64::try_from(r.doc.revision).unwrap_or(i64::MAX))
+        .bind(doc_text(&r.doc))
+        .bind(now.as_micros())
+        .bind(r.id)
+        .bind(r.revision)
+        .execute(tx.conn())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!(
+                "the running {} review of {} was changed by a concurrent command while the \
+                 role was renamed; retry the rename",
+                r.stage, r.subject
+            )));
+        }
+        out.push(RoleRewrite {
+            subject: r.subject,
+            stage: r.stage,
+            revision: r.doc.revision,
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
 /// What still uses a role, if anything: a configured slot or a running review.
@@ -361,44 +442,83 @@ pub(crate) async fn role_in_use(
     project_id: i64,
     role: &str,
 ) -> Result<Option<String>> {
-    let uses = |slots: &[SlotSpec]| {
-        slots
-            .iter()
-            .find(|s| matches!(&s.assignee, Assignee::Role { role: r, .. } if r == role))
-            .map(|s| s.id)
-    };
     let c = load_config(conn, project_id).await?;
     for s in &c.stages {
-        if let Some(id) = uses(&s.slots) {
-            return Ok(Some(format!("slot {id} of the {} sign-off stage", s.stage)));
+        if let Some(slot) = s.slots.iter().find(|s| slot_has_role(s, role)) {
+            return Ok(Some(format!(
+                "slot {} of the {} sign-off stage",
+                slot.id, s.stage
+            )));
         }
     }
-    let subjects: Vec<(String, String, String)> = {
-        let rows = sqlx::query(
-            "SELECT subject, stage, doc FROM signoffs WHERE project_id = $1 AND state = 'in_review' \
-             ORDER BY id",
-        )
-        .bind(project_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("subject")?,
-                    r.try_get("stage")?,
-                    r.try_get("doc")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?
-    };
-    for (subject, stage, doc) in subjects {
-        let doc = parse_doc(&doc)?;
-        let specs: Vec<SlotSpec> = doc.current.slots.iter().map(|s| s.spec.clone()).collect();
-        if uses(&specs).is_some() {
-            return Ok(Some(format!("the running {stage} review of {subject}")));
+    Ok(running_with_role(conn, project_id, role, "")
+        .await?
+        .into_iter()
+        .next()
+        .map(|r| format!("the running {} review of {}", r.stage, r.subject)))
+}
+
+fn slot_has_role(s: &SlotSpec, role: &str) -> bool {
+    matches!(&s.assignee, Assignee::Role { role: r, .. } if r == role)
+}
+
+/// A running sign-off as [`running_with_role`] reads it.
+struct RunningRow {
+    id: i64,
+    subject: String,
+    stage: String,
+    /// The revision column as read.
+    revision: i64,
+    doc: Signoff,
+}
+
+/// The running sign-offs of a project whose current cycle has a slot of
+/// `role`, by id, in one statement (`lock` is appended to it).
+///
+/// The statement picks the documents that name the role, as a role assignee
+/// is serialised (`"type":"role","role":<JSON string>`), between the current
+/// cycle's key and the history's (`Signoff` serialises `current` before
+/// `history`, and quotes inside strings are escaped, so neither key nor the
+/// assignee can be matched inside a comment); only those are parsed, to
+/// confirm the match exactly (SQLite's `LIKE` ignores ASCII case).
+async fn running_with_role(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    role: &str,
+    lock: &str,
+) -> Result<Vec<RunningRow>> {
+    let pattern = format!(
+        "%\"current\":{{%\"type\":\"role\",\"role\":{}%\"history\":[%",
+        crate::like_escape(&serde_json::to_string(role).unwrap_or_default())
+    );
+    let rows = sqlx::query(sqlf!(
+        "SELECT id, subject, stage, revision, doc FROM signoffs \
+         WHERE project_id = $1 AND state = 'in_review' AND doc LIKE $2 ESCAPE '\\' \
+         ORDER BY id{lock}"
+    ))
+    .bind(project_id)
+    .bind(&pattern)
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let doc = parse_doc(&r.try_get::<String, _>("doc")?)?;
+        if doc
+            .current
+            .slots
+            .iter()
+            .any(|s| slot_has_role(&s.spec, role))
+        {
+            out.push(RunningRow {
+                id: r.try_get("id")?,
+                subject: r.try_get("subject")?,
+                stage: r.try_get("stage")?,
+                revision: r.try_get("revision")?,
+                doc,
+            });
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -412,23 +532,6 @@ fn doc_text(doc: &Signoff) -> String {
 fn parse_doc(text: &str) -> Result<Signoff> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Config(format!("stored sign-off is unreadable: {e}")))
-}
-
-async fn running(conn: &mut AnyConnection, project_id: i64) -> Result<Vec<(i64, Signoff)>> {
-    let rows = sqlx::query(
-        "SELECT id, doc FROM signoffs WHERE project_id = $1 AND state = 'in_review' ORDER BY id",
-    )
-    .bind(project_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("id")?,
-                parse_doc(&r.try_get::<String, _>("doc")?)?,
-            ))
-        })
-        .collect()
 }
 
 /// The stored sign-offs of a subject, by stage.
@@ -908,54 +1011,109 @@ fn stage_not_configured(stage: Stage, config: &Config) -> StoreError {
     .into()
 }
 
-/// Governance status of a subject: one entry per configured stage (and per
-/// stage that has a sign-off though no longer configured), lowest first.
-pub async fn governance(
-    conn: &mut AnyConnection,
-    subject: &Subject,
+/// The sign-off status of a page of subjects (model versions and bundles), read
+/// in two statements however many there are: their projects with tier and
+/// sign-off configuration, and their sign-offs. Stored sign-offs are parsed
+/// when asked for.
+pub struct Governance {
+    /// By project key.
+    projects: HashMap<String, (RiskTier, Config)>,
+    /// By subject text, then stage: the stored sign-off's JSON.
+    signoffs: HashMap<String, BTreeMap<Stage, String>>,
     now: Timestamp,
-) -> Result<Vec<StageStatus>> {
-    let info = resolve(conn, subject).await?;
-    governance_of(conn, &info, now).await
 }
 
-pub async fn governance_of(
+/// Reads the governance of `subjects`, each given as (project key, subject
+/// text); see [`Governance`].
+pub async fn governance<'a>(
     conn: &mut AnyConnection,
-    info: &SubjectInfo,
+    subjects: impl IntoIterator<Item = (&'a str, &'a str)>,
     now: Timestamp,
-) -> Result<Vec<StageStatus>> {
-    let config = load_config(conn, info.project_id).await?;
-    let mut rows = rows_of(conn, &info.text).await?;
-    for stage in config.stage_list() {
-        rows.entry(stage)
-            .or_insert_with(|| Signoff::new(info.creator.clone()));
+) -> Result<Governance> {
+    let mut keys = BTreeSet::new();
+    let mut texts = BTreeSet::new();
+    for (project, subject) in subjects {
+        keys.insert(project);
+        texts.insert(subject);
     }
-    Ok(rows
-        .iter()
-        .map(|(stage, s)| stage_status(info.tier, *stage, s, now))
-        .collect())
+    let mut g = Governance {
+        projects: HashMap::new(),
+        signoffs: HashMap::new(),
+        now,
+    };
+    if keys.is_empty() {
+        return Ok(g);
+    }
+    let mut q = sqlx::query(sqlf!(
+        "SELECT p.key, p.risk_tier, c.stages, c.separation_of_duties, c.updated_by, c.updated_at \
+         FROM projects p LEFT JOIN signoff_config c ON c.project_id = p.id WHERE p.key IN ({})",
+        crate::in_list(1, keys.len())
+    ));
+    for key in &keys {
+        q = q.bind(*key);
+    }
+    for r in q.fetch_all(&mut *conn).await? {
+        let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+        g.projects
+            .insert(r.try_get("key")?, (tier, config_of_row(&r)?));
+    }
+    let mut q = sqlx::query(sqlf!(
+        "SELECT subject, stage, doc FROM signoffs WHERE subject IN ({})",
+        crate::in_list(1, texts.len())
+    ));
+    for text in &texts {
+        q = q.bind(*text);
+    }
+    for r in q.fetch_all(&mut *conn).await? {
+        if let Some(stage) = Stage::parse(&r.try_get::<String, _>("stage")?) {
+            g.signoffs
+                .entry(r.try_get("subject")?)
+                .or_default()
+                .insert(stage, r.try_get("doc")?);
+        }
+    }
+    Ok(g)
 }
 
-/// Governance status by subject text, for list responses that already know
-/// the subject's project id, tier and creator.
-pub async fn governance_for(
-    conn: &mut AnyConnection,
-    project_id: i64,
-    tier: RiskTier,
-    subject: &str,
-    creator: &str,
-    now: Timestamp,
-) -> Result<Vec<StageStatus>> {
-    let config = load_config(conn, project_id).await?;
-    let mut rows = rows_of(conn, subject).await?;
-    for stage in config.stage_list() {
-        rows.entry(stage)
-            .or_insert_with(|| Signoff::new(Username::parse(creator).unwrap_or_else(|_| system())));
+impl Governance {
+    /// The risk tier of a project read, if it exists.
+    pub fn tier(&self, project: &str) -> Option<RiskTier> {
+        self.projects.get(project).map(|(tier, _)| *tier)
     }
-    Ok(rows
-        .iter()
-        .map(|(stage, s)| stage_status(tier, *stage, s, now))
-        .collect())
+
+    /// A subject's governance status: one entry per configured stage (and
+    /// per stage that has a sign-off though no longer configured), lowest
+    /// first.
+    pub fn stages(&self, project: &str, subject: &str) -> Result<Vec<StageStatus>> {
+        let (tier, config) = self
+            .projects
+            .get(project)
+            .ok_or_else(|| StoreError::not_found(format!("project '{project}'")))?;
+        let stored = self.signoffs.get(subject);
+        let mut stages: BTreeSet<Stage> = config.stage_list().into_iter().collect();
+        stages.extend(stored.into_iter().flat_map(|m| m.keys().copied()));
+        stages
+            .into_iter()
+            .map(|stage| {
+                let s = match stored.and_then(|m| m.get(&stage)) {
+                    Some(doc) => parse_doc(doc)?,
+                    None => Signoff::new(system()),
+                };
+                Ok(stage_status(*tier, stage, &s, self.now))
+            })
+            .collect()
+    }
+
+    /// Whether a subject's sign-off for `stage` is approved and its approval
+    /// counts now under `tier`.
+    pub fn approved_now(&self, subject: &str, stage: Stage, tier: RiskTier) -> Result<bool> {
+        Ok(
+            match self.signoffs.get(subject).and_then(|m| m.get(&stage)) {
+                Some(doc) => effectively_approved(tier, &parse_doc(doc)?, self.now),
+                None => false,
+            },
+        )
+    }
 }
 
 fn system() -> Username {
@@ -1002,6 +1160,11 @@ pub async fn command(
 ) -> Result<SignoffView> {
     let info = resolve(tx.conn(), subject).await?;
     let tier = info.tier;
+    let is_request = matches!(input, CommandInput::RequestReview { .. });
+    if is_request {
+        // A request copies the configured slots: not while a rename rewrites them.
+        lock_config(tx, info.project_id, false).await?;
+    }
     let config = load_config(tx.conn(), info.project_id).await?;
     let lock = match tx.backend() {
         Backend::Postgres => " FOR UPDATE",
@@ -1014,15 +1177,29 @@ pub async fn command(
     .bind(stage.as_str())
     .fetch_optional(tx.conn())
     .await?;
-    let (row_id, mut current) = match &row {
-        Some(r) => (
-            Some(r.try_get::<i64, _>("id")?),
-            parse_doc(&r.try_get::<String, _>("doc")?)?,
-        ),
-        None if config.slots_of(stage).is_some() => (None, Signoff::new(info.creator.clone())),
+    let (row_id, read_revision, mut current) = match &row {
+        Some(r) => {
+            let read: i64 = r.try_get("revision")?;
+            let mut doc = parse_doc(&r.try_get::<String, _>("doc")?)?;
+            // A document whose revision trails its column (renames once
+            // rewrote documents without moving it on) moves on from the column.
+            doc.revision = doc.revision.max(u64::try_from(read).unwrap_or(0));
+            (Some(r.try_get::<i64, _>("id")?), read, doc)
+        }
+        None if config.slots_of(stage).is_some() => (None, 0, Signoff::new(info.creator.clone())),
         None => return Err(stage_not_configured(stage, &config)),
     };
-    refresh_members(tx.conn(), info.project_id, &mut current).await?;
+    // The members of the project's roles, loaded once: for the slots of the
+    // running review and for those a request starts it with.
+    let running = current.state() == SignoffState::InReview;
+    let members = if running || is_request {
+        roles::members_by_role(tx.conn(), info.project_id).await?
+    } else {
+        BTreeMap::new()
+    };
+    if running {
+        current.set_role_members(|r| members.get(r).cloned().unwrap_or_default());
+    }
     current.set_component_creators(component_creators(tx.conn(), subject).await?);
 
     let cmd = match input {
@@ -1035,7 +1212,6 @@ pub async fn command(
                     info.project
                 )));
             }
-            let members = roles::members_by_role(tx.conn(), info.project_id).await?;
             let slots = slots
                 .iter()
                 .cloned()
@@ -1084,7 +1260,6 @@ pub async fn command(
         CommandInput::Decide { decision, comment } => Command::Decide { decision, comment },
         CommandInput::Reset { reason } => Command::Reset { reason },
     };
-    let is_request = matches!(cmd, Command::RequestReview { .. });
     let actor = Actor {
         username: ctx.actor.username.clone(),
         is_admin: ctx.actor.is_admin,
@@ -1137,7 +1312,7 @@ pub async fn command(
             .bind(&text)
             .bind(ctx.now.as_micros())
             .bind(id)
-            .bind(i64::try_from(current.revision).unwrap_or(i64::MAX))
+            .bind(read_revision)
             .execute(tx.conn())
             .await?;
             if done.rows_affected() != 1 {
@@ -1430,24 +1605,6 @@ pub async fn for_gate(
             .map(|x| x.0)
             .collect(),
     })
-}
-
-/// Governance status of a subject given by its text, project key and creator,
-/// as version and bundle responses carry it.
-pub async fn governance_by_text(
-    conn: &mut AnyConnection,
-    project: &str,
-    subject: &str,
-    creator: &str,
-    now: Timestamp,
-) -> Result<Vec<StageStatus>> {
-    let row = sqlx::query("SELECT id, risk_tier FROM projects WHERE key = $1")
-        .bind(project)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("project '{project}'")))?;
-    let tier = RiskTier::new(row.try_get("risk_tier")?)?;
-    governance_for(conn, row.try_get("id")?, tier, subject, creator, now).await
 }
 
 /// Whether a subject was ever put up for review (then it may not be deleted).

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::contribute_right;
-use super::signoffs::govern_bundle;
+use super::signoffs::{govern_bundle, govern_bundles};
 use super::{PageOf, PageParams, Problems, created};
 use crate::app::AppState;
 use crate::auth::Auth;
@@ -51,12 +51,8 @@ async fn list_bundles(
     let mut conn = state.store.conn().await?;
     let page = bundles::list(&mut conn, &key, &page).await?;
     drop(conn);
-    let mut items = Vec::with_capacity(page.items.len());
-    for b in page.items {
-        items.push(govern_bundle(&state, b).await?);
-    }
     Ok(Json(PageOf {
-        items,
+        items: govern_bundles(&state, page.items).await?,
         next_cursor: page.next_cursor,
     }))
 }

@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_core::gate::{DeploySlot, EmergencyState};
+use gatehouse_core::gate::{DeploySlot, EmergencyState, GateDecision};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
 use gatehouse_core::signoff::SignoffState;
-use gatehouse_core::{GroupName, InfraName, ServiceName, Subject, Username};
+use gatehouse_core::{ErrorCode, GroupName, InfraName, ServiceName, Subject, Username};
 use gatehouse_store::deployments::{
     self, Attempt, DeployRequest, Deployment, EmergencyReview, GateCheck, Grant, GrantTarget,
     Grantee, InventoryFilter, InventoryRow, NewGrant,
@@ -26,6 +26,7 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::metrics::GateOperation;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,12 +155,36 @@ fn text(field: &str, v: Option<String>) -> ApiResult<String> {
 }
 
 /// Commits a deployment attempt: the deployment, or the refusal's audit event
-/// before answering the refusal.
-async fn finish(tx: Tx, attempt: Attempt) -> ApiResult<Deployment> {
+/// before answering the refusal; then counts the gate's decision.
+async fn finish(
+    state: &AppState,
+    operation: GateOperation,
+    tx: Tx,
+    attempt: Attempt,
+) -> ApiResult<Deployment> {
     tx.commit().await?;
+    let decision = match &attempt {
+        Attempt::Deployed(_) => GateDecision::Allow,
+        Attempt::Refused(e) => refused_decision(e),
+    };
+    state.metrics.gate_decision(operation, decision);
     match attempt {
         Attempt::Deployed(d) => Ok(*d),
         Attempt::Refused(e) => Err(e.into()),
+    }
+}
+
+/// The gate's decision behind a refused deployment attempt.
+fn refused_decision(e: &StoreError) -> GateDecision {
+    match e {
+        StoreError::Domain {
+            code: ErrorCode::ConfirmationRequired,
+            ..
+        } => GateDecision::ConfirmationRequired,
+        e if super::signoffs::is_forbidden(e) => GateDecision::Forbidden,
+        // `deployment_blocked`, and a subject of a kind the infrastructure
+        // does not run (refused like a blocked attempt, answered 400).
+        _ => GateDecision::Blocked,
     }
 }
 
@@ -277,16 +302,21 @@ async fn gate_check(
 ) -> ApiResult<Json<GateCheck>> {
     let subject = parse_subject(&q.subject)?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(
-        deployments::check(
-            &mut conn,
-            &auth.0,
-            &subject,
-            &q.infrastructure,
-            state.clock.now(),
-        )
-        .await?,
-    ))
+    let check = deployments::check(
+        &mut conn,
+        &auth.0,
+        &subject,
+        &q.infrastructure,
+        state.clock.now(),
+    )
+    .await?;
+    if let Some(decision) = GateDecision::ALL
+        .into_iter()
+        .find(|d| d.api_str() == check.decision)
+    {
+        state.metrics.gate_decision(GateOperation::Check, decision);
+    }
+    Ok(Json(check))
 }
 
 /// Deploy a subject through the infrastructure's gate. Refused attempts answer
@@ -322,10 +352,15 @@ async fn create_deployment(
         comment,
         break_glass,
     };
+    let operation = if req.break_glass.is_some() {
+        GateOperation::BreakGlass
+    } else {
+        GateOperation::Deploy
+    };
     let ctx = auth.ctx(&state);
     let mut tx = state.store.begin().await?;
     let attempt = deployments::deploy(&mut tx, &ctx, &name, &req).await?;
-    Ok(created(finish(tx, attempt).await?))
+    Ok(created(finish(&state, operation, tx, attempt).await?))
 }
 
 /// Deployment history of an infrastructure, newest first; of one slot with
@@ -424,7 +459,9 @@ async fn rollback(
         false,
     )
     .await?;
-    Ok(created(finish(tx, attempt).await?))
+    Ok(created(
+        finish(&state, GateOperation::Rollback, tx, attempt).await?,
+    ))
 }
 
 /// Emergency reviews of break-glass deployments, newest first.

@@ -1,11 +1,9 @@
 //! Health, readiness and metrics: open without a token.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,6 +11,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Exposition;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -46,34 +45,22 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     }
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics: Prometheus text 0.0.4, or OpenMetrics 1.0 text when
+/// `Accept` asks for `application/openmetrics-text`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let m = &state.metrics;
-    let body = format!(
-        "# HELP gatehouse_http_requests_total HTTP requests served.\n\
-         # TYPE gatehouse_http_requests_total counter\n\
-         gatehouse_http_requests_total {}\n\
-         # HELP gatehouse_http_server_errors_total HTTP requests answered with a 5xx status.\n\
-         # TYPE gatehouse_http_server_errors_total counter\n\
-         gatehouse_http_server_errors_total {}\n\
-         # HELP gatehouse_login_failures_total Failed password checks (logins and current passwords).\n\
-         # TYPE gatehouse_login_failures_total counter\n\
-         gatehouse_login_failures_total {}\n\
-         # HELP gatehouse_login_throttled_total Password checks refused with 429 after too many failures.\n\
-         # TYPE gatehouse_login_throttled_total counter\n\
-         gatehouse_login_throttled_total {}\n\
-         # HELP gatehouse_build_info Build information.\n\
-         # TYPE gatehouse_build_info gauge\n\
-         gatehouse_build_info{{version=\"{}\"}} 1\n",
-        m.requests.load(Ordering::Relaxed),
-        m.errors_5xx.load(Ordering::Relaxed),
-        state.accounts.failures_total(),
-        state.accounts.throttled_total(),
-        env!("CARGO_PKG_VERSION"),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    responses((status = 200, description = "Metrics in the Prometheus or OpenMetrics text exposition format",
+        content(
+            (String = "text/plain"),
+            (String = "application/openmetrics-text")
+        ))))]
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::negotiate(accept);
+    let body = state.metrics.encode(format).map_err(|e| {
+        tracing::error!(error = %e, "cannot encode the metrics");
+        ApiError::internal()
+    })?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

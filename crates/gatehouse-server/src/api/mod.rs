@@ -17,10 +17,10 @@ mod users;
 mod versions;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -189,7 +189,7 @@ pub fn router(state: AppState) -> axum::Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            count_requests,
+            track_requests,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -206,12 +206,20 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     )
 }
 
-async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+/// Counts and times every request by method, route template (never the raw
+/// path, which would give every object its own series) and status class.
+async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    state.metrics.count_request();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
-    if res.status().is_server_error() {
-        state.metrics.errors_5xx.fetch_add(1, Ordering::Relaxed);
-    }
+    state.metrics.observe_request(
+        &method,
+        route.as_ref().map(MatchedPath::as_str),
+        res.status(),
+        started.elapsed(),
+    );
     res
 }
 

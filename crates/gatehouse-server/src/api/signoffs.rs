@@ -22,6 +22,7 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, IfMatch};
+use crate::metrics::{CommandOutcome, SignoffCommand};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -170,9 +171,13 @@ fn with_etag(v: SignoffView) -> Response {
 
 async fn status(state: &AppState, subject: Subject) -> ApiResult<Json<Governance>> {
     let mut conn = state.store.conn().await?;
-    let stages = signoffs::governance(&mut conn, &subject, state.clock.now()).await?;
+    let info = signoffs::resolve(&mut conn, &subject).await?;
+    let (project, text) = (info.project.as_str(), info.text.as_str());
+    let stages = signoffs::governance(&mut conn, [(project, text)], state.clock.now())
+        .await?
+        .stages(project, text)?;
     Ok(Json(Governance {
-        subject: subject.to_string(),
+        subject: info.text,
         stages,
     }))
 }
@@ -195,10 +200,14 @@ async fn run(
     let stage = parse_stage("stage", stage)?;
     let ctx = auth.ctx(state);
     let command = input.name();
+    let kind = metric_kind(&input);
     let mut tx = state.store.begin().await?;
     match signoffs::command(&mut tx, &ctx, &subject, stage, input, if_match.0).await {
         Ok(v) => {
             tx.commit().await?;
+            state
+                .metrics
+                .signoff_command(kind, CommandOutcome::Accepted);
             Ok(with_etag(v))
         }
         Err(e) if is_forbidden(&e) => {
@@ -207,10 +216,39 @@ async fn run(
             signoffs::record_refusal(&mut tx, &ctx, &subject, stage, command, &e.to_string())
                 .await?;
             tx.commit().await?;
+            state.metrics.signoff_command(kind, CommandOutcome::Refused);
             Err(e.into())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            if is_refusal(&e) {
+                state.metrics.signoff_command(kind, CommandOutcome::Refused);
+            }
+            Err(e.into())
+        }
     }
+}
+
+/// The command as `gatehouse_signoff_commands_total` counts it.
+fn metric_kind(input: &CommandInput) -> SignoffCommand {
+    match input {
+        CommandInput::RequestReview { .. } => SignoffCommand::RequestReview,
+        CommandInput::GiveFeedback { .. } => SignoffCommand::Feedback,
+        CommandInput::Delegate { .. } => SignoffCommand::Delegate,
+        CommandInput::Decide { .. } => SignoffCommand::Decide,
+        CommandInput::Reset { .. } => SignoffCommand::Reset,
+    }
+}
+
+/// The command was refused by the rules (not a failure of the database).
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::NotFound(_)
+            | StoreError::Conflict(_)
+            | StoreError::Invalid(_)
+            | StoreError::Denied(_)
+            | StoreError::Domain { .. }
+    )
 }
 
 /// A refusal for want of the right, which the audit trail records.
@@ -394,38 +432,66 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pending_reviews))
 }
 
-/// A version with its governance status filled in.
-pub(crate) async fn govern_version(
+/// Versions with their governance status and links filled in, in two
+/// statements however many there are.
+pub(crate) async fn govern_versions(
     state: &AppState,
-    mut v: gatehouse_store::versions::ModelVersion,
-) -> ApiResult<gatehouse_store::versions::ModelVersion> {
+    mut vs: Vec<gatehouse_store::versions::ModelVersion>,
+) -> ApiResult<Vec<gatehouse_store::versions::ModelVersion>> {
+    if vs.is_empty() {
+        return Ok(vs);
+    }
     let mut conn = state.store.conn().await?;
-    v.governance = signoffs::governance_by_text(
+    let g = signoffs::governance(
         &mut conn,
-        v.project.as_str(),
-        &v.subject,
-        &v.created_by,
+        vs.iter().map(|v| (v.project.as_str(), v.subject.as_str())),
         state.clock.now(),
     )
     .await?;
-    v.links = Some(gatehouse_store::links::Links::for_subject(&v.subject));
-    Ok(v)
+    for v in &mut vs {
+        v.governance = g.stages(v.project.as_str(), &v.subject)?;
+        v.links = Some(gatehouse_store::links::Links::for_subject(&v.subject));
+    }
+    Ok(vs)
+}
+
+/// A version with its governance status filled in.
+pub(crate) async fn govern_version(
+    state: &AppState,
+    v: gatehouse_store::versions::ModelVersion,
+) -> ApiResult<gatehouse_store::versions::ModelVersion> {
+    let mut vs = govern_versions(state, vec![v]).await?;
+    Ok(vs.remove(0))
+}
+
+/// Bundles with their governance status and links filled in, in two
+/// statements however many there are.
+pub(crate) async fn govern_bundles(
+    state: &AppState,
+    mut bs: Vec<gatehouse_store::bundles::Bundle>,
+) -> ApiResult<Vec<gatehouse_store::bundles::Bundle>> {
+    if bs.is_empty() {
+        return Ok(bs);
+    }
+    let mut conn = state.store.conn().await?;
+    let g = signoffs::governance(
+        &mut conn,
+        bs.iter().map(|b| (b.project.as_str(), b.subject.as_str())),
+        state.clock.now(),
+    )
+    .await?;
+    for b in &mut bs {
+        b.governance = g.stages(b.project.as_str(), &b.subject)?;
+        b.links = Some(gatehouse_store::links::Links::for_subject(&b.subject));
+    }
+    Ok(bs)
 }
 
 /// A bundle with its governance status filled in.
 pub(crate) async fn govern_bundle(
     state: &AppState,
-    mut b: gatehouse_store::bundles::Bundle,
+    b: gatehouse_store::bundles::Bundle,
 ) -> ApiResult<gatehouse_store::bundles::Bundle> {
-    let mut conn = state.store.conn().await?;
-    b.governance = signoffs::governance_by_text(
-        &mut conn,
-        b.project.as_str(),
-        &b.subject,
-        &b.created_by,
-        state.clock.now(),
-    )
-    .await?;
-    b.links = Some(gatehouse_store::links::Links::for_subject(&b.subject));
-    Ok(b)
+    let mut bs = govern_bundles(state, vec![b]).await?;
+    Ok(bs.remove(0))
 }

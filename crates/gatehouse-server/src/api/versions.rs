@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::contribute_right;
-use super::signoffs::govern_version;
+use super::signoffs::{govern_version, govern_versions};
 use super::{PageOf, PageParams, Problems, created};
 use crate::app::AppState;
 use crate::auth::Auth;
@@ -115,12 +115,8 @@ async fn list_versions(
     let mut conn = state.store.conn().await?;
     let page = versions::list(&mut conn, &key, &name, &f, &page).await?;
     drop(conn);
-    let mut items = Vec::with_capacity(page.items.len());
-    for v in page.items {
-        items.push(govern_version(&state, v).await?);
-    }
     Ok(Json(PageOf {
-        items,
+        items: govern_versions(&state, page.items).await?,
         next_cursor: page.next_cursor,
     }))
 }

@@ -7,7 +7,6 @@
 
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
@@ -16,6 +15,7 @@ use gatehouse_core::audit::canonical_json;
 use gatehouse_core::audit_key::{AuditPublicKey, Checkpoint};
 use gatehouse_core::audit_verify::{ChainEvent, Failure, Summary, Verifier, VerifyOptions};
 use gatehouse_store::audit::TrustedKeys;
+use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -666,59 +666,59 @@ fn csv_line(e: &Value) -> String {
     .join(",")
 }
 
-/// Progress on standard error, redrawn in place, only on a terminal.
+/// Progress of an export on standard error (`indicatif`), only on a terminal.
 struct Progress {
-    on: bool,
-    last: Instant,
-    started: Instant,
-    /// The newest seq the export will reach (from the first, newest-first request).
-    last_seq: Option<i64>,
+    bar: Option<ProgressBar>,
 }
 
+/// With the newest seq the export will reach: a bar of seqs.
+const BAR_TEMPLATE: &str = "[{bar:30}] {percent:>3}%  {msg}  seq {pos}/{len}  {elapsed}";
+/// Without it (nothing matched when the export started): a spinner.
+const SPINNER_TEMPLATE: &str = "{spinner} {msg}  seq {pos}  {elapsed}";
+
 impl Progress {
+    /// `last_seq`: the newest seq the export will reach (from the first,
+    /// newest-first request).
     fn new(last_seq: Option<i64>) -> Self {
-        let now = Instant::now();
-        Self {
-            on: std::io::stderr().is_terminal(),
-            last: now,
-            started: now,
-            last_seq,
+        if !std::io::stderr().is_terminal() {
+            return Self { bar: None };
         }
-    }
-
-    fn update(&mut self, done: u64, seq: i64) {
-        if !self.on || self.last.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last = Instant::now();
-        self.draw(done, seq);
-    }
-
-    fn draw(&self, done: u64, seq: i64) {
-        let line = match self.last_seq {
-            Some(total) if total > 0 => {
-                let frac = (seq as f64 / total as f64).clamp(0.0, 1.0);
-                let filled = (frac * 30.0) as usize;
-                format!(
-                    "[{}{}] {:>3}%  {done} events  seq {seq}/{total}",
-                    "#".repeat(filled),
-                    "-".repeat(30 - filled),
-                    (frac * 100.0) as u32
-                )
-            }
-            _ => format!("{done} events  seq {seq}"),
+        let bar = match last_seq
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|&s| s > 0)
+        {
+            Some(total) => ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(BAR_TEMPLATE)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("#>-"),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template(SPINNER_TEMPLATE)
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
         };
-        err!("\r{line}  ");
+        Self { bar: Some(bar) }
+    }
+
+    fn update(&self, done: u64, seq: i64) {
+        let Some(bar) = &self.bar else { return };
+        let seq = u64::try_from(seq).unwrap_or(0);
+        // Events appended while the export runs take it past the first newest seq.
+        if bar.length().is_some_and(|len| seq > len) {
+            bar.set_length(seq);
+        }
+        bar.set_position(seq);
+        bar.set_message(format!("{done} events"));
     }
 
     fn finish(&self, done: u64, seq: i64, to: &str) {
-        if self.on {
-            self.draw(done, seq);
-            errln!(
-                "\nexported {done} events to {to} in {:.1} s",
-                self.started.elapsed().as_secs_f64()
-            );
-        }
+        let Some(bar) = &self.bar else { return };
+        self.update(done, seq);
+        bar.finish();
+        errln!(
+            "exported {done} events to {to} in {:.1} s",
+            bar.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -753,7 +753,7 @@ async fn export(opts: &ClientOpts, a: ExportArgs) -> Result<(), CliError> {
     if matches!(a.format, Format::Csv) {
         writeln!(out, "{CSV_HEADER}").map_err(write_err)?;
     }
-    let mut progress = Progress::new(last_seq);
+    let progress = Progress::new(last_seq);
     let (mut done, mut seq) = (0u64, 0i64);
     let mut cursor: Option<String> = None;
     loop {
@@ -802,6 +802,13 @@ async fn export(opts: &ClientOpts, a: ExportArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_templates_parse() {
+        for t in [BAR_TEMPLATE, SPINNER_TEMPLATE] {
+            assert!(ProgressStyle::with_template(t).is_ok(), "{t}");
+        }
+    }
 
     #[test]
     fn csv_fields_are_quoted_when_needed() {
