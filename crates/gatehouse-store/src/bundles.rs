@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use crate::audit::record;
-use crate::groups::at_field;
+use crate::error::at_field;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, projects, versions};
 
 /// One model version inside a bundle.
@@ -36,7 +36,7 @@ pub struct Bundle {
     /// Sign-off status per stage (never empty in API responses; left out of
     /// audit snapshots).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub governance: Vec<crate::signoffs::StageStatus>,
+    pub governance: Vec<crate::subject_status::StageStatus>,
     /// Related resources (API responses only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<crate::links::Links>,
@@ -258,13 +258,13 @@ pub async fn delete(
     tag: &str,
 ) -> Result<()> {
     let b = load(tx.conn(), project, tag).await?;
-    if crate::signoffs::ever_reviewed(tx.conn(), &b.bundle.subject).await? {
+    if crate::subject_status::ever_reviewed(tx.conn(), &b.bundle.subject).await? {
         return Err(StoreError::Conflict(format!(
             "{} has been put up for review; reviewed bundles are kept for the record",
             b.bundle.subject
         )));
     }
-    if crate::deployments::ever_deployed(tx.conn(), &b.bundle.subject).await? {
+    if crate::subject_status::ever_deployed(tx.conn(), &b.bundle.subject).await? {
         return Err(StoreError::Conflict(format!(
             "{} has been deployed; deployed bundles are kept for the record",
             b.bundle.subject

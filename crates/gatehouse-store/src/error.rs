@@ -79,3 +79,13 @@ impl StoreError {
         StoreError::NotFound(format!("{what} does not exist"))
     }
 }
+
+/// A reference to a missing object inside a body is bad input naming the field.
+pub(crate) fn at_field(e: StoreError, field: &str) -> StoreError {
+    match e {
+        StoreError::NotFound(msg) => {
+            StoreError::Invalid(gatehouse_core::InvalidInput::new(field, msg))
+        }
+        other => other,
+    }
+}

@@ -11,6 +11,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use crate::audit::record;
+use crate::error::at_field;
 use crate::users;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx};
 
@@ -124,16 +125,6 @@ pub async fn create(
     )
     .await?;
     Ok(group)
-}
-
-/// A reference to a missing object inside a body is bad input naming the field.
-pub(crate) fn at_field(e: StoreError, field: &str) -> StoreError {
-    match e {
-        StoreError::NotFound(msg) => {
-            StoreError::Invalid(gatehouse_core::InvalidInput::new(field, msg))
-        }
-        other => other,
-    }
 }
 
 pub async fn update(

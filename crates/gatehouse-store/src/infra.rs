@@ -122,7 +122,7 @@ async fn check_admitted_exist(conn: &mut AnyConnection, a: &Admission) -> Result
             .fetch_one(&mut *conn)
             .await?;
         if n == 0 {
-            return Err(crate::groups::at_field(
+            return Err(crate::error::at_field(
                 StoreError::not_found(format!("project '{key}'")),
                 &format!("admitted_projects[{i}]"),
             ));

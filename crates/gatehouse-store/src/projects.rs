@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use crate::audit::record;
-use crate::groups::at_field;
+use crate::error::at_field;
 use crate::users;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, flag};
 

@@ -2,7 +2,7 @@
 //! of users and groups that reviewer slots are assigned to. Managed by project
 //! owners; not a permission level.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::OwnRight;
@@ -13,7 +13,9 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use crate::audit::record;
-use crate::groups::at_field;
+use crate::error::at_field;
+use crate::role_members::role_members;
+pub use crate::role_members::{exists, members_by_role};
 use crate::{Ctx, Result, StoreError, Tx, projects, signoffs, users};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -90,41 +92,6 @@ async fn role_from_row(
     ))
 }
 
-/// Enabled users of a role, groups expanded.
-async fn role_members(conn: &mut AnyConnection, role_id: i64) -> Result<BTreeSet<Username>> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT u.username FROM users u WHERE u.disabled = 0 AND u.id IN ( \
-           SELECT ru.user_id FROM project_role_users ru WHERE ru.role_id = $1 \
-           UNION SELECT gm.user_id FROM project_role_groups rg \
-             JOIN group_members gm ON gm.group_id = rg.group_id WHERE rg.role_id = $1)",
-    )
-    .bind(role_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(names
-        .into_iter()
-        .filter_map(|n| Username::parse(n).ok())
-        .collect())
-}
-
-/// The members of every role of a project, by role name.
-pub async fn members_by_role(
-    conn: &mut AnyConnection,
-    project_id: i64,
-) -> Result<BTreeMap<String, BTreeSet<Username>>> {
-    let rows = sqlx::query("SELECT id, name FROM project_roles WHERE project_id = $1")
-        .bind(project_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut out = BTreeMap::new();
-    for r in &rows {
-        let id: i64 = r.try_get("id")?;
-        let name: String = r.try_get("name")?;
-        out.insert(name, role_members(conn, id).await?);
-    }
-    Ok(out)
-}
-
 async fn load(conn: &mut AnyConnection, project: &str, name: &str) -> Result<(i64, i64, Role)> {
     let p = projects::load(conn, project).await?;
     let row = sqlx::query(sqlf!(
@@ -141,18 +108,6 @@ async fn load(conn: &mut AnyConnection, project: &str, name: &str) -> Result<(i6
 
 pub async fn get(conn: &mut AnyConnection, project: &str, name: &str) -> Result<Role> {
     Ok(load(conn, project, name).await?.2)
-}
-
-/// Whether the project has a role of this name.
-pub async fn exists(conn: &mut AnyConnection, project_id: i64, name: &str) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM project_roles WHERE project_id = $1 AND name = $2",
-    )
-    .bind(project_id)
-    .bind(name)
-    .fetch_one(conn)
-    .await?;
-    Ok(n > 0)
 }
 
 /// All roles of a project, by name (a project has a handful).

@@ -39,7 +39,7 @@ pub struct ModelVersion {
     /// Sign-off status per stage (never empty in API responses; left out of
     /// audit snapshots).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub governance: Vec<crate::signoffs::StageStatus>,
+    pub governance: Vec<crate::subject_status::StageStatus>,
     /// Related resources (API responses only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<crate::links::Links>,
@@ -302,13 +302,13 @@ pub async fn delete(
             bundles.join(", ")
         )));
     }
-    if crate::signoffs::ever_reviewed(tx.conn(), &v.version.subject).await? {
+    if crate::subject_status::ever_reviewed(tx.conn(), &v.version.subject).await? {
         return Err(StoreError::Conflict(format!(
             "{} has been put up for review; reviewed versions are kept for the record",
             v.version.subject
         )));
     }
-    if crate::deployments::ever_deployed(tx.conn(), &v.version.subject).await? {
+    if crate::subject_status::ever_deployed(tx.conn(), &v.version.subject).await? {
         return Err(StoreError::Conflict(format!(
             "{} has been deployed; deployed versions are kept for the record",
             v.version.subject

@@ -8,11 +8,8 @@
 //! for 100. Its own test binary: the subscriber is global, and no other test
 //! may run beside it. Runs on SQLite or PostgreSQL (`GATEHOUSE_TEST_BACKEND`).
 
-#[allow(dead_code)]
-#[path = "api/gate_helpers.rs"]
-mod gate_helpers;
-#[allow(dead_code)]
-#[path = "api/helpers.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "api/helpers/mod.rs"]
 mod helpers;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +20,6 @@ use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use gate_helpers::*;
 use helpers::*;
 
 /// Statements run inside a request's span since the process started.
@@ -55,11 +51,40 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for CountStatements {
         if event.metadata().target() != "sqlx::query" {
             return;
         }
+        // A pool may open a connection in the middle of any request; its
+        // set-up (SQLite's PRAGMAs) is not the request's work.
+        let mut summary = Summary(String::new());
+        event.record(&mut summary);
+        if summary
+            .0
+            .trim_start()
+            .to_ascii_uppercase()
+            .starts_with("PRAGMA")
+        {
+            return;
+        }
         let in_request = ctx
             .event_scope(event)
             .is_some_and(|mut scope| scope.any(|span| span.name() == "request"));
         if in_request {
             STATEMENTS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The `summary` field of sqlx's statement event (the statement's start).
+struct Summary(String);
+
+impl tracing::field::Visit for Summary {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "summary" {
+            self.0 = value.to_owned();
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" {
+            self.0 = format!("{value:?}").trim_matches('"').to_owned();
         }
     }
 }

@@ -32,9 +32,11 @@ pub enum OrderParam {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Project key. Project owners must give it (or a subject in the project).
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub project: Option<String>,
     /// e.g. `version:FRAUD/fraud-scorer/3`, `project:FRAUD`, `user:alice`
     pub subject: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub actor: Option<String>,
     /// e.g. `project.create`
     pub action: Option<String>,
@@ -45,6 +47,7 @@ pub struct AuditQuery {
     /// `desc` (newest first, the default) or `asc` (oldest first, as exports want).
     #[param(inline)]
     pub order: Option<OrderParam>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

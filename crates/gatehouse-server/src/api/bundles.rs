@@ -26,21 +26,23 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 pub struct CreateBundle {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub tag: BundleTag,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// Model versions of this project; at least one, at most 100.
-    #[schema(value_type = Vec<BundleItem>, max_items = 100)]
+    #[schema(value_type = Vec<BundleItem>, min_items = 1, max_items = 100)]
     pub versions: Bounded<BundleItem, BUNDLE_VERSIONS_MAX>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBundle {
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
 }
 
 /// List a project's bundles.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/bundles", tag = "bundles",
-    params(("key" = String, Path), PageParams), responses((status = 200, body = PageOf<Bundle>), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), PageParams), responses((status = 200, body = PageOf<Bundle>), Problems))]
 async fn list_bundles(
     State(state): State<AppState>,
     _: Auth,
@@ -59,7 +61,7 @@ async fn list_bundles(
 
 /// Create a bundle of model versions (contributors and owners).
 #[utoipa::path(post, path = "/api/v1/projects/{key}/bundles", tag = "bundles",
-    params(("key" = String, Path)), request_body = CreateBundle, responses((status = 201, body = Bundle), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), request_body = CreateBundle, responses((status = 201, body = Bundle), Problems))]
 async fn create_bundle(
     State(state): State<AppState>,
     auth: Auth,
@@ -93,7 +95,7 @@ async fn create_bundle(
 
 /// Get a bundle.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/bundles/{tag}", tag = "bundles",
-    params(("key" = String, Path), ("tag" = String, Path)), responses((status = 200, body = Bundle), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0")), responses((status = 200, body = Bundle), Problems))]
 async fn get_bundle(
     State(state): State<AppState>,
     _: Auth,
@@ -107,7 +109,7 @@ async fn get_bundle(
 
 /// Update a bundle's description; its content is immutable.
 #[utoipa::path(patch, path = "/api/v1/projects/{key}/bundles/{tag}", tag = "bundles",
-    params(("key" = String, Path), ("tag" = String, Path)), request_body = UpdateBundle,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0")), request_body = UpdateBundle,
     responses((status = 200, body = Bundle), Problems))]
 async fn update_bundle(
     State(state): State<AppState>,
@@ -136,7 +138,7 @@ async fn update_bundle(
 
 /// Delete a bundle.
 #[utoipa::path(delete, path = "/api/v1/projects/{key}/bundles/{tag}", tag = "bundles",
-    params(("key" = String, Path), ("tag" = String, Path)), responses((status = 204, description = "Deleted"), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0")), responses((status = 204, description = "Deleted"), Problems))]
 async fn delete_bundle(
     State(state): State<AppState>,
     auth: Auth,

@@ -32,15 +32,16 @@ use crate::metrics::GateOperation;
 #[serde(deny_unknown_fields)]
 pub struct CreateGrant {
     /// One infrastructure…
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub infrastructure: Option<InfraName>,
     /// …or every infrastructure of a stage (`dev`, `qa`, `preprod`, `prod`).
+    #[schema(value_type = Option<super::values::Stage>, inline)]
     pub stage: Option<String>,
     /// A user…
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub user: Option<Username>,
     /// …or a group.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub group: Option<GroupName>,
     /// The separate break-glass grant (default false).
     pub emergency: Option<bool>,
@@ -50,7 +51,10 @@ pub struct CreateGrant {
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     /// `version:PROJECT/MODEL/N` or `bundle:PROJECT/TAG`.
-    #[schema(example = "version:FRAUD/fraud-scorer/3")]
+    #[schema(
+        example = "version:FRAUD/fraud-scorer/3",
+        pattern = "^(version:[A-Za-z0-9._-]{1,64}/[^/]+/[1-9][0-9]{0,8}|bundle:[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64})$"
+    )]
     pub subject: String,
     /// Deploy over a `warn` policy's warning (recorded).
     pub confirm: Option<bool>,
@@ -72,7 +76,10 @@ pub struct CreateDeployment {
 pub struct RollbackRequest {
     /// The slot to roll back (`PROJECT/model`, `PROJECT/service` or
     /// `PROJECT`); may be left out when one slot is live there.
-    #[schema(example = "FRAUD/fraud-scorer")]
+    #[schema(
+        example = "FRAUD/fraud-scorer",
+        pattern = "^[A-Za-z0-9._-]{1,64}(/[^/]+)?$"
+    )]
     pub slot: Option<String>,
     pub confirm: Option<bool>,
     pub comment: Option<String>,
@@ -96,8 +103,13 @@ pub struct EmergencyDecision {
 #[into_params(parameter_in = Query)]
 pub struct GateQuery {
     /// `version:PROJECT/MODEL/N` or `bundle:PROJECT/TAG`.
+    #[param(
+        example = "version:FRAUD/fraud-scorer/3",
+        pattern = "^(version:[A-Za-z0-9._-]{1,64}/[^/]+/[1-9][0-9]{0,8}|bundle:[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64})$"
+    )]
     pub subject: String,
     /// Infrastructure name.
+    #[param(example = "prod-api", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub infrastructure: String,
 }
 
@@ -105,6 +117,7 @@ pub struct GateQuery {
 #[into_params(parameter_in = Query)]
 pub struct SlotQuery {
     /// Only this slot (`PROJECT/model`, `PROJECT/service` or `PROJECT`).
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}(/[^/]+)?$")]
     pub slot: Option<String>,
 }
 
@@ -112,7 +125,9 @@ pub struct SlotQuery {
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only this slot (`PROJECT/model`, `PROJECT/service` or `PROJECT`).
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}(/[^/]+)?$")]
     pub slot: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -121,8 +136,10 @@ pub struct HistoryQuery {
 #[into_params(parameter_in = Query)]
 pub struct EmergencyQuery {
     /// `open`, `accepted` or `rollback_ordered`.
+    #[param(value_type = Option<super::values::EmergencyState>, inline)]
     pub state: Option<String>,
     /// Items per page, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -131,11 +148,15 @@ pub struct EmergencyQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InventoryQuery {
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub project: Option<String>,
     /// Rows where any stage's sign-off is in this state.
+    #[param(value_type = Option<super::values::SignoffState>, inline)]
     pub state: Option<String>,
     /// Rows live on an infrastructure of this stage.
+    #[param(value_type = Option<super::values::Stage>, inline)]
     pub stage: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -190,7 +211,7 @@ fn refused_decision(e: &StoreError) -> GateDecision {
 
 /// List a project's deploy grants.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/deploy-grants", tag = "deployments",
-    params(("key" = String, Path), PageParams), responses((status = 200, body = PageOf<Grant>), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), PageParams), responses((status = 200, body = PageOf<Grant>), Problems))]
 async fn list_grants(
     State(state): State<AppState>,
     _: Auth,
@@ -209,7 +230,7 @@ async fn list_grants(
 /// Grant a user or group the right to deploy the project to an infrastructure
 /// or to every infrastructure of a stage (project owners and admins).
 #[utoipa::path(post, path = "/api/v1/projects/{key}/deploy-grants", tag = "deployments",
-    params(("key" = String, Path)), request_body = CreateGrant,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), request_body = CreateGrant,
     responses((status = 201, body = Grant), Problems))]
 async fn create_grant(
     State(state): State<AppState>,
@@ -275,7 +296,7 @@ async fn create_grant(
 
 /// Remove a deploy grant (project owners and admins).
 #[utoipa::path(delete, path = "/api/v1/projects/{key}/deploy-grants/{id}", tag = "deployments",
-    params(("key" = String, Path), ("id" = i64, Path)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("id" = i64, Path, minimum = 1, example = 1)),
     responses((status = 204, description = "Removed"), Problems))]
 async fn delete_grant(
     State(state): State<AppState>,
@@ -323,7 +344,7 @@ async fn gate_check(
 /// `forbidden` (403), `confirmation_required` or `deployment_blocked` (409),
 /// and are recorded in the audit trail too.
 #[utoipa::path(post, path = "/api/v1/infrastructures/{name}/deployments", tag = "deployments",
-    params(("name" = String, Path)), request_body = CreateDeployment,
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api")), request_body = CreateDeployment,
     responses((status = 201, body = Deployment), Problems))]
 async fn create_deployment(
     State(state): State<AppState>,
@@ -366,7 +387,7 @@ async fn create_deployment(
 /// Deployment history of an infrastructure, newest first; of one slot with
 /// `slot`.
 #[utoipa::path(get, path = "/api/v1/infrastructures/{name}/deployments", tag = "deployments",
-    params(("name" = String, Path), HistoryQuery),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api"), HistoryQuery),
     responses((status = 200, body = PageOf<Deployment>), Problems))]
 async fn list_deployments(
     State(state): State<AppState>,
@@ -391,7 +412,7 @@ async fn list_deployments(
 /// What runs on an infrastructure now: the live deployment of every slot, by
 /// slot (an empty list when nothing runs there).
 #[utoipa::path(get, path = "/api/v1/infrastructures/{name}/live", tag = "deployments",
-    params(("name" = String, Path), SlotQuery),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api"), SlotQuery),
     responses((status = 200, body = PageOf<Deployment>), Problems))]
 async fn live_deployment(
     State(state): State<AppState>,
@@ -411,7 +432,7 @@ async fn live_deployment(
 /// when the live deployment is the slot's first, empty the slot (a deployment
 /// of kind `undeploy`).
 #[utoipa::path(post, path = "/api/v1/infrastructures/{name}/rollback", tag = "deployments",
-    params(("name" = String, Path)), request_body = RollbackRequest,
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api")), request_body = RollbackRequest,
     responses((status = 201, body = Deployment), Problems))]
 async fn rollback(
     State(state): State<AppState>,
@@ -493,7 +514,7 @@ async fn list_emergency(
 
 /// One emergency review.
 #[utoipa::path(get, path = "/api/v1/emergency-reviews/{id}", tag = "deployments",
-    params(("id" = i64, Path)), responses((status = 200, body = EmergencyReview), Problems))]
+    params(("id" = i64, Path, minimum = 1, example = 1)), responses((status = 200, body = EmergencyReview), Problems))]
 async fn get_emergency(
     State(state): State<AppState>,
     _: Auth,
@@ -534,7 +555,7 @@ async fn decide(
 
 /// Accept a break-glass deployment (the final approver of the checked stage).
 #[utoipa::path(post, path = "/api/v1/emergency-reviews/{id}/accept", tag = "deployments",
-    params(("id" = i64, Path)), request_body = DecideEmergency,
+    params(("id" = i64, Path, minimum = 1, example = 1)), request_body = DecideEmergency,
     responses((status = 200, body = EmergencyDecision), Problems))]
 async fn accept_emergency(
     State(state): State<AppState>,
@@ -549,7 +570,7 @@ async fn accept_emergency(
 /// checked stage, never the person who deployed it): the slot's previous
 /// subject is redeployed, or the slot emptied if it had none.
 #[utoipa::path(post, path = "/api/v1/emergency-reviews/{id}/rollback", tag = "deployments",
-    params(("id" = i64, Path)), request_body = DecideEmergency,
+    params(("id" = i64, Path, minimum = 1, example = 1)), request_body = DecideEmergency,
     responses((status = 200, body = EmergencyDecision), Problems))]
 async fn rollback_emergency(
     State(state): State<AppState>,

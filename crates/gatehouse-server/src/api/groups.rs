@@ -25,15 +25,17 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 pub struct CreateGroup {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: GroupName,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// At most 100; add more one at a time.
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
     pub members: Option<Bounded<Username, GROUP_MEMBERS_MAX>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGroup {
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
 }
 
@@ -41,7 +43,9 @@ pub struct UpdateGroup {
 #[into_params(parameter_in = Query)]
 pub struct GroupQuery {
     /// Only groups with this member.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub member: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -94,7 +98,7 @@ async fn create_group(
 }
 
 /// Get a group.
-#[utoipa::path(get, path = "/api/v1/groups/{name}", tag = "groups", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/groups/{name}", tag = "groups", params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "data-science")),
     responses((status = 200, body = Group), Problems))]
 async fn get_group(
     State(state): State<AppState>,
@@ -106,7 +110,7 @@ async fn get_group(
 }
 
 /// Update a group's description (administrators).
-#[utoipa::path(patch, path = "/api/v1/groups/{name}", tag = "groups", params(("name" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/groups/{name}", tag = "groups", params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "data-science")),
     request_body = UpdateGroup, responses((status = 200, body = Group), Problems))]
 async fn update_group(
     State(state): State<AppState>,
@@ -126,7 +130,7 @@ async fn update_group(
 }
 
 /// Delete a group (administrators).
-#[utoipa::path(delete, path = "/api/v1/groups/{name}", tag = "groups", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/groups/{name}", tag = "groups", params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "data-science")),
     responses((status = 204, description = "Deleted"), Problems))]
 async fn delete_group(
     State(state): State<AppState>,
@@ -158,7 +162,7 @@ async fn set_member(
 
 /// Add a member (administrators).
 #[utoipa::path(put, path = "/api/v1/groups/{name}/members/{username}", tag = "groups",
-    params(("name" = String, Path), ("username" = String, Path)), responses((status = 200, body = Group), Problems))]
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "data-science"), ("username" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")), responses((status = 200, body = Group), Problems))]
 async fn add_member(
     State(state): State<AppState>,
     auth: Auth,
@@ -169,7 +173,7 @@ async fn add_member(
 
 /// Remove a member (administrators).
 #[utoipa::path(delete, path = "/api/v1/groups/{name}/members/{username}", tag = "groups",
-    params(("name" = String, Path), ("username" = String, Path)), responses((status = 200, body = Group), Problems))]
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "data-science"), ("username" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")), responses((status = 200, body = Group), Problems))]
 async fn remove_member(
     State(state): State<AppState>,
     auth: Auth,

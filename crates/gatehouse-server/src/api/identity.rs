@@ -28,6 +28,10 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// A name to recognise the token by, e.g. `laptop` or `ci`.
+    #[schema(
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// With `password`: log in without a token.
     pub username: Option<String>,
@@ -288,7 +292,9 @@ async fn login(
 #[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// Whose tokens (administrators only for other users; default: the caller).
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub username: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -322,7 +328,7 @@ async fn list_tokens(
 /// Revoke a token (your own, or any as an administrator) and every token
 /// minted from it. Someone else's token answers 404, as a missing one does.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "identity",
-    params(("id" = i64, Path, description = "Token id")),
+    params(("id" = i64, Path, minimum = 1, description = "Token id")),
     responses((status = 204, description = "Revoked"), Problems))]
 async fn revoke_token(
     State(state): State<AppState>,

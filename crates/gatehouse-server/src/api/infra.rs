@@ -25,12 +25,13 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 pub struct CreateInfra {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: InfraName,
-    #[schema(value_type = String, example = "api_node")]
+    #[schema(value_type = super::values::InfraKind, inline)]
     pub kind: InfraKind,
-    #[schema(value_type = String, example = "prod")]
+    #[schema(value_type = super::values::Stage, inline)]
     pub stage: Stage,
-    #[schema(value_type = String, example = "prevent")]
+    #[schema(value_type = super::values::Policy, inline)]
     pub policy: Policy,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// Previous deployments of a slot kept ready for rollback, 1–100 (default 3).
     #[schema(minimum = 1, maximum = 100)]
@@ -38,7 +39,7 @@ pub struct CreateInfra {
     /// The projects that may deploy here at all: project keys (at most 500),
     /// or `["*"]` for every project. Default: none until an administrator
     /// lists some.
-    #[schema(value_type = Option<Vec<String>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
+    #[schema(value_type = Option<std::collections::BTreeSet<super::values::AdmittedProject>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
     pub admitted_projects: Option<Bounded<String, ADMITTED_PROJECTS_MAX>>,
 }
 
@@ -61,18 +62,19 @@ fn check_rollback_depth(d: Option<i64>) -> ApiResult<Option<i64>> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInfra {
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::values::InfraKind>, inline)]
     pub kind: Option<InfraKind>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::values::Stage>, inline)]
     pub stage: Option<Stage>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::values::Policy>, inline)]
     pub policy: Option<Policy>,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     #[schema(minimum = 1, maximum = 100)]
     pub rollback_depth: Option<i64>,
     /// Replaces the list of admitted projects (project keys, at most 500, or
     /// `["*"]`). Past deployments are never rewritten.
-    #[schema(value_type = Option<Vec<String>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
+    #[schema(value_type = Option<std::collections::BTreeSet<super::values::AdmittedProject>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
     pub admitted_projects: Option<Bounded<String, ADMITTED_PROJECTS_MAX>>,
     pub archived: Option<bool>,
 }
@@ -80,14 +82,15 @@ pub struct UpdateInfra {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InfraQuery {
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<super::values::InfraKind>, inline)]
     pub kind: Option<InfraKind>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<super::values::Stage>, inline)]
     pub stage: Option<Stage>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<super::values::Policy>, inline)]
     pub policy: Option<Policy>,
     /// Archived infrastructures instead of active ones (default false).
     pub archived: Option<bool>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -147,7 +150,7 @@ async fn create_infra(
 
 /// Get an infrastructure.
 #[utoipa::path(get, path = "/api/v1/infrastructures/{name}", tag = "infrastructures",
-    params(("name" = String, Path)), responses((status = 200, body = Infrastructure), Problems))]
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api")), responses((status = 200, body = Infrastructure), Problems))]
 async fn get_infra(
     State(state): State<AppState>,
     _: Auth,
@@ -182,7 +185,7 @@ fn linked(mut i: Infrastructure) -> Infrastructure {
 
 /// Update an infrastructure (administrators).
 #[utoipa::path(patch, path = "/api/v1/infrastructures/{name}", tag = "infrastructures",
-    params(("name" = String, Path)), request_body = UpdateInfra, responses((status = 200, body = Infrastructure), Problems))]
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api")), request_body = UpdateInfra, responses((status = 200, body = Infrastructure), Problems))]
 async fn update_infra(
     State(state): State<AppState>,
     auth: Auth,
@@ -206,7 +209,7 @@ async fn update_infra(
 
 /// Archive an infrastructure (administrators); never deleted.
 #[utoipa::path(delete, path = "/api/v1/infrastructures/{name}", tag = "infrastructures",
-    params(("name" = String, Path)), responses((status = 200, body = Infrastructure), Problems))]
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api")), responses((status = 200, body = Infrastructure), Problems))]
 async fn archive_infra(
     State(state): State<AppState>,
     auth: Auth,

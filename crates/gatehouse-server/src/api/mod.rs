@@ -14,6 +14,7 @@ mod projects;
 mod roles;
 mod signoffs;
 mod users;
+mod values;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -108,6 +109,7 @@ impl IntoResponses for Problems {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -165,11 +167,50 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+    non_null_headers(api_router().into_openapi())
+}
+
+/// utoipa makes the schema of an optional header parameter nullable, but a
+/// header is left out, never sent as `null`: keep only its non-null type (a
+/// fuzzer would otherwise send `If-Match: null`).
+fn non_null_headers(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            for p in op.parameters.iter_mut().flatten() {
+                let RefOr::T(p) = p else { continue };
+                if !matches!(p.parameter_in, ParameterIn::Header) {
+                    continue;
+                }
+                if let Some(RefOr::T(Schema::Object(o))) = &mut p.schema
+                    && let SchemaType::Array(types) = &o.schema_type
+                {
+                    let rest: Vec<Type> = types
+                        .iter()
+                        .filter(|t| **t != Type::Null)
+                        .cloned()
+                        .collect();
+                    if let [only] = rest.as_slice() {
+                        o.schema_type = SchemaType::Type(only.clone());
+                    }
+                }
+            }
+        }
+    }
+    doc
 }
 
 pub fn router(state: AppState) -> axum::Router {
     let (router, doc) = api_router().split_for_parts();
+    let doc = non_null_headers(doc);
     let doc_json = doc.to_json().unwrap_or_else(|_| "{}".to_owned());
     router
         .route(

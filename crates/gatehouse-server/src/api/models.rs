@@ -25,12 +25,14 @@ pub struct CreateModel {
     /// Free text, 1–256 characters, no '/' and no control characters.
     #[schema(value_type = String, min_length = 1, max_length = 256)]
     pub name: ModelName,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateModel {
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
 }
 
@@ -38,14 +40,16 @@ pub struct UpdateModel {
 #[into_params(parameter_in = Query)]
 pub struct ModelQuery {
     /// Substring of the name.
+    #[param(max_length = 256)]
     pub q: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
 /// List a project's models.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models", tag = "models",
-    params(("key" = String, Path), ModelQuery), responses((status = 200, body = PageOf<Model>), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ModelQuery), responses((status = 200, body = PageOf<Model>), Problems))]
 async fn list_models(
     State(state): State<AppState>,
     _: Auth,
@@ -67,7 +71,7 @@ async fn list_models(
 
 /// Create a model (project contributors and owners).
 #[utoipa::path(post, path = "/api/v1/projects/{key}/models", tag = "models",
-    params(("key" = String, Path)), request_body = CreateModel, responses((status = 201, body = Model), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), request_body = CreateModel, responses((status = 201, body = Model), Problems))]
 async fn create_model(
     State(state): State<AppState>,
     auth: Auth,
@@ -86,7 +90,7 @@ async fn create_model(
 
 /// Get a model.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}", tag = "models",
-    params(("key" = String, Path), ("name" = String, Path)), responses((status = 200, body = Model), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer")), responses((status = 200, body = Model), Problems))]
 async fn get_model(
     State(state): State<AppState>,
     _: Auth,
@@ -98,7 +102,7 @@ async fn get_model(
 
 /// Update a model's description.
 #[utoipa::path(patch, path = "/api/v1/projects/{key}/models/{name}", tag = "models",
-    params(("key" = String, Path), ("name" = String, Path)), request_body = UpdateModel,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer")), request_body = UpdateModel,
     responses((status = 200, body = Model), Problems))]
 async fn update_model(
     State(state): State<AppState>,
@@ -127,7 +131,7 @@ async fn update_model(
 
 /// Delete a model that has no versions.
 #[utoipa::path(delete, path = "/api/v1/projects/{key}/models/{name}", tag = "models",
-    params(("key" = String, Path), ("name" = String, Path)), responses((status = 204, description = "Deleted"), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer")), responses((status = 204, description = "Deleted"), Problems))]
 async fn delete_model(
     State(state): State<AppState>,
     auth: Auth,

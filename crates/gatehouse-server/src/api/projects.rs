@@ -28,16 +28,22 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 pub struct CreateProject {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub key: ProjectKey,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// 1 (ad hoc) to 4 (critical); default 2.
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub risk_tier: Option<RiskTier>,
     /// Further owners besides the creator (at most 100).
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
     pub owners: Option<Bounded<Username, PROJECT_MEMBERS_MAX>>,
     /// At most 100.
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
     pub contributors: Option<Bounded<Username, PROJECT_MEMBERS_MAX>>,
 }
 
@@ -45,6 +51,7 @@ pub struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
     pub name: Option<String>,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// Raising the tier is open to owners; lowering it needs an administrator
     /// or a risk officer who is not a member of the project, and a
@@ -68,7 +75,7 @@ pub struct SetRiskTier {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetMember {
-    #[schema(value_type = String, example = "contributor")]
+    #[schema(value_type = super::values::ProjectRole, inline)]
     pub role: ProjectRole,
 }
 
@@ -80,9 +87,12 @@ pub struct ProjectQuery {
     /// Archived projects instead of active ones (default false).
     pub archived: Option<bool>,
     /// Substring of the key or name.
+    #[param(max_length = 256)]
     pub q: Option<String>,
     /// Only projects where this user is owner or contributor.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub member: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -158,7 +168,7 @@ async fn create_project(
 }
 
 /// Get a governed project.
-#[utoipa::path(get, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")),
     responses((status = 200, body = Project), Problems))]
 async fn get_project(
     State(state): State<AppState>,
@@ -239,7 +249,7 @@ async fn refuse_tier(
 /// they were requested under; approvals count only while the tier is not
 /// above the one they were granted under. Refusals are audited.
 #[utoipa::path(put, path = "/api/v1/projects/{key}/risk-tier", tag = "projects",
-    params(("key" = String, Path)), request_body = SetRiskTier,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), request_body = SetRiskTier,
     responses((status = 200, body = Project), Problems))]
 async fn set_risk_tier(
     State(state): State<AppState>,
@@ -272,7 +282,7 @@ async fn set_risk_tier(
 }
 
 /// Update a governed project (owners).
-#[utoipa::path(patch, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")),
     request_body = UpdateProject, responses((status = 200, body = Project), Problems))]
 async fn update_project(
     State(state): State<AppState>,
@@ -328,7 +338,7 @@ async fn update_project(
 }
 
 /// Archive a governed project (owners); projects are never deleted.
-#[utoipa::path(delete, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/projects/{key}", tag = "projects", params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")),
     responses((status = 200, body = Project), Problems))]
 async fn archive_project(
     State(state): State<AppState>,
@@ -359,7 +369,7 @@ async fn set_member(
 
 /// Make a user owner or contributor of the project (owners).
 #[utoipa::path(put, path = "/api/v1/projects/{key}/members/{username}", tag = "projects",
-    params(("key" = String, Path), ("username" = String, Path)), request_body = SetMember,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("username" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")), request_body = SetMember,
     responses((status = 200, body = Project), Problems))]
 async fn put_member(
     State(state): State<AppState>,
@@ -372,7 +382,7 @@ async fn put_member(
 
 /// Remove a user from the project's members (owners); the last owner stays.
 #[utoipa::path(delete, path = "/api/v1/projects/{key}/members/{username}", tag = "projects",
-    params(("key" = String, Path), ("username" = String, Path)), responses((status = 200, body = Project), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("username" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")), responses((status = 200, body = Project), Problems))]
 async fn remove_member(
     State(state): State<AppState>,
     auth: Auth,

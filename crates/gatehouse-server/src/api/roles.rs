@@ -27,14 +27,20 @@ use crate::extract::{ApiJson, ApiPath};
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     /// 1–64 characters, no `/`, e.g. `Risk & Compliance`.
-    #[schema(min_length = 1, max_length = 64, example = "Risk & Compliance")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$",
+        example = "Risk & Compliance"
+    )]
     pub name: String,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// At most 100.
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
     pub users: Option<Bounded<Username, ROLE_MEMBERS_MAX>>,
     /// At most 100.
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
     pub groups: Option<Bounded<GroupName, ROLE_MEMBERS_MAX>>,
 }
 
@@ -42,14 +48,19 @@ pub struct CreateRole {
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {
     /// Renames the role; configured slots and running reviews follow.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$"
+    )]
     pub name: Option<String>,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// Replaces the role's users (at most 100).
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
     pub users: Option<Bounded<Username, ROLE_MEMBERS_MAX>>,
     /// Replaces the role's groups (at most 100).
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
     pub groups: Option<Bounded<GroupName, ROLE_MEMBERS_MAX>>,
 }
 
@@ -57,18 +68,26 @@ pub struct UpdateRole {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlotInput {
-    /// `feedback` or `final_approval`.
-    #[schema(value_type = String, example = "feedback")]
+    // `feedback` or `final_approval` (a doc comment here would break the
+    // inlined enum's schema).
+    #[schema(value_type = super::values::SlotKind, inline)]
     pub kind: String,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$"
+    )]
     pub role: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub user: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageInput {
-    /// `dev`, `qa`, `preprod` or `prod`.
-    #[schema(example = "prod")]
+    // `dev`, `qa`, `preprod` or `prod` (a doc comment here would break the
+    // inlined enum's schema).
+    #[schema(value_type = super::values::Stage, inline)]
     pub stage: String,
     /// Feedback slots and exactly one final approval slot, at most 20 in all.
     #[schema(value_type = Vec<SlotInput>, max_items = 20)]
@@ -79,7 +98,7 @@ pub struct StageInput {
 #[serde(deny_unknown_fields)]
 pub struct PutSignoffConfig {
     /// The stages that need a sign-off, each with its reviewer slots.
-    #[schema(value_type = Vec<StageInput>, max_items = 4)]
+    #[schema(value_type = Vec<StageInput>, min_items = 1, max_items = 4)]
     pub stages: Bounded<StageInput, SIGNOFF_STAGES_MAX>,
     /// Default true; only risk tier 1 projects may turn it off.
     pub separation_of_duties: Option<bool>,
@@ -96,7 +115,7 @@ pub(crate) fn parse_stage(field: &str, s: &str) -> Result<Stage, InvalidInput> {
 
 /// List a project's reviewer roles.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/roles", tag = "roles",
-    params(("key" = String, Path)), responses((status = 200, body = PageOf<Role>), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), responses((status = 200, body = PageOf<Role>), Problems))]
 async fn list_roles(
     State(state): State<AppState>,
     _: Auth,
@@ -111,7 +130,7 @@ async fn list_roles(
 
 /// Create a reviewer role (project owners).
 #[utoipa::path(post, path = "/api/v1/projects/{key}/roles", tag = "roles",
-    params(("key" = String, Path)), request_body = CreateRole,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), request_body = CreateRole,
     responses((status = 201, body = Role), Problems))]
 async fn create_role(
     State(state): State<AppState>,
@@ -138,7 +157,7 @@ async fn create_role(
 
 /// Get a reviewer role.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/roles/{role}", tag = "roles",
-    params(("key" = String, Path), ("role" = String, Path)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("role" = String, Path, min_length = 1, max_length = 64, pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$", example = "Risk & Compliance")),
     responses((status = 200, body = Role), Problems))]
 async fn get_role(
     State(state): State<AppState>,
@@ -151,7 +170,7 @@ async fn get_role(
 
 /// Rename a role or change its description or members (project owners).
 #[utoipa::path(patch, path = "/api/v1/projects/{key}/roles/{role}", tag = "roles",
-    params(("key" = String, Path), ("role" = String, Path)), request_body = UpdateRole,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("role" = String, Path, min_length = 1, max_length = 64, pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$", example = "Risk & Compliance")), request_body = UpdateRole,
     responses((status = 200, body = Role), Problems))]
 async fn update_role(
     State(state): State<AppState>,
@@ -181,7 +200,7 @@ async fn update_role(
 
 /// Delete a role no configured slot and no running review uses (project owners).
 #[utoipa::path(delete, path = "/api/v1/projects/{key}/roles/{role}", tag = "roles",
-    params(("key" = String, Path), ("role" = String, Path)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("role" = String, Path, min_length = 1, max_length = 64, pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$", example = "Risk & Compliance")),
     responses((status = 204, description = "Deleted"), Problems))]
 async fn delete_role(
     State(state): State<AppState>,
@@ -198,7 +217,7 @@ async fn delete_role(
 
 /// The project's sign-off stages and reviewer slots.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/signoff-config", tag = "roles",
-    params(("key" = String, Path)), responses((status = 200, body = SignoffConfig), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), responses((status = 200, body = SignoffConfig), Problems))]
 async fn get_signoff_config(
     State(state): State<AppState>,
     _: Auth,
@@ -256,7 +275,7 @@ fn parse_config(body: PutSignoffConfig) -> ApiResult<NewConfig> {
 /// Replace the project's sign-off stages and reviewer slots (project owners).
 /// Reviews already running keep the slots they started with.
 #[utoipa::path(put, path = "/api/v1/projects/{key}/signoff-config", tag = "roles",
-    params(("key" = String, Path)), request_body = PutSignoffConfig,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), request_body = PutSignoffConfig,
     responses((status = 200, body = SignoffConfig), Problems))]
 async fn put_signoff_config(
     State(state): State<AppState>,

@@ -36,8 +36,9 @@ pub struct RequestReview {
 pub struct GiveFeedback {
     #[schema(minimum = 1)]
     pub slot: u32,
-    /// `approve`, `minor_issue` or `major_issue`.
-    #[schema(example = "approve")]
+    // `approve`, `minor_issue` or `major_issue` (a doc comment here would
+    // break the inlined enum's schema).
+    #[schema(value_type = super::values::Verdict, inline)]
     pub verdict: String,
     pub comment: Option<String>,
 }
@@ -47,7 +48,7 @@ pub struct GiveFeedback {
 pub struct DelegateSlot {
     #[schema(minimum = 1)]
     pub slot: u32,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub to_user: Username,
     pub comment: Option<String>,
 }
@@ -55,8 +56,9 @@ pub struct DelegateSlot {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decide {
-    /// `approve`, `reject` or `abandon`; reject and abandon lock the sign-off.
-    #[schema(example = "approve")]
+    // `approve`, `reject` or `abandon`; reject and abandon lock the sign-off
+    // (said by `values::Decision`; a doc comment here would break its schema).
+    #[schema(value_type = super::values::Decision, inline)]
     pub decision: String,
     pub comment: Option<String>,
 }
@@ -265,7 +267,7 @@ pub(crate) fn is_forbidden(e: &StoreError) -> bool {
 
 /// Governance status of a version: its sign-off per stage.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs", tag = "signoffs",
-    params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1)),
     responses((status = 200, body = Governance), Problems))]
 async fn version_status(
     State(state): State<AppState>,
@@ -277,7 +279,7 @@ async fn version_status(
 
 /// Governance status of a bundle: its sign-off per stage.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/bundles/{tag}/signoffs", tag = "signoffs",
-    params(("key" = String, Path), ("tag" = String, Path)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0")),
     responses((status = 200, body = Governance), Problems))]
 async fn bundle_status(
     State(state): State<AppState>,
@@ -290,8 +292,8 @@ async fn bundle_status(
 /// A version's sign-off for one stage, with slots, answers, delegations,
 /// decision and history. `ETag` carries its revision.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}", tag = "signoffs",
-    params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1),
-        ("stage" = String, Path, example = "prod")),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1),
+        ("stage" = inline(super::values::Stage), Path, example = "prod")),
     responses((status = 200, body = SignoffView), Problems))]
 async fn version_show(
     State(state): State<AppState>,
@@ -303,7 +305,7 @@ async fn version_show(
 
 /// A bundle's sign-off for one stage. `ETag` carries its revision.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}", tag = "signoffs",
-    params(("key" = String, Path), ("tag" = String, Path), ("stage" = String, Path, example = "prod")),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0"), ("stage" = inline(super::values::Stage), Path, example = "prod")),
     responses((status = 200, body = SignoffView), Problems))]
 async fn bundle_show(
     State(state): State<AppState>,
@@ -318,9 +320,9 @@ macro_rules! command_handlers {
     ($doc:tt, $body:ty, $vfn:ident, $vpath:tt, $bfn:ident, $bpath:tt) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $vpath, tag = "signoffs",
-            params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1),
-                ("stage" = String, Path, example = "prod"),
-                ("If-Match" = Option<String>, Header,
+            params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1),
+                ("stage" = inline(super::values::Stage), Path, example = "prod"),
+                ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#,
                     description = "Revision the command is based on (the ETag); 412 stale_revision if the sign-off moved on")),
             request_body = $body, responses((status = 200, body = SignoffView), Problems))]
         async fn $vfn(
@@ -336,9 +338,9 @@ macro_rules! command_handlers {
 
         #[doc = $doc]
         #[utoipa::path(post, path = $bpath, tag = "signoffs",
-            params(("key" = String, Path), ("tag" = String, Path),
-                ("stage" = String, Path, example = "prod"),
-                ("If-Match" = Option<String>, Header,
+            params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0"),
+                ("stage" = inline(super::values::Stage), Path, example = "prod"),
+                ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#,
                     description = "Revision the command is based on (the ETag); 412 stale_revision if the sign-off moved on")),
             request_body = $body, responses((status = 200, body = SignoffView), Problems))]
         async fn $bfn(

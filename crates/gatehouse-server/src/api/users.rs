@@ -76,7 +76,12 @@ impl UserView {
 pub struct CreateUser {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub username: Username,
+    #[schema(max_length = 256, pattern = r"^[^\u0000]*$")]
     pub display_name: Option<String>,
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub email: Option<String>,
     pub is_admin: Option<bool>,
     /// Global auditor role: reads, verifies and exports the whole audit log.
@@ -85,13 +90,19 @@ pub struct CreateUser {
     /// justification (never of a project they own or contribute to).
     pub is_risk_officer: Option<bool>,
     /// At least 8 characters. Without one, the user can only use tokens an administrator issues.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(max_length = 256, pattern = r"^[^\u0000]*$")]
     pub display_name: Option<String>,
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub email: Option<String>,
     /// Administrators only.
     pub is_admin: Option<bool>,
@@ -101,7 +112,8 @@ pub struct UpdateUser {
     pub is_risk_officer: Option<bool>,
     /// Administrators only.
     pub disabled: Option<bool>,
-    /// A new password; every token of the user is revoked.
+    /// A new password (8–1024 characters); every token of the user is revoked.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
     /// Your current password: required to change your own password (not
     /// when an administrator changes someone else's).
@@ -112,12 +124,14 @@ pub struct UpdateUser {
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Substring of the username or display name.
+    #[param(max_length = 256)]
     pub q: Option<String>,
     /// The flag filters are for administrators only.
     pub is_admin: Option<bool>,
     pub is_auditor: Option<bool>,
     pub is_risk_officer: Option<bool>,
     pub disabled: Option<bool>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -206,7 +220,7 @@ async fn create_user(
 
 /// Get a user (email and flags for administrators and the user themselves).
 #[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
-    params(("username" = String, Path)), responses((status = 200, body = UserView), Problems))]
+    params(("username" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")), responses((status = 200, body = UserView), Problems))]
 async fn get_user(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -285,7 +299,7 @@ async fn patch(
 /// email and password (with `current_password`). A new password, or
 /// disabling, revokes every token of the user.
 #[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users",
-    params(("username" = String, Path)), request_body = UpdateUser,
+    params(("username" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")), request_body = UpdateUser,
     responses((status = 200, body = UserView), Problems))]
 async fn update_user(
     State(state): State<AppState>,
@@ -300,7 +314,7 @@ async fn update_user(
 /// Disable a user (users are never deleted); their tokens are revoked, and
 /// re-enabling the user revives none of them.
 #[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
-    params(("username" = String, Path)), responses((status = 200, body = UserView), Problems))]
+    params(("username" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")), responses((status = 200, body = UserView), Problems))]
 async fn disable_user(
     State(state): State<AppState>,
     addr: ClientAddr,

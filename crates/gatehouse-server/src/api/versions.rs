@@ -29,18 +29,32 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterVersion {
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub artifact_uri: String,
     /// SHA-256 of the artifact: 64 hex digits, optionally prefixed `sha256:`.
+    #[schema(pattern = "^(sha256:)?[0-9a-fA-F]{64}$")]
     pub digest: Option<String>,
     /// At most 500 entries.
     pub metrics: Option<BTreeMap<String, f64>>,
     /// At most 500 entries.
     pub params: Option<BTreeMap<String, String>>,
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub training_data_ref: Option<String>,
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub code_ref: Option<String>,
     /// Sensitivity labels such as PII, PHI, PCI (at most 32).
     #[schema(value_type = Option<Vec<String>>, max_items = 32)]
     pub sensitivity: Option<Bounded<String, SENSITIVITY_LABELS_MAX>>,
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// At most 500 entries.
     pub tags: Option<BTreeMap<String, String>>,
@@ -50,6 +64,7 @@ pub struct RegisterVersion {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVersion {
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// Replaces the whole tag map (at most 500 entries).
     pub tags: Option<BTreeMap<String, String>>,
@@ -62,6 +77,7 @@ pub struct VersionQuery {
     pub sensitivity: Option<String>,
     /// Only versions with this tag, written `key=value`.
     pub tag: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -87,7 +103,7 @@ fn opt_ref(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<Strin
 
 /// List a model's versions.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions", tag = "versions",
-    params(("key" = String, Path), ("name" = String, Path), VersionQuery),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), VersionQuery),
     responses((status = 200, body = PageOf<ModelVersion>), Problems))]
 async fn list_versions(
     State(state): State<AppState>,
@@ -123,7 +139,7 @@ async fn list_versions(
 
 /// Register a new version (numbered automatically).
 #[utoipa::path(post, path = "/api/v1/projects/{key}/models/{name}/versions", tag = "versions",
-    params(("key" = String, Path), ("name" = String, Path)), request_body = RegisterVersion,
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer")), request_body = RegisterVersion,
     responses((status = 201, body = ModelVersion), Problems))]
 async fn register_version(
     State(state): State<AppState>,
@@ -162,7 +178,7 @@ async fn register_version(
 
 /// Get a version.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions/{n}", tag = "versions",
-    params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1)),
     responses((status = 200, body = ModelVersion), Problems))]
 async fn get_version(
     State(state): State<AppState>,
@@ -178,7 +194,7 @@ async fn get_version(
 
 /// Update a version's description and tags (audited).
 #[utoipa::path(patch, path = "/api/v1/projects/{key}/models/{name}/versions/{n}", tag = "versions",
-    params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1)),
     request_body = UpdateVersion, responses((status = 200, body = ModelVersion), Problems))]
 async fn update_version(
     State(state): State<AppState>,
@@ -207,7 +223,7 @@ async fn update_version(
 
 /// Delete a version no bundle lists; its number is not reused.
 #[utoipa::path(delete, path = "/api/v1/projects/{key}/models/{name}/versions/{n}", tag = "versions",
-    params(("key" = String, Path), ("name" = String, Path), ("n" = i64, Path, minimum = 1)),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1)),
     responses((status = 204, description = "Deleted"), Problems))]
 async fn delete_version(
     State(state): State<AppState>,

@@ -271,26 +271,8 @@ async fn a_rewritten_and_rehashed_chain_is_caught_by_its_checkpoint() {
     .unwrap();
     let mut prev = hash_of(&app, 6).await;
     for r in rows.iter().skip(1) {
-        let (actor, action, subject, details): (String, String, String, String) = (
-            r.get("actor"),
-            r.get("action"),
-            r.get("subject"),
-            r.get("details"),
-        );
-        let project: Option<String> = r.get("project");
         let seq: i64 = r.get("seq");
-        let hash = event_hash(
-            &prev,
-            &EventFields {
-                seq,
-                at_micros: r.get("at"),
-                actor: &actor,
-                action: &action,
-                project: project.as_deref(),
-                subject: &subject,
-                details: &details,
-            },
-        );
+        let hash = TestApp::row_hash(&prev, r);
         sqlx::query("UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE seq = $3")
             .bind(&prev)
             .bind(&hash)

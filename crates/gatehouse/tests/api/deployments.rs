@@ -4,7 +4,6 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::gate_helpers::*;
 use crate::helpers::*;
 
 /// v1 approved, v2 in review, v3 rejected (prod sign-off).

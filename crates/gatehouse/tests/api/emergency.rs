@@ -4,46 +4,21 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::gate_helpers::*;
 use crate::helpers::*;
 
-const REASON: &str = "card fraud spike: the approved scorer misses the new pattern";
-
-/// v1 approved and deployed to prod-api by admin; v2 in review; alice holds
-/// the emergency grant on prod-api through group `analysts`.
+/// [`v1_live_with_emergency_grant`], and v2 in review.
 async fn incident(app: &TestApp, w: &World) {
-    app.approve(&w.rita, &v(1), "prod").await;
+    v1_live_with_emergency_grant(app, w).await;
     app.request_review(&v(2), "prod").await;
-    app.deploy(&app.admin_token, "prod-api", &v(1))
+}
+
+/// [`incident`], then alice deploys v2 with break-glass: the deployment.
+async fn broken_glass(app: &TestApp, w: &World) -> Value {
+    incident(app, w).await;
+    break_glass(app, &w.alice, "prod-api", &v(2))
         .await
-        .ok(201);
-    app.grant(
-        "FRAUD",
-        json!({"stage": "prod", "group": "analysts", "emergency": true}),
-    )
-    .await;
-}
-
-async fn break_glass(app: &TestApp, token: &str, subject: &str) -> Resp {
-    app.deploy_with(
-        token,
-        "prod-api",
-        subject,
-        json!({"break_glass": true, "reason": REASON}),
-    )
-    .await
-}
-
-/// Accepts or orders the rollback of an emergency review; the answer is
-/// `{review, rollback}` (the rollback deployment, or null).
-async fn decide(app: &TestApp, token: &str, id: &Value, action: &str) -> Resp {
-    app.as_user(
-        token,
-        Method::POST,
-        &format!("/emergency-reviews/{id}/{action}"),
-        Some(json!({"comment": format!("{action} in a test")})),
-    )
-    .await
+        .ok(201)
+        .clone()
 }
 
 async fn reviews(app: &TestApp, state: &str) -> Vec<Value> {
@@ -65,7 +40,7 @@ async fn break_glass_needs_the_emergency_grant_and_a_reason() {
     let admin = app.admin_token.clone();
 
     // Admins do not hold it implicitly.
-    break_glass(&app, &admin, &v(2))
+    break_glass(&app, &admin, "prod-api", &v(2))
         .await
         .problem(403, "forbidden");
     // A normal grant does not allow break-glass.
@@ -74,7 +49,7 @@ async fn break_glass_needs_the_emergency_grant_and_a_reason() {
         json!({"infrastructure": "prod-api", "user": "alice"}),
     )
     .await;
-    break_glass(&app, &w.alice, &v(2))
+    break_glass(&app, &w.alice, "prod-api", &v(2))
         .await
         .problem(403, "forbidden");
     let refused = app.audit_by_action("deployment.refused").await;
@@ -109,7 +84,7 @@ async fn break_glass_needs_the_emergency_grant_and_a_reason() {
     );
 
     // With both, through a prevent gate.
-    let d = break_glass(&app, &w.bob, &v(2)).await;
+    let d = break_glass(&app, &w.bob, "prod-api", &v(2)).await;
     assert_eq!(d.ok(201)["kind"], "break_glass");
     // The emergency grant is per infrastructure too.
     app.create_infra("prod-api-2", "prod", "prevent").await;
@@ -117,7 +92,7 @@ async fn break_glass_needs_the_emergency_grant_and_a_reason() {
         &w.bob,
         "prod-api-2",
         &v(2),
-        json!({"break_glass": true, "reason": REASON}),
+        json!({"break_glass": true, "reason": BREAK_GLASS_REASON}),
     )
     .await
     .problem(403, "forbidden");
@@ -131,7 +106,7 @@ async fn break_glass_deploys_flags_notifies_and_opens_a_review() {
     let previous = app.the_live("prod-api").await;
 
     let mark = app.audit_mark().await;
-    let r = break_glass(&app, &w.alice, &v(2)).await;
+    let r = break_glass(&app, &w.alice, "prod-api", &v(2)).await;
     let d = r.ok(201).clone();
     assert_eq!(
         (
@@ -145,7 +120,7 @@ async fn break_glass_deploys_flags_notifies_and_opens_a_review() {
         (
             &json!("break_glass"),
             &json!(v(2)),
-            &json!(REASON),
+            &json!(BREAK_GLASS_REASON),
             &json!("alice"),
             &json!(true),
             &json!(false),
@@ -190,7 +165,7 @@ async fn break_glass_deploys_flags_notifies_and_opens_a_review() {
         .one_audit(mark, "alice", "deployment.break_glass", &v(2))
         .await;
     assert_eq!(ev.details["infrastructure"], "prod-api");
-    assert_eq!(ev.details["reason"], REASON);
+    assert_eq!(ev.details["reason"], BREAK_GLASS_REASON);
 
     // A notification to the project's owners is recorded with the change.
     let rows = sqlx::query("SELECT recipients, payload FROM outbox")
@@ -249,18 +224,17 @@ async fn break_glass_deploys_flags_notifies_and_opens_a_review() {
 async fn the_final_approver_accepts_and_that_closes_the_review() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    incident(&app, &w).await;
-    let d = break_glass(&app, &w.alice, &v(2)).await.ok(201).clone();
+    let d = broken_glass(&app, &w).await;
     let id = d["emergency_review"]["id"].clone();
     let admin = app.admin_token.clone();
 
     // Only the final approver of the stage checked decides: not the deployer,
     // not an admin, not a bystander.
     for token in [&w.alice, &admin, &w.bob, &w.dave] {
-        decide(&app, token, &id, "accept")
+        decide_emergency(&app, token, &id, "accept")
             .await
             .problem(403, "forbidden");
-        decide(&app, token, &id, "rollback")
+        decide_emergency(&app, token, &id, "rollback")
             .await
             .problem(403, "forbidden");
     }
@@ -270,11 +244,11 @@ async fn the_final_approver_accepts_and_that_closes_the_review() {
         json!([{"stage": "prod", "slots": [{"kind": "final_approval", "user": "dave"}]}]),
     )
     .await;
-    decide(&app, &w.rita, &id, "accept")
+    decide_emergency(&app, &w.rita, &id, "accept")
         .await
         .problem(403, "forbidden");
 
-    let r = decide(&app, &w.dave, &id, "accept").await;
+    let r = decide_emergency(&app, &w.dave, &id, "accept").await;
     assert_eq!(r.ok(200)["rollback"], Value::Null, "{}", r.body);
     let review = r.body["review"].clone();
     assert_eq!(
@@ -295,10 +269,10 @@ async fn the_final_approver_accepts_and_that_closes_the_review() {
     assert!(review["decided_at"].is_string(), "{review}");
 
     // Decided once.
-    decide(&app, &w.dave, &id, "accept")
+    decide_emergency(&app, &w.dave, &id, "accept")
         .await
         .problem(409, "conflict");
-    decide(&app, &w.dave, &id, "rollback")
+    decide_emergency(&app, &w.dave, &id, "rollback")
         .await
         .problem(409, "conflict");
     // The deployment stays live and shows the closed review.
@@ -310,7 +284,7 @@ async fn the_final_approver_accepts_and_that_closes_the_review() {
     let row = inventory_row(&app, &v(2)).await.expect("still live");
     assert_eq!(row["open_emergency_reviews"], 0, "{row}");
 
-    decide(&app, &w.dave, &json!(9999), "accept")
+    decide_emergency(&app, &w.dave, &json!(9999), "accept")
         .await
         .problem(404, "not_found");
 }
@@ -319,12 +293,11 @@ async fn the_final_approver_accepts_and_that_closes_the_review() {
 async fn ordering_rollback_redeploys_the_previous_subject() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    incident(&app, &w).await;
-    let d = break_glass(&app, &w.alice, &v(2)).await.ok(201).clone();
+    let d = broken_glass(&app, &w).await;
     let id = d["emergency_review"]["id"].clone();
 
     let mark = app.audit_mark().await;
-    let r = decide(&app, &w.rita, &id, "rollback").await;
+    let r = decide_emergency(&app, &w.rita, &id, "rollback").await;
     let review = r.ok(200)["review"].clone();
     assert_eq!(
         (&review["state"], &review["decided_by"]),
@@ -361,7 +334,7 @@ async fn ordering_rollback_redeploys_the_previous_subject() {
         assert_eq!(row["open_emergency_reviews"], 0, "{row}");
         assert_eq!(row["live"], json!([]), "{row}");
     }
-    decide(&app, &w.rita, &id, "accept")
+    decide_emergency(&app, &w.rita, &id, "accept")
         .await
         .problem(409, "conflict");
 }

@@ -2,7 +2,6 @@
 
 use serde_json::json;
 
-use crate::gate_helpers::*;
 use crate::helpers::*;
 
 #[tokio::test]

@@ -9,16 +9,12 @@ use gatehouse_core::Timestamp;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::gate_helpers::*;
 use crate::helpers::*;
-use crate::signoff_support::*;
 
 /// The default slot of `fraud scorer`'s versions.
 const FRAUD_SLOT: &str = "FRAUD/fraud scorer";
 /// The default slot of CHURN's model `churn`.
 const CHURN_SLOT: &str = "CHURN/churn";
-const REASON: &str = "card fraud spike: the approved scorer misses the new pattern";
-
 /// `version:CHURN/churn/{n}`.
 fn churn_v(n: u32) -> String {
     format!("version:CHURN/churn/{n}")
@@ -73,6 +69,27 @@ async fn audited_once(app: &TestApp, mark: i64, action: &str, actor: &str, subje
     e
 }
 
+/// Asserts the one `infrastructure.update` event of `prod-scoring` by admin
+/// since `mark`, and the projects it admitted and withdrew.
+async fn assert_admission_changed(app: &TestApp, mark: i64, added: Value, removed: Value) {
+    let ev = audited_once(
+        app,
+        mark,
+        "infrastructure.update",
+        "admin",
+        "infrastructure:prod-scoring",
+    )
+    .await;
+    assert_eq!(
+        (
+            &ev["details"]["admitted_added"],
+            &ev["details"]["admitted_removed"]
+        ),
+        (&added, &removed),
+        "{ev}"
+    );
+}
+
 /// `(actor, subject)` of each event.
 fn who_what(events: &[Value]) -> Vec<(String, String)> {
     events
@@ -106,27 +123,6 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
         .collect()
-}
-
-async fn break_glass(app: &TestApp, token: &str, infra: &str, subject: &str) -> Resp {
-    app.deploy_with(
-        token,
-        infra,
-        subject,
-        json!({"break_glass": true, "reason": REASON}),
-    )
-    .await
-}
-
-/// POST /emergency-reviews/{id}/{accept|rollback}.
-async fn decide_emergency(app: &TestApp, token: &str, id: &Value, action: &str) -> Resp {
-    app.as_user(
-        token,
-        Method::POST,
-        &format!("/emergency-reviews/{id}/{action}"),
-        Some(json!({"comment": format!("{action} in a test")})),
-    )
-    .await
 }
 
 /// Makes `username` a risk officer (as admin).
@@ -655,22 +651,7 @@ async fn a_project_not_admitted_gets_no_grant_deployment_or_break_glass_until_ad
         .patch(path, json!({"admitted_projects": ["FRAUD", "CHURN"]}))
         .await;
     assert_eq!(r.ok(200)["admitted_projects"], json!(["CHURN", "FRAUD"]));
-    let ev = audited_once(
-        &app,
-        mark,
-        "infrastructure.update",
-        "admin",
-        "infrastructure:prod-scoring",
-    )
-    .await;
-    assert_eq!(
-        (
-            &ev["details"]["admitted_added"],
-            &ev["details"]["admitted_removed"]
-        ),
-        (&json!(["CHURN"]), &json!([])),
-        "{ev}"
-    );
+    assert_admission_changed(&app, mark, json!(["CHURN"]), json!([])).await;
 
     // Now it can: a grant on the infrastructure, a deployment, a break-glass.
     let b = app.gate(&admin, &churn_v(1), "prod-scoring").await;
@@ -695,22 +676,7 @@ async fn a_project_not_admitted_gets_no_grant_deployment_or_break_glass_until_ad
     app.patch(path, json!({"admitted_projects": ["FRAUD"]}))
         .await
         .ok(200);
-    let ev = audited_once(
-        &app,
-        mark,
-        "infrastructure.update",
-        "admin",
-        "infrastructure:prod-scoring",
-    )
-    .await;
-    assert_eq!(
-        (
-            &ev["details"]["admitted_added"],
-            &ev["details"]["admitted_removed"]
-        ),
-        (&json!([]), &json!(["CHURN"])),
-        "{ev}"
-    );
+    assert_admission_changed(&app, mark, json!([]), json!(["CHURN"])).await;
     assert_eq!(
         live_slots(&app, "prod-scoring").await,
         pairs(&[(CHURN_SLOT, &churn_v(2))])
@@ -1024,19 +990,19 @@ async fn the_creator_and_the_requester_do_not_delegate_their_slots() {
     let p = people(&app).await;
     governed_project(&app, PROJECT, 2).await;
     app.add_member(PROJECT, "ivan", "contributor").await;
-    put_config(
+    configure_prod(
         &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback("user:alice"), feedback("user:ivan"), final_approval("user:mark")
-        ]}]}),
+        &p,
+        vec![
+            feedback("user:alice"),
+            feedback("user:ivan"),
+            final_approval("user:mark"),
+        ],
+        None,
     )
-    .await
-    .ok(200);
+    .await;
     // alice created the version, ivan requests its review.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let so = first_version(&app, &p).await;
     so.request(&app, &p.ivan, "prod").await.ok(200);
 
     let mark = app.audit_mark().await;
@@ -1080,21 +1046,20 @@ async fn the_creator_and_the_requester_do_not_delegate_their_slots() {
 #[tokio::test]
 async fn the_deciders_own_feedback_does_not_count_toward_the_quorum() {
     let app = spawn_app().await;
-    let p = people(&app).await;
-    governed_project(&app, PROJECT, 3).await;
     // mark holds a feedback slot and the final approval.
-    put_config(
+    let review = prod_review(
         &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback("user:mark"), feedback("user:ivan"), final_approval("user:mark")
-        ]}]}),
+        3,
+        &[],
+        vec![
+            feedback("user:mark"),
+            feedback("user:ivan"),
+            final_approval("user:mark"),
+        ],
+        None,
     )
-    .await
-    .ok(200);
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    .await;
+    let (p, so) = (&review.people, &review.signoffs);
     so.request(&app, &p.alice, "prod").await.ok(200);
 
     so.feedback(&app, &p.mark, "prod", 1, "approve")
@@ -1122,20 +1087,17 @@ async fn a_bundle_review_bars_the_creators_of_the_versions_inside() {
     let p = people(&app).await;
     governed_project(&app, PROJECT, 2).await;
     app.add_member(PROJECT, "ivan", "contributor").await;
-    put_config(
+    configure_prod(
         &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback("user:quinn"), final_approval("user:alice")
-        ]}]}),
+        &p,
+        vec![feedback("user:quinn"), final_approval("user:alice")],
+        None,
     )
-    .await
-    .ok(200);
+    .await;
     // alice registered version 1; ivan bundles it and requests the review.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
+    register_as(&app, &p.alice, PROJECT, MODEL).await;
     let bundle =
-        |tag: &str, n: u32| json!({"tag": tag, "versions": [{"model": MODEL_NAME, "version": n}]});
+        |tag: &str, n: u32| json!({"tag": tag, "versions": [{"model": MODEL, "version": n}]});
     app.as_user(
         &p.ivan,
         Method::POST,
@@ -1170,7 +1132,7 @@ async fn a_bundle_review_bars_the_creators_of_the_versions_inside() {
     );
 
     // A bundle of a version alice did not create is hers to approve.
-    register_as(&app, &p.ivan, PROJECT, MODEL_NAME).await;
+    register_as(&app, &p.ivan, PROJECT, MODEL).await;
     app.as_user(
         &p.ivan,
         Method::POST,
@@ -1236,15 +1198,15 @@ async fn a_review_keeps_its_tier_after_lowering_and_a_raise_raises_the_bar() {
     );
 
     // A review requested now follows tier 2: the final approval alone.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so2 = Signoffs::version(PROJECT, MODEL_NAME, 2);
+    register_as(&app, &p.alice, PROJECT, MODEL).await;
+    let so2 = Signoffs::version(PROJECT, MODEL, 2);
     so2.request(&app, &p.alice, "prod").await.ok(200);
     let r = so2.decide(&app, &p.mark, "prod", "approve").await;
     assert_eq!(r.ok(200)["decision"]["tier"], 2, "{}", r.body);
 
     // Raised mid-review (by the owner), the bar rises with it.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so3 = Signoffs::version(PROJECT, MODEL_NAME, 3);
+    register_as(&app, &p.alice, PROJECT, MODEL).await;
+    let so3 = Signoffs::version(PROJECT, MODEL, 3);
     so3.request(&app, &p.alice, "prod").await.ok(200);
     set_tier(&app, &p.mark, PROJECT, json!({"risk_tier": 3}))
         .await
@@ -1277,8 +1239,7 @@ async fn separation_of_duties_stays_as_the_review_was_requested() {
         .await
         .ok(200);
     // alice creates the version and requests its review under tier 2.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let so = first_version(&app, &p).await;
     so.request(&app, &p.alice, "prod").await.ok(200);
     // Then the project drops to tier 1 and turns separation of duties off.
     make_risk_officer(&app, "rita").await;
@@ -1304,8 +1265,8 @@ async fn separation_of_duties_stays_as_the_review_was_requested() {
     r.problem(403, "forbidden");
     detail_contains(&r, "separation of duties");
     // A review requested now, with it off, is hers to decide.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so2 = Signoffs::version(PROJECT, MODEL_NAME, 2);
+    register_as(&app, &p.alice, PROJECT, MODEL).await;
+    let so2 = Signoffs::version(PROJECT, MODEL, 2);
     so2.request(&app, &p.alice, "prod").await.ok(200);
     let r = so2.decide(&app, &p.alice, "prod", "approve").await;
     assert_eq!(r.ok(200)["state"], "approved", "{}", r.body);

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::gate_helpers::*;
 use crate::helpers::*;
 
 const BUNDLE: &str = "bundle:FRAUD/fraud-v1";

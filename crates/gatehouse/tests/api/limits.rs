@@ -8,9 +8,7 @@ use gatehouse_core::limits::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::gate_helpers::*;
 use crate::helpers::*;
-use crate::signoff_support::{review_started, tick};
 
 /// `n` copies of `v`.
 fn many(v: Value, n: usize) -> Value {
@@ -360,15 +358,7 @@ async fn grants_pending_reviews_and_the_inventory_page() {
 async fn emergency_reviews_page_newest_first() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    app.approve(&w.rita, &v(1), "prod").await;
-    app.deploy(&app.admin_token, "prod-api", &v(1))
-        .await
-        .ok(201);
-    app.grant(
-        "FRAUD",
-        json!({"stage": "prod", "group": "analysts", "emergency": true}),
-    )
-    .await;
+    v1_live_with_emergency_grant(&app, &w).await;
     for n in 2..=4 {
         tick(&app, 60);
         app.deploy_with(

@@ -1,7 +1,6 @@
 //! End-to-end tests of the REST API (`docs/api.md`) against a real server on a
 //! real listener, on SQLite or PostgreSQL (`GATEHOUSE_TEST_BACKEND`).
 
-mod gate_helpers;
 mod helpers;
 
 mod accounts;
@@ -29,7 +28,6 @@ mod replicas;
 mod role_rename_race;
 mod roles;
 mod signoff_race;
-mod signoff_support;
 mod signoffs;
 mod slowloris;
 mod tokens;

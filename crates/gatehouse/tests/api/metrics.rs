@@ -5,7 +5,6 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::gate_helpers::*;
 use crate::helpers::*;
 
 async fn metrics_text(app: &TestApp) -> String {

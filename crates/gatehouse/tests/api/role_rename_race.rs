@@ -15,7 +15,6 @@ use sqlx::Row;
 use tokio::sync::Barrier;
 
 use crate::helpers::*;
-use crate::signoff_support::*;
 
 /// Members of the renamed role (group-less), who answer and delegate.
 const MEMBERS: [&str; 5] = ["quinn", "ivan", "rita", "bianca", "carl"];
@@ -95,16 +94,8 @@ async fn a_rename_racing_commands_loses_nothing_and_keeps_revisions_in_step() {
         .map(|_| role_slot.clone())
         .collect();
     slots.push(final_approval("user:mark"));
-    put_config(
-        &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": slots}], "separation_of_duties": true}),
-    )
-    .await
-    .ok(200);
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    configure_prod(&app, &p, slots, Some(true)).await;
+    let so = first_version(&app, &p).await;
     so.request(&app, &p.alice, "prod").await.ok(200);
 
     // Everything answered 200 so far, as (command, who, slot, to, comment).
@@ -163,13 +154,7 @@ async fn a_rename_racing_commands_loses_nothing_and_keeps_revisions_in_step() {
                 .patch(app.url(&format!("/api/v1{}", roles_path(PROJECT, Some(old)))))
                 .bearer_auth(&p.mark)
                 .json(&json!({"name": new}));
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let r = request.send().await.expect("send");
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
-            })
+            send_at(&barrier, request)
         };
         let tasks: Vec<_> = racers
             .iter()
@@ -187,13 +172,7 @@ async fn a_rename_racing_commands_loses_nothing_and_keeps_revisions_in_step() {
                 if r.conditional {
                     request = request.header("if-match", format!("\"{r0}\""));
                 }
-                let barrier = barrier.clone();
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    let r = request.send().await.expect("send");
-                    let status = r.status().as_u16();
-                    (status, r.json::<Value>().await.unwrap_or(Value::Null))
-                })
+                send_at(&barrier, request)
             })
             .collect();
         let (status, body) = rename.await.unwrap();
@@ -379,8 +358,7 @@ async fn which_running_reviews_use_a_role_is_answered_exactly() {
         let (app, token) = (&app, &p.mark);
         async move { app.as_user(token, Method::DELETE, &path, None).await }
     };
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let so = first_version(&app, &p).await;
     // A first cycle uses every look-alike; it is approved and reset, and the
     // second cycle uses only the used role.
     config(&lookalikes).await.ok(200);

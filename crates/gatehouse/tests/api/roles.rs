@@ -5,7 +5,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::signoff_support::*;
 
 /// A JSON list of strings, sorted.
 fn sorted(v: &Value) -> Vec<String> {
@@ -42,7 +41,7 @@ async fn owners_create_list_change_and_delete_roles() {
             Method::POST,
             &roles_path(PROJECT, None),
             Some(
-                json!({"name": RISK, "description": "Second line of defence",
+                json!({"name": RISK_ROLE, "description": "Second line of defence",
                         "users": ["quinn"], "groups": ["risk-compliance"]}),
             ),
         )
@@ -52,7 +51,7 @@ async fn owners_create_list_change_and_delete_roles() {
         (&role["project"], &role["name"], &role["description"]),
         (
             &json!(PROJECT),
-            &json!(RISK),
+            &json!(RISK_ROLE),
             &json!("Second line of defence")
         )
     );
@@ -66,7 +65,7 @@ async fn owners_create_list_change_and_delete_roles() {
         &p.mark,
         Method::POST,
         &roles_path(PROJECT, None),
-        Some(json!({"name": RISK})),
+        Some(json!({"name": RISK_ROLE})),
     )
     .await
     .problem(409, "conflict");
@@ -120,11 +119,16 @@ async fn owners_create_list_change_and_delete_roles() {
         .await;
     let mut names = names(&list, "name");
     names.sort();
-    assert_eq!(names, ["IT Operations", RISK]);
+    assert_eq!(names, ["IT Operations", RISK_ROLE]);
     let one = app
-        .as_user(&p.bob, Method::GET, &roles_path(PROJECT, Some(RISK)), None)
+        .as_user(
+            &p.bob,
+            Method::GET,
+            &roles_path(PROJECT, Some(RISK_ROLE)),
+            None,
+        )
         .await;
-    assert_eq!(one.ok(200)["name"], RISK);
+    assert_eq!(one.ok(200)["name"], RISK_ROLE);
     app.get(&roles_path(PROJECT, Some("Nope")))
         .await
         .problem(404, "not_found");
@@ -137,7 +141,7 @@ async fn owners_create_list_change_and_delete_roles() {
         .as_user(
             &p.mark,
             Method::PATCH,
-            &roles_path(PROJECT, Some(RISK)),
+            &roles_path(PROJECT, Some(RISK_ROLE)),
             Some(json!({"users": ["ivan", "bianca"]})),
         )
         .await;
@@ -150,12 +154,12 @@ async fn owners_create_list_change_and_delete_roles() {
         .await
         .ok(200);
     app.delete("/users/bianca").await.ok(200);
-    let role = app.get(&roles_path(PROJECT, Some(RISK))).await;
+    let role = app.get(&roles_path(PROJECT, Some(RISK_ROLE))).await;
     assert_eq!(sorted(&role.ok(200)["members"]), ["carl", "ivan", "rita"]);
     app.as_user(
         &p.alice,
         Method::PATCH,
-        &roles_path(PROJECT, Some(RISK)),
+        &roles_path(PROJECT, Some(RISK_ROLE)),
         Some(json!({"description": "mine now"})),
     )
     .await
@@ -203,7 +207,7 @@ async fn a_rename_is_followed_by_the_configuration_and_running_reviews() {
     app.as_user(
         &p.mark,
         Method::PATCH,
-        &roles_path(PROJECT, Some(RISK)),
+        &roles_path(PROJECT, Some(RISK_ROLE)),
         Some(json!({"name": "Taken"})),
     )
     .await
@@ -214,7 +218,7 @@ async fn a_rename_is_followed_by_the_configuration_and_running_reviews() {
         .as_user(
             &p.mark,
             Method::PATCH,
-            &roles_path(PROJECT, Some(RISK)),
+            &roles_path(PROJECT, Some(RISK_ROLE)),
             Some(json!({"name": "Risk and Compliance"})),
         )
         .await;
@@ -225,7 +229,7 @@ async fn a_rename_is_followed_by_the_configuration_and_running_reviews() {
         role_actions(&app, mark_seq).await,
         trail(&[("mark", "role.rename")])
     );
-    app.get(&roles_path(PROJECT, Some(RISK)))
+    app.get(&roles_path(PROJECT, Some(RISK_ROLE)))
         .await
         .problem(404, "not_found");
 
@@ -246,21 +250,13 @@ async fn a_role_in_use_cannot_be_deleted() {
     let app = spawn_app().await;
     let r = review_started(&app, 2).await;
     let (p, so) = (&r.people, &r.signoffs);
-    let path = roles_path(PROJECT, Some(RISK));
+    let path = roles_path(PROJECT, Some(RISK_ROLE));
     let delete = || app.as_user(&p.mark, Method::DELETE, &path, None);
     // Used by the configuration (and the running review).
     let r = delete().await;
     r.problem(409, "conflict");
     // The configuration stops using it; the running review still does.
-    put_config(
-        &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [final_approval("user:mark")]}],
-               "separation_of_duties": true}),
-    )
-    .await
-    .ok(200);
+    configure_prod(&app, p, vec![final_approval("user:mark")], Some(true)).await;
     let r = delete().await;
     r.problem(409, "conflict");
     assert!(
@@ -278,12 +274,12 @@ async fn a_role_in_use_cannot_be_deleted() {
         &p.mark,
         PROJECT,
         json!({"stages": [{"stage": "prod", "slots": [
-            feedback(&format!("role:{RISK}")), final_approval("user:mark")
+            feedback(&format!("role:{RISK_ROLE}")), final_approval("user:mark")
         ]}], "separation_of_duties": true}),
     )
     .await
     .problem(400, "invalid_input");
     // The decided review still shows its slots.
     let v = so.show(&app, &p.bob, "prod").await;
-    assert_eq!(v.view()["slots"][0]["role"], RISK);
+    assert_eq!(v.view()["slots"][0]["role"], RISK_ROLE);
 }

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
 use crate::helpers::*;
-use crate::signoff_support::*;
 
 const RACERS: usize = 50;
 
@@ -28,24 +27,19 @@ async fn race(
     let url = app.url(&format!("/api/v1{}/decide", so.stage_path("prod")));
     let tasks: Vec<_> = (0..RACERS)
         .map(|i| {
-            let (client, url, barrier) = (app.client.clone(), url.clone(), barrier.clone());
+            let (client, url) = (app.client.clone(), url.clone());
             let token = tokens[i % tokens.len()].clone();
             let who = APPROVERS[i % tokens.len()].to_owned();
             let body = json!({"decision": decisions[i % decisions.len()], "comment": format!("racer {i}")});
             // Build every request before the barrier, so that only sending is left.
             let request = client.post(url).bearer_auth(token).json(&body);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let r = request.send().await.expect("send");
-                let status = r.status().as_u16();
-                let body: Value = r.json().await.unwrap_or(Value::Null);
-                (who, status, body)
-            })
+            (who, send_at(&barrier, request))
         })
         .collect();
     let mut out = Vec::with_capacity(RACERS);
-    for t in tasks {
-        out.push(t.await.expect("racer task"));
+    for (who, t) in tasks {
+        let (status, body) = t.await.expect("racer task");
+        out.push((who, status, body));
     }
     out
 }
@@ -56,15 +50,7 @@ async fn fifty_racing_decisions_leave_exactly_one_winner() {
     let p = people(&app).await;
     governed_project(&app, PROJECT, 2).await;
     create_role(&app, &p.mark, PROJECT, "Approvers", &APPROVERS, &[]).await;
-    put_config(
-        &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [final_approval("role:Approvers")]}],
-               "separation_of_duties": true}),
-    )
-    .await
-    .ok(200);
+    configure_prod(&app, &p, vec![final_approval("role:Approvers")], Some(true)).await;
     let tokens: Vec<String> = [&p.mark, &p.quinn, &p.ivan, &p.rita, &p.bianca, &p.carl]
         .into_iter()
         .cloned()
@@ -75,8 +61,8 @@ async fn fifty_racing_decisions_leave_exactly_one_winner() {
         .enumerate()
     {
         let n = round as i64 + 1;
-        register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-        let so = Signoffs::version(PROJECT, MODEL_NAME, n);
+        register_as(&app, &p.alice, PROJECT, MODEL).await;
+        let so = Signoffs::version(PROJECT, MODEL, n);
         so.request(&app, &p.alice, "prod").await.ok(200);
         let mark_seq = app.audit_mark().await;
 
@@ -144,24 +130,14 @@ async fn fifty_racing_decisions_leave_exactly_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_requests_start_one_review_and_racing_answers_all_count() {
     let app = spawn_app().await;
-    let p = people(&app).await;
-    governed_project(&app, PROJECT, 2).await;
     let reviewers = ["quinn", "ivan", "rita", "bianca", "carl"];
     let mut slots: Vec<Value> = reviewers
         .iter()
         .map(|r| feedback(&format!("user:{r}")))
         .collect();
     slots.push(final_approval("user:mark"));
-    put_config(
-        &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": slots}], "separation_of_duties": true}),
-    )
-    .await
-    .ok(200);
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let review = prod_review(&app, 2, &[], slots, Some(true)).await;
+    let (p, so) = (&review.people, &review.signoffs);
     let mark_seq = app.audit_mark().await;
 
     // 20 requests for the first review of a sign-off that has no row yet.
@@ -174,13 +150,7 @@ async fn racing_requests_start_one_review_and_racing_answers_all_count() {
                 .post(url.clone())
                 .bearer_auth(&p.alice)
                 .json(&json!({}));
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let r = request.send().await.expect("send");
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
-            })
+            send_at(&barrier, request)
         })
         .collect();
     let mut ok = 0;
@@ -211,13 +181,7 @@ async fn racing_requests_start_one_review_and_racing_answers_all_count() {
                 .post(url.clone())
                 .bearer_auth(token)
                 .json(&json!({"slot": i + 1, "verdict": "approve"}));
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let r = request.send().await.expect("send");
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
-            })
+            send_at(&barrier, request)
         })
         .collect();
     for t in tasks {

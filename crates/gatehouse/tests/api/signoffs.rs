@@ -5,7 +5,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::signoff_support::*;
 
 /// The slot of a view with this id.
 #[track_caller]
@@ -36,14 +35,14 @@ async fn reference_scenario_from_request_to_final_approval() {
     let app = spawn_app().await;
     let p = people(&app).await;
     governed_project(&app, PROJECT, 4).await;
-    create_role(&app, &p.mark, PROJECT, RISK, &[], &["risk-compliance"]).await;
+    create_role(&app, &p.mark, PROJECT, RISK_ROLE, &[], &["risk-compliance"]).await;
     create_role(&app, &p.mark, PROJECT, "Business", &["bianca"], &[]).await;
     let config = put_config(
         &app,
         &p.mark,
         PROJECT,
         json!({"stages": [{"stage": "prod", "slots": [
-            feedback(&format!("role:{RISK}")),
+            feedback(&format!("role:{RISK_ROLE}")),
             feedback("user:ivan"),
             feedback("role:Business"),
             final_approval("user:mark"),
@@ -56,7 +55,7 @@ async fn reference_scenario_from_request_to_final_approval() {
     assert_eq!(
         config["stages"][0]["slots"],
         json!([
-            {"id": 1, "kind": "feedback", "role": RISK, "user": null},
+            {"id": 1, "kind": "feedback", "role": RISK_ROLE, "user": null},
             {"id": 2, "kind": "feedback", "role": null, "user": "ivan"},
             {"id": 3, "kind": "feedback", "role": "Business", "user": null},
             {"id": 4, "kind": "final_approval", "role": null, "user": "mark"},
@@ -64,11 +63,11 @@ async fn reference_scenario_from_request_to_final_approval() {
     );
 
     // The data scientist registers a version: not started yet.
-    let v = register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
+    let v = register_as(&app, &p.alice, PROJECT, MODEL).await;
     assert_eq!(v["created_by"], "alice");
     assert_eq!(v["governance"][0]["stage"], "prod", "{v}");
     assert_eq!(v["governance"][0]["state"], "not_started", "{v}");
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let so = Signoffs::version(PROJECT, MODEL, 1);
     let mark_seq = app.audit_mark().await;
 
     // She requests review, notifying the reviewers.
@@ -223,7 +222,7 @@ async fn reference_scenario_from_request_to_final_approval() {
     let list = app
         .get(&format!(
             "/projects/{PROJECT}/models/{}/versions",
-            enc(MODEL_NAME)
+            enc(MODEL)
         ))
         .await;
     expected_status(&items(&list)[0]["governance"][0]);
@@ -398,7 +397,7 @@ async fn bundles_are_signed_off_like_versions() {
         &p.alice,
         Method::POST,
         &format!("/projects/{PROJECT}/bundles"),
-        Some(json!({"tag": "fraud-v1.0", "versions": [{"model": MODEL_NAME, "version": 1}]})),
+        Some(json!({"tag": "fraud-v1.0", "versions": [{"model": MODEL, "version": 1}]})),
     )
     .await
     .ok(201);
@@ -563,33 +562,18 @@ async fn a_stale_if_match_is_refused_with_412() {
 #[tokio::test]
 async fn creator_and_requester_never_approve_or_give_feedback() {
     let app = spawn_app().await;
-    let p = people(&app).await;
-    governed_project(&app, PROJECT, 2).await;
     // Everyone involved sits in both roles.
-    for role in ["Reviewers", "Approvers"] {
-        create_role(
-            &app,
-            &p.mark,
-            PROJECT,
-            role,
-            &["alice", "mark", "quinn"],
-            &[],
-        )
-        .await;
-    }
-    put_config(
+    let everyone: &[&str] = &["alice", "mark", "quinn"];
+    let review = prod_review(
         &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback("role:Reviewers"), final_approval("role:Approvers")
-        ]}], "separation_of_duties": true}),
+        2,
+        &[("Reviewers", everyone, &[]), ("Approvers", everyone, &[])],
+        vec![feedback("role:Reviewers"), final_approval("role:Approvers")],
+        Some(true),
     )
-    .await
-    .ok(200);
-    // Alice creates the version; mark (an owner) requests its review.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    .await;
+    let (p, so) = (&review.people, &review.signoffs);
+    // Alice created the version; mark (an owner) requests its review.
     so.request(&app, &p.mark, "prod").await.ok(200);
 
     let before = app.audit_mark().await;
@@ -668,21 +652,16 @@ async fn separation_of_duties_may_be_off_only_in_tier_1() {
 #[tokio::test]
 async fn no_delegation_routes_a_slot_to_the_author_or_requester() {
     let app = spawn_app().await;
-    let p = people(&app).await;
-    governed_project(&app, PROJECT, 2).await;
-    put_config(
+    let review = prod_review(
         &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback("user:ivan"), final_approval("user:quinn")
-        ]}], "separation_of_duties": true}),
+        2,
+        &[],
+        vec![feedback("user:ivan"), final_approval("user:quinn")],
+        Some(true),
     )
-    .await
-    .ok(200);
+    .await;
+    let (p, so) = (&review.people, &review.signoffs);
     // Alice is the version's author, mark requests the review.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
     so.request(&app, &p.mark, "prod").await.ok(200);
 
     let before = app.audit_mark().await;
@@ -769,7 +748,7 @@ async fn people_without_the_slot_are_forbidden() {
     app.as_user(
         &p.mark,
         Method::PATCH,
-        &roles_path(PROJECT, Some(RISK)),
+        &roles_path(PROJECT, Some(RISK_ROLE)),
         Some(json!({"groups": []})),
     )
     .await
@@ -866,8 +845,8 @@ async fn tier_requirements_are_checked_at_approval() {
     )
     .await
     .ok(200);
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 2);
+    register_as(&app, &p.alice, PROJECT, MODEL).await;
+    let so = Signoffs::version(PROJECT, MODEL, 2);
     so.request(&app, &p.alice, "prod").await.ok(200);
     so.feedback(&app, &p.ivan, "prod", 2, "approve")
         .await
@@ -976,16 +955,13 @@ async fn a_running_review_keeps_the_slots_it_started_with() {
     let r = review_started(&app, 2).await;
     let (p, so) = (&r.people, &r.signoffs);
     let started = so.show(&app, &p.mark, "prod").await.view().clone();
-    put_config(
+    configure_prod(
         &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback("user:bianca"), final_approval("user:quinn")
-        ]}], "separation_of_duties": true}),
+        p,
+        vec![feedback("user:bianca"), final_approval("user:quinn")],
+        Some(true),
     )
-    .await
-    .ok(200);
+    .await;
 
     let v = so.show(&app, &p.mark, "prod").await;
     let view = v.view();
@@ -1011,8 +987,8 @@ async fn a_running_review_keeps_the_slots_it_started_with() {
     so.decide(&app, &p.mark, "prod", "approve").await.ok(200);
 
     // A new version's review gets the new slots.
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let next = Signoffs::version(PROJECT, MODEL_NAME, 2);
+    register_as(&app, &p.alice, PROJECT, MODEL).await;
+    let next = Signoffs::version(PROJECT, MODEL, 2);
     let v = next.request(&app, &p.alice, "prod").await;
     assert_eq!(v.ok(200)["slots"].as_array().unwrap().len(), 2);
     next.decide(&app, &p.quinn, "prod", "approve").await.ok(200);
@@ -1023,8 +999,7 @@ async fn stages_and_slots_must_be_configured() {
     let app = spawn_app().await;
     let p = people(&app).await;
     governed_project(&app, PROJECT, 2).await;
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let so = first_version(&app, &p).await;
 
     // The default: a prod sign-off without slots.
     let c = app.get(&config_path(PROJECT)).await;
@@ -1059,7 +1034,7 @@ async fn stages_and_slots_must_be_configured() {
         json!({"stages": [{"stage": "prod", "slots": [final_approval("user:mark"), final_approval("user:quinn")]}], "separation_of_duties": true}),
         json!({"stages": [{"stage": "prod", "slots": [final_approval("user:nobody")]}], "separation_of_duties": true}),
         json!({"stages": [{"stage": "prod", "slots": [final_approval("role:No Such Role")]}], "separation_of_duties": true}),
-        json!({"stages": [{"stage": "prod", "slots": [{"kind": "final_approval", "user": "mark", "role": RISK}]}], "separation_of_duties": true}),
+        json!({"stages": [{"stage": "prod", "slots": [{"kind": "final_approval", "user": "mark", "role": RISK_ROLE}]}], "separation_of_duties": true}),
         json!({"stages": [{"stage": "prod", "slots": [{"kind": "final_approval"}]}], "separation_of_duties": true}),
         json!({"stages": [{"stage": "prod", "slots": [{"kind": "veto", "user": "mark"}]}], "separation_of_duties": true}),
         json!({"stages": [{"stage": "staging", "slots": [final_approval("user:mark")]}], "separation_of_duties": true}),
@@ -1113,7 +1088,7 @@ async fn pending_reviews_list_what_waits_on_the_caller() {
     assert_eq!(rita[0]["requested_by"], "alice");
     assert_eq!(
         rita[0]["slots"],
-        json!([{"id": 1, "kind": "feedback", "via": "assignee", "role": RISK}])
+        json!([{"id": 1, "kind": "feedback", "via": "assignee", "role": RISK_ROLE}])
     );
     let mark = pending(p.mark.clone()).await;
     assert_eq!(
@@ -1155,7 +1130,7 @@ async fn unknown_subjects_and_bad_bodies() {
     let app = spawn_app().await;
     let r = review_setup(&app, 2).await;
     let (p, so) = (&r.people, &r.signoffs);
-    let missing = Signoffs::version(PROJECT, MODEL_NAME, 9);
+    let missing = Signoffs::version(PROJECT, MODEL, 9);
     missing
         .request(&app, &p.alice, "prod")
         .await
@@ -1303,9 +1278,9 @@ async fn reviewed_subjects_are_kept_and_archived_projects_take_no_requests() {
     let v = app.get(&so.subject_path).await;
     assert_eq!(v.ok(200)["governance"][0]["state"], "in_review");
 
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
+    register_as(&app, &p.alice, PROJECT, MODEL).await;
     app.delete(&format!("/projects/{PROJECT}")).await.ok(200);
-    Signoffs::version(PROJECT, MODEL_NAME, 2)
+    Signoffs::version(PROJECT, MODEL, 2)
         .request(&app, &p.alice, "prod")
         .await
         .problem(409, "conflict");
@@ -1314,30 +1289,16 @@ async fn reviewed_subjects_are_kept_and_archived_projects_take_no_requests() {
 #[tokio::test]
 async fn delegates_must_be_active_users_and_excluded_people_wait_on_nothing() {
     let app = spawn_app().await;
-    let p = people(&app).await;
-    governed_project(&app, PROJECT, 2).await;
     // Alice sits in the role of the feedback slot of her own version.
-    create_role(
+    let review = prod_review(
         &app,
-        &p.mark,
-        PROJECT,
-        "Data science",
-        &["alice", "carl"],
-        &[],
+        2,
+        &[("Data science", &["alice", "carl"], &[])],
+        vec![feedback("role:Data science"), final_approval("user:mark")],
+        Some(true),
     )
     .await;
-    put_config(
-        &app,
-        &p.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback("role:Data science"), final_approval("user:mark")
-        ]}], "separation_of_duties": true}),
-    )
-    .await
-    .ok(200);
-    register_as(&app, &p.alice, PROJECT, MODEL_NAME).await;
-    let so = Signoffs::version(PROJECT, MODEL_NAME, 1);
+    let (p, so) = (&review.people, &review.signoffs);
     so.request(&app, &p.alice, "prod").await.ok(200);
 
     let pending = app

@@ -1,95 +1,29 @@
-//! Helpers of the sign-off suites: the people of the reference organisation,
-//! roles, the sign-off configuration, and sign-off commands with their
-//! `If-Match` and `ETag` headers.
+//! Sign-off steps: the configuration, commands with their `If-Match` and
+//! `ETag` headers ([`Signoffs`]), the admin shorthands the gate tests use
+//! (`approve`, `reject`, …), and the reviews most sign-off tests start from.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::*;
 
-/// Tokens of the people who take part in reviews.
-pub struct People {
-    /// Data scientist: contributor, registers versions and requests reviews.
-    pub alice: String,
-    /// Manager: project owner and final approver.
-    pub mark: String,
-    /// QA analyst.
-    pub quinn: String,
-    /// IT engineer.
-    pub ivan: String,
-    /// Risk officer, member of group `risk-compliance`.
-    pub rita: String,
-    /// Business reviewer.
-    pub bianca: String,
-    /// Bianca's colleague.
-    pub carl: String,
-    /// Authenticated, but no role anywhere.
-    pub bob: String,
-}
-
-/// Creates the people (with group `risk-compliance` = rita) and returns their tokens.
-pub async fn people(app: &TestApp) -> People {
-    let mut tokens = Vec::new();
-    for name in [
-        "alice", "mark", "quinn", "ivan", "rita", "bianca", "carl", "bob",
-    ] {
-        tokens.push(app.create_user(name, &format!("{name}-password-1")).await);
+/// `/projects/{key}/models/{model}/versions/{n}/signoffs` or
+/// `/projects/{key}/bundles/{tag}/signoffs` of a subject.
+pub fn signoffs_path(subject: &str) -> String {
+    if let Some(rest) = subject.strip_prefix("version:") {
+        let mut parts = rest.splitn(3, '/');
+        let (p, m, n) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        format!("/projects/{p}/models/{}/versions/{n}/signoffs", enc(m))
+    } else if let Some(rest) = subject.strip_prefix("bundle:") {
+        let (p, t) = rest.split_once('/').unwrap();
+        format!("/projects/{p}/bundles/{}/signoffs", enc(t))
+    } else {
+        panic!("not a subject: {subject}")
     }
-    app.create_group("risk-compliance", &["rita"]).await;
-    let mut t = tokens.into_iter();
-    let mut next = || t.next().unwrap();
-    People {
-        alice: next(),
-        mark: next(),
-        quinn: next(),
-        ivan: next(),
-        rita: next(),
-        bianca: next(),
-        carl: next(),
-        bob: next(),
-    }
-}
-
-/// A project of `tier` (created by admin) with owner mark and contributor alice.
-pub async fn governed_project(app: &TestApp, key: &str, tier: u8) {
-    app.post(
-        "/projects",
-        json!({"key": key, "name": format!("Project {key}"), "risk_tier": tier,
-               "owners": ["mark"], "contributors": ["alice"]}),
-    )
-    .await
-    .ok(201);
-}
-
-/// `/projects/{key}/roles[/{name}]`.
-pub fn roles_path(key: &str, name: Option<&str>) -> String {
-    match name {
-        Some(n) => format!("/projects/{key}/roles/{}", enc(n)),
-        None => format!("/projects/{key}/roles"),
-    }
-}
-
-/// Creates a role as `token` (an owner).
-pub async fn create_role(
-    app: &TestApp,
-    token: &str,
-    key: &str,
-    name: &str,
-    users: &[&str],
-    groups: &[&str],
-) -> Value {
-    app.as_user(
-        token,
-        Method::POST,
-        &roles_path(key, None),
-        Some(
-            json!({"name": name, "description": format!("{name} reviewers"),
-                    "users": users, "groups": groups}),
-        ),
-    )
-    .await
-    .ok(201)
-    .clone()
 }
 
 pub fn config_path(key: &str) -> String {
@@ -127,28 +61,6 @@ pub fn version_path(key: &str, model: &str, n: i64) -> String {
 
 pub fn bundle_path(key: &str, tag: &str) -> String {
     format!("/projects/{key}/bundles/{}", enc(tag))
-}
-
-/// Creates a model (if needed) and registers a version as `token`.
-pub async fn register_as(app: &TestApp, token: &str, key: &str, model: &str) -> Value {
-    let m = app
-        .as_user(
-            token,
-            Method::POST,
-            &format!("/projects/{key}/models"),
-            Some(json!({"name": model})),
-        )
-        .await;
-    assert!(matches!(m.status, 201 | 409), "create model: {}", m.body);
-    app.as_user(
-        token,
-        Method::POST,
-        &format!("/projects/{key}/models/{}/versions", enc(model)),
-        Some(json!({"artifact_uri": "s3://models/artifact.bin"})),
-    )
-    .await
-    .ok(201)
-    .clone()
 }
 
 /// An answer with its `ETag` header.
@@ -195,30 +107,12 @@ pub async fn send_tagged(
         .send()
         .await
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = r.status().as_u16();
-    let header = |name: &str| {
-        r.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let content_type = header("content-type").unwrap_or_default();
-    let etag = header("etag");
-    let bytes = r.bytes().await.expect("response body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    Tagged {
-        resp: Resp {
-            status,
-            content_type,
-            body,
-        },
-        etag,
-    }
+    let (resp, headers) = read_answer(r).await;
+    let etag = headers
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Tagged { resp, etag }
 }
 
 /// One subject's sign-offs: `{subject}/signoffs/{stage}/{command}`.
@@ -356,33 +250,68 @@ pub struct Review {
     pub signoffs: Signoffs,
 }
 
-pub const PROJECT: &str = "FRAUD";
-pub const MODEL_NAME: &str = "fraud scorer";
-pub const RISK: &str = "Risk & Compliance";
+/// Configures the `prod` stage of [`PROJECT`] with `slots`, as mark (its
+/// owner), and asserts 200. `separation_of_duties` is left out of the request
+/// (the default applies) when `None`.
+pub async fn configure_prod(
+    app: &TestApp,
+    p: &People,
+    slots: Vec<Value>,
+    separation_of_duties: Option<bool>,
+) {
+    let mut config = json!({"stages": [{"stage": "prod", "slots": slots}]});
+    if let Some(on) = separation_of_duties {
+        config["separation_of_duties"] = json!(on);
+    }
+    put_config(app, &p.mark, PROJECT, config).await.ok(200);
+}
 
-/// People, project `FRAUD` of `tier` (owner mark, contributor alice), role
-/// `Risk & Compliance` (group risk-compliance: rita), a `prod` stage with
-/// slots 1 feedback `Risk & Compliance`, 2 feedback ivan, 3 final approval
-/// mark, and version 1 of `fraud scorer` registered by alice. No review yet.
-pub async fn review_setup(app: &TestApp, tier: u8) -> Review {
+/// Version 1 of [`MODEL`] in [`PROJECT`], registered by alice; its sign-offs.
+pub async fn first_version(app: &TestApp, p: &People) -> Signoffs {
+    register_as(app, &p.alice, PROJECT, MODEL).await;
+    Signoffs::version(PROJECT, MODEL, 1)
+}
+
+/// A role of [`PROJECT`] for [`prod_review`]: its name, users and groups.
+pub type RoleSpec<'a> = (&'a str, &'a [&'a str], &'a [&'a str]);
+
+/// [`people`], project `FRAUD` of `tier` (owner mark, contributor alice),
+/// `roles` (created by mark), the `prod` stage with `slots` (see
+/// [`configure_prod`]) and version 1 of `fraud scorer` registered by alice.
+/// No review yet.
+pub async fn prod_review(
+    app: &TestApp,
+    tier: u8,
+    roles: &[RoleSpec<'_>],
+    slots: Vec<Value>,
+    separation_of_duties: Option<bool>,
+) -> Review {
     let people = people(app).await;
     governed_project(app, PROJECT, tier).await;
-    create_role(app, &people.mark, PROJECT, RISK, &[], &["risk-compliance"]).await;
-    put_config(
+    for (name, users, groups) in roles {
+        create_role(app, &people.mark, PROJECT, name, users, groups).await;
+    }
+    configure_prod(app, &people, slots, separation_of_duties).await;
+    let signoffs = first_version(app, &people).await;
+    Review { people, signoffs }
+}
+
+/// [`prod_review`] with role `Risk & Compliance` (group risk-compliance:
+/// rita) and slots 1 feedback `Risk & Compliance`, 2 feedback ivan, 3 final
+/// approval mark, separation of duties on.
+pub async fn review_setup(app: &TestApp, tier: u8) -> Review {
+    prod_review(
         app,
-        &people.mark,
-        PROJECT,
-        json!({"stages": [{"stage": "prod", "slots": [
-            feedback(&format!("role:{RISK}")), feedback("user:ivan"), final_approval("user:mark")
-        ]}], "separation_of_duties": true}),
+        tier,
+        &[(RISK_ROLE, &[], &["risk-compliance"])],
+        vec![
+            feedback(&format!("role:{RISK_ROLE}")),
+            feedback("user:ivan"),
+            final_approval("user:mark"),
+        ],
+        Some(true),
     )
     .await
-    .ok(200);
-    register_as(app, &people.alice, PROJECT, MODEL_NAME).await;
-    Review {
-        people,
-        signoffs: Signoffs::version(PROJECT, MODEL_NAME, 1),
-    }
 }
 
 /// [`review_setup`], then alice requests the `prod` review.
@@ -430,5 +359,92 @@ pub async fn assert_only_refusals(app: &TestApp, mark: i64) {
     assert!(!events.is_empty(), "the refusals are audited");
     for e in &events {
         assert_eq!(e.action, "signoff.refused", "{e:?}");
+    }
+}
+
+impl TestApp {
+    /// PUT /projects/{key}/signoff-config with these stages (as admin).
+    pub async fn set_signoff_config(&self, key: &str, stages: Value) {
+        self.put(
+            &format!("/projects/{key}/signoff-config"),
+            Some(json!({ "stages": stages })),
+        )
+        .await
+        .ok(200);
+    }
+
+    /// One sign-off command (`request`, `feedback`, `decide`, `reset`, …).
+    pub async fn signoff_command(
+        &self,
+        token: &str,
+        subject: &str,
+        stage: &str,
+        command: &str,
+        body: Value,
+    ) -> Resp {
+        let path = format!("{}/{stage}/{command}", signoffs_path(subject));
+        self.as_user(token, Method::POST, &path, Some(body)).await
+    }
+
+    /// Requests review of `subject` for `stage` (as admin): → in_review.
+    pub async fn request_review(&self, subject: &str, stage: &str) {
+        let token = self.admin_token.clone();
+        self.signoff_command(&token, subject, stage, "request", json!({}))
+            .await
+            .ok(200);
+    }
+
+    /// The final decision by `approver` (`approve`, `reject`, `abandon`).
+    pub async fn decide_signoff(&self, approver: &str, subject: &str, stage: &str, decision: &str) {
+        let r = self
+            .signoff_command(
+                approver,
+                subject,
+                stage,
+                "decide",
+                json!({"decision": decision, "comment": "decided in a test"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["state"].as_str()),
+            (
+                200,
+                Some(match decision {
+                    "approve" => "approved",
+                    "reject" => "rejected",
+                    _ => "abandoned",
+                })
+            ),
+            "{decision} {subject} {stage}: {}",
+            r.body
+        );
+    }
+
+    /// Requested by admin and approved by `approver`.
+    pub async fn approve(&self, approver: &str, subject: &str, stage: &str) {
+        self.request_review(subject, stage).await;
+        self.decide_signoff(approver, subject, stage, "approve")
+            .await;
+    }
+
+    /// Requested by admin and rejected by `approver`.
+    pub async fn reject(&self, approver: &str, subject: &str, stage: &str) {
+        self.request_review(subject, stage).await;
+        self.decide_signoff(approver, subject, stage, "reject")
+            .await;
+    }
+
+    /// Resets an approved sign-off (admin): a new cycle starts in not_started.
+    pub async fn reset_signoff(&self, subject: &str, stage: &str) {
+        let token = self.admin_token.clone();
+        self.signoff_command(
+            &token,
+            subject,
+            stage,
+            "reset",
+            json!({"reason": "new evidence"}),
+        )
+        .await
+        .ok(200);
     }
 }

@@ -1,12 +1,14 @@
-//! A real Gatehouse server per test, on 127.0.0.1:0, with a fresh database.
+//! The application under test: a real Gatehouse server per test, on 127.0.0.1:0, with a fresh database.
 //!
 //! The backend is chosen by `GATEHOUSE_TEST_BACKEND`: `sqlite` (default, a temp
 //! file per test) or `postgres` (a database per test, copied from a template
 //! migrated once per process; admin URL from `TEST_POSTGRES_URL`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gatehouse_core::Timestamp;
+use gatehouse_core::audit::{EventFields, event_hash};
 use gatehouse_core::audit_key::AuditSigner;
 use gatehouse_server::accounts::LoginLimits;
 use gatehouse_server::app::{DEFAULT_CHECKPOINT_EVERY, Secret};
@@ -16,7 +18,7 @@ use gatehouse_store::Store;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Row};
-use tokio::sync::{Mutex, OnceCell, oneshot};
+use tokio::sync::{Barrier, Mutex, OnceCell, oneshot};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 /// 2026-11-23T09:40:00Z, where every test's clock starts.
@@ -379,6 +381,32 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     t
 }
 
+/// An answer as a [`Resp`], with its headers.
+pub async fn read_answer(r: reqwest::Response) -> (Resp, reqwest::header::HeaderMap) {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = r.bytes().await.expect("response body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (
+        Resp {
+            status,
+            content_type,
+            body,
+        },
+        headers,
+    )
+}
+
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved bytes).
 pub fn enc(s: &str) -> String {
     let mut out = String::new();
@@ -449,25 +477,7 @@ impl TestApp {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = r.status().as_u16();
-        let content_type = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let bytes = r.bytes().await.expect("response body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Resp {
-            status,
-            content_type,
-            body,
-        }
+        read_answer(r).await.0
     }
 
     // Admin-token shorthands.
@@ -697,6 +707,30 @@ impl TestApp {
         assert!(changed.is_empty(), "{what}: wrote to {changed:?}");
     }
 
+    /// The hash core computes for a stored audit event (a row with `seq`,
+    /// `at`, `actor`, `action`, `project`, `subject` and `details`) after `prev`.
+    pub fn row_hash(prev: &str, r: &sqlx::any::AnyRow) -> String {
+        let (actor, action, subject, details): (String, String, String, String) = (
+            r.get("actor"),
+            r.get("action"),
+            r.get("subject"),
+            r.get("details"),
+        );
+        let project: Option<String> = r.get("project");
+        event_hash(
+            prev,
+            &EventFields {
+                seq: r.get("seq"),
+                at_micros: r.get("at"),
+                actor: &actor,
+                action: &action,
+                project: project.as_deref(),
+                subject: &subject,
+                details: &details,
+            },
+        )
+    }
+
     /// All audit events after `seq`, oldest first.
     pub async fn audit_events_since(&self, seq: i64) -> Vec<AuditRow> {
         let rows = sqlx::query(
@@ -763,6 +797,22 @@ impl TestApp {
     }
 }
 
+/// Spawns a task that sends `request` once `barrier` opens and answers its
+/// status and JSON body (`Null` when not JSON). For races: every request is
+/// built before the barrier, so that only sending is left.
+pub fn send_at(
+    barrier: &Arc<Barrier>,
+    request: reqwest::RequestBuilder,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let barrier = barrier.clone();
+    tokio::spawn(async move {
+        barrier.wait().await;
+        let r = request.send().await.expect("send");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    })
+}
+
 /// The `items` of a list answer.
 #[track_caller]
 pub fn items(r: &Resp) -> &Vec<Value> {
@@ -782,34 +832,6 @@ pub fn names(r: &Resp, field: &str) -> Vec<String> {
             other => other.to_string(),
         })
         .collect()
-}
-
-/// A small organisation most tests start from.
-pub struct Fixture {
-    /// Contributor of `FRAUD`, member of group `analysts`.
-    pub alice: String,
-    /// Authenticated, but no role anywhere.
-    pub bob: String,
-}
-
-pub const MODEL: &str = "fraud scorer";
-
-/// Users alice and bob, project `FRAUD` (owner admin, contributor alice),
-/// model `fraud scorer` with versions 1 and 2, bundle `fraud-v1` listing
-/// version 1, group `analysts` (alice), infrastructure `prod-api` (api_node,
-/// prod, prevent; admits every project).
-pub async fn seed(app: &TestApp) -> Fixture {
-    let alice = app.create_user("alice", "alice-password-1").await;
-    let bob = app.create_user("bob", "bob-password-1").await;
-    app.create_project("FRAUD").await;
-    app.add_member("FRAUD", "alice", "contributor").await;
-    app.create_model("FRAUD", MODEL).await;
-    app.register_version("FRAUD", MODEL).await;
-    app.register_version("FRAUD", MODEL).await;
-    app.create_bundle("FRAUD", "fraud-v1", &[(MODEL, 1)]).await;
-    app.create_group("analysts", &["alice"]).await;
-    app.create_infra("prod-api", "prod", "prevent").await;
-    Fixture { alice, bob }
 }
 
 /// `{field: value}`.
