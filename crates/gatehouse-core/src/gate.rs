@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::error::{ErrorCode, InvalidInput};
-use crate::inventory::{DISPLAY_NAME_MAX, InfraKind, Policy, check_line};
+use crate::inventory::{DISPLAY_NAME_MAX, InfraKind, Policy, Stage, check_line};
 use crate::names::{ProjectKey, ServiceName};
 use crate::signoff::SignoffState;
 use crate::subject::Subject;
@@ -104,6 +104,130 @@ impl GateOutcome {
             reason,
             warning: None,
         }
+    }
+}
+
+/// What the gate knows of the sign-off an infrastructure's stage checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedSignoff<'a> {
+    pub stage: Stage,
+    pub state: SignoffState,
+    /// The approval no longer counts (expired, or the tier was raised).
+    pub expired: bool,
+    /// It no longer counts because the project's tier was raised since.
+    pub tier_raised: bool,
+    /// The unanswered slots of a running review.
+    pub open_slots: &'a [u32],
+}
+
+impl CheckedSignoff<'_> {
+    /// The state the gate judges: an approval that no longer counts is as
+    /// none.
+    pub fn effective_state(&self) -> SignoffState {
+        if self.expired {
+            SignoffState::NotStarted
+        } else {
+            self.state
+        }
+    }
+}
+
+/// The gate ([`decide`]) on the checked sign-off, with the full reason: why an
+/// approval stopped counting (expired, tier raised) and, for a running review
+/// that blocks or asks for confirmation, its open slots.
+pub fn judge(
+    policy: Policy,
+    signoff: &CheckedSignoff<'_>,
+    confirmed: bool,
+    has_grant: bool,
+) -> GateOutcome {
+    let mut outcome = decide(policy, signoff.effective_state(), confirmed, has_grant);
+    if signoff.expired && outcome.decision != GateDecision::Allow {
+        let why = if signoff.tier_raised {
+            "the project's risk tier was raised above the one the approval was granted under"
+        } else {
+            "the approval has expired"
+        };
+        outcome.reason = format!("{why}: {}", outcome.reason);
+    }
+    if signoff.state == SignoffState::InReview
+        && !signoff.open_slots.is_empty()
+        && matches!(
+            outcome.decision,
+            GateDecision::Blocked | GateDecision::ConfirmationRequired
+        )
+    {
+        let slots: Vec<String> = signoff.open_slots.iter().map(|s| s.to_string()).collect();
+        outcome.reason = format!(
+            "{} (open slots of the {} sign-off: {})",
+            outcome.reason,
+            signoff.stage,
+            slots.join(", ")
+        );
+    }
+    outcome
+}
+
+/// A deployment refused because the infrastructure's kind does not take the
+/// subject: blocked, the mismatch as the reason.
+pub fn kind_refusal(mismatch: &InvalidInput) -> GateOutcome {
+    GateOutcome::new(GateDecision::Blocked, mismatch.message.clone())
+}
+
+/// The answer of a gate check: the judged `outcome`, unless the
+/// infrastructure's kind does not take the subject, which blocks (a caller
+/// without access learns only that).
+pub fn check_answer(kind: InfraKind, subject: &Subject, outcome: GateOutcome) -> GateOutcome {
+    if outcome.decision == GateDecision::Forbidden {
+        return outcome;
+    }
+    match check_kind(kind, subject) {
+        Ok(()) => outcome,
+        Err(e) => kind_refusal(&e),
+    }
+}
+
+/// Whether a deployment request was confirmed over a `warn` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    Given,
+    NotGiven,
+}
+
+impl Confirmation {
+    pub fn from_flag(confirmed: bool) -> Self {
+        if confirmed {
+            Self::Given
+        } else {
+            Self::NotGiven
+        }
+    }
+
+    pub fn is_given(self) -> bool {
+        self == Self::Given
+    }
+}
+
+/// Who orders a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackOrder {
+    /// The caller, with a deploy grant, through admission and the gate.
+    ByCaller,
+    /// The final approver's order from an emergency review: no grant or
+    /// admission needed, and the order counts as confirmation.
+    ByApprover,
+}
+
+/// The final approver's answer to an emergency review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmergencyDecision {
+    Accept,
+    Rollback,
+}
+
+impl EmergencyDecision {
+    pub fn is_accept(self) -> bool {
+        self == Self::Accept
     }
 }
 
@@ -461,7 +585,7 @@ pub fn decide_emergency(
     state: EmergencyState,
     who: &EmergencyDecider<'_>,
     stage: &str,
-    accept: bool,
+    decision: EmergencyDecision,
 ) -> Result<EmergencyState, EmergencyError> {
     if !who.is_final_approver {
         return Err(EmergencyError::NotApprover {
@@ -474,10 +598,9 @@ pub fn decide_emergency(
     if state != EmergencyState::Open {
         return Err(EmergencyError::Decided(state.as_str()));
     }
-    Ok(if accept {
-        EmergencyState::Accepted
-    } else {
-        EmergencyState::RollbackOrdered
+    Ok(match decision {
+        EmergencyDecision::Accept => EmergencyState::Accepted,
+        EmergencyDecision::Rollback => EmergencyState::RollbackOrdered,
     })
 }
 
@@ -714,12 +837,15 @@ mod tests {
         use EmergencyState::*;
         let fa = decider(true, false);
         let stranger = decider(false, false);
-        assert_eq!(decide_emergency(Open, &fa, "prod", true), Ok(Accepted));
         assert_eq!(
-            decide_emergency(Open, &fa, "prod", false),
+            decide_emergency(Open, &fa, "prod", EmergencyDecision::Accept),
+            Ok(Accepted)
+        );
+        assert_eq!(
+            decide_emergency(Open, &fa, "prod", EmergencyDecision::Rollback),
             Ok(RollbackOrdered)
         );
-        for accept in [true, false] {
+        for accept in [EmergencyDecision::Accept, EmergencyDecision::Rollback] {
             let e = decide_emergency(Open, &stranger, "prod", accept).unwrap_err();
             assert_eq!(e.code(), ErrorCode::Forbidden);
             for done in [Accepted, RollbackOrdered] {
@@ -738,7 +864,7 @@ mod tests {
     #[test]
     fn the_break_glass_deployer_never_decides_their_own_emergency_review() {
         use EmergencyState::*;
-        for accept in [true, false] {
+        for accept in [EmergencyDecision::Accept, EmergencyDecision::Rollback] {
             for state in [Open, Accepted, RollbackOrdered] {
                 let e = decide_emergency(state, &decider(true, true), "prod", accept).unwrap_err();
                 assert_eq!(e.code(), ErrorCode::Forbidden);
@@ -751,6 +877,114 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn checked(
+        state: SignoffState,
+        expired: bool,
+        tier_raised: bool,
+        open: &[u32],
+    ) -> CheckedSignoff<'_> {
+        CheckedSignoff {
+            stage: Stage::Prod,
+            state,
+            expired,
+            tier_raised,
+            open_slots: open,
+        }
+    }
+
+    #[test]
+    fn judge_names_why_an_approval_stopped_counting() {
+        let expired = checked(SignoffState::Approved, true, false, &[]);
+        let o = judge(Policy::Prevent, &expired, false, true);
+        assert_eq!(o.decision, GateDecision::Blocked);
+        assert!(
+            o.reason.starts_with("the approval has expired: "),
+            "{}",
+            o.reason
+        );
+        let raised = checked(SignoffState::Approved, true, true, &[]);
+        let o = judge(Policy::Warn, &raised, false, true);
+        assert_eq!(o.decision, GateDecision::ConfirmationRequired);
+        assert!(
+            o.reason.starts_with(
+                "the project's risk tier was raised above the one the approval was granted under: "
+            ),
+            "{}",
+            o.reason
+        );
+        // Allowed anyway ('always'): nothing added.
+        let o = judge(Policy::Always, &expired, false, true);
+        assert_eq!(
+            o,
+            decide(Policy::Always, SignoffState::NotStarted, false, true)
+        );
+        // A counting approval allows.
+        let ok = checked(SignoffState::Approved, false, false, &[]);
+        assert_eq!(
+            judge(Policy::Prevent, &ok, false, true).decision,
+            GateDecision::Allow
+        );
+        // No grant: forbidden, and the reason still says the approval ran out.
+        let o = judge(Policy::Prevent, &expired, false, false);
+        assert_eq!(o.decision, GateDecision::Forbidden);
+        assert!(
+            o.reason
+                .starts_with("the approval has expired: you hold no deploy grant")
+        );
+    }
+
+    #[test]
+    fn judge_names_the_open_slots_of_a_running_review() {
+        let running = checked(SignoffState::InReview, false, false, &[2, 3]);
+        let o = judge(Policy::Prevent, &running, false, true);
+        assert_eq!(o.decision, GateDecision::Blocked);
+        assert!(
+            o.reason
+                .ends_with(" (open slots of the prod sign-off: 2, 3)"),
+            "{}",
+            o.reason
+        );
+        let o = judge(Policy::Warn, &running, false, true);
+        assert!(
+            o.reason
+                .ends_with("(open slots of the prod sign-off: 2, 3)")
+        );
+        // Confirmed over 'warn': the warning stays as decide gives it.
+        let o = judge(Policy::Warn, &running, true, true);
+        assert_eq!(o, decide(Policy::Warn, SignoffState::InReview, true, true));
+        let none_open = checked(SignoffState::InReview, false, false, &[]);
+        assert_eq!(
+            judge(Policy::Prevent, &none_open, false, true),
+            decide(Policy::Prevent, SignoffState::InReview, false, true)
+        );
+    }
+
+    #[test]
+    fn a_check_on_the_wrong_kind_of_infrastructure_is_blocked_unless_forbidden() {
+        let version: Subject = "version:FRAUD/fraud-scorer/1".parse().unwrap();
+        let bundle: Subject = "bundle:FRAUD/v1".parse().unwrap();
+        let allow = decide(Policy::Always, SignoffState::NotStarted, false, true);
+        assert_eq!(
+            check_answer(InfraKind::ApiNode, &version, allow.clone()),
+            allow
+        );
+        let o = check_answer(InfraKind::ApiNode, &bundle, allow.clone());
+        assert_eq!(o.decision, GateDecision::Blocked);
+        assert_eq!(
+            o.reason,
+            check_kind(InfraKind::ApiNode, &bundle).unwrap_err().message
+        );
+        assert_eq!(
+            o,
+            kind_refusal(&check_kind(InfraKind::ApiNode, &bundle).unwrap_err())
+        );
+        let forbidden = decide(Policy::Always, SignoffState::NotStarted, false, false);
+        assert_eq!(
+            check_answer(InfraKind::AutomationNode, &version, forbidden.clone()),
+            forbidden
+        );
     }
 
     fn key(s: &str) -> ProjectKey {

@@ -50,8 +50,9 @@
 //!
 //! What a risk tier asks before a final approval (N feedback approvals, an open
 //! major issue blocking) is checked by `decide(approve)` itself, under the
-//! review's terms; promotion order is checked by the caller with
-//! [`check_promotion_order`] before `request_review`. Whether an approval still
+//! review's terms; what lies outside the sign-off (configured stages and
+//! slots, role members, archived project, promotion order) is judged by
+//! [`Signoff::decide`] from the [`Facts`] the store gathers. Whether an approval still
 //! counts later (expiry, tier raised since) is [`approval_status`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -451,11 +452,14 @@ impl CommandCtx {
     }
 }
 
-/// A command on a sign-off (`DESIGN.md` §3.2). Promotion order is checked
-/// beforehand with [`check_promotion_order`].
+/// A command on a sign-off (`DESIGN.md` §3.2). [`Signoff::decide`] decides a
+/// whole command from the store's [`Facts`] (promotion order included);
+/// [`Signoff::apply`] is its state-machine step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Start the review with the stage's current slot configuration.
+    /// [`Signoff::decide`] fills `slots` in from its [`Facts`] (callers pass
+    /// [`Command::request_review`]); [`Signoff::apply`] takes them as given.
     RequestReview {
         slots: Vec<SlotSpec>,
         notify_reviewers: bool,
@@ -480,6 +484,14 @@ pub enum Command {
 }
 
 impl Command {
+    /// A request for review, its slots left to [`Signoff::decide`].
+    pub fn request_review(notify_reviewers: bool) -> Self {
+        Command::RequestReview {
+            slots: Vec::new(),
+            notify_reviewers,
+        }
+    }
+
     /// The command's name as written in the design and in messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -602,6 +614,14 @@ pub enum SignoffError {
     /// The project's risk tier asks for more before the final approval.
     #[error("cannot approve yet: {0}")]
     RequirementsNotMet(String),
+    /// Reviews of an archived project's subjects are not requested.
+    #[error("project '{project}' is archived; unarchive it first")]
+    Archived { project: String },
+    /// The stage is configured without reviewer slots.
+    #[error(
+        "no reviewer slots are configured for the {stage} sign-off of project '{project}'; a project owner sets them first"
+    )]
+    NoSlots { stage: Stage, project: String },
     /// A slot holds the most answers or delegations one cycle keeps
     /// (`limits::ANSWERS_PER_SLOT_MAX`, `limits::DELEGATIONS_PER_SLOT_MAX`).
     #[error("{0}")]
@@ -617,7 +637,10 @@ impl SignoffError {
             Self::Locked { .. } => ErrorCode::SignoffLocked,
             Self::StaleRevision { .. } => ErrorCode::StaleRevision,
             Self::PromotionOrder { .. } => ErrorCode::PromotionOrder,
-            Self::RequirementsNotMet(_) | Self::SlotFull(_) => ErrorCode::Conflict,
+            Self::RequirementsNotMet(_)
+            | Self::SlotFull(_)
+            | Self::Archived { .. }
+            | Self::NoSlots { .. } => ErrorCode::Conflict,
         }
     }
 }
@@ -755,7 +778,7 @@ impl Signoff {
                 to_user,
                 comment,
             } => next.delegate(slot, to_user, comment, ctx)?,
-            Command::Decide { decision, comment } => next.decide(decision, comment, ctx)?,
+            Command::Decide { decision, comment } => next.take_decision(decision, comment, ctx)?,
             Command::Reset { reason } => next.reset(reason, ctx)?,
         };
         Ok((next, event))
@@ -937,7 +960,7 @@ impl Signoff {
         })
     }
 
-    fn decide(
+    fn take_decision(
         &mut self,
         decision: Decision,
         comment: String,
@@ -1024,6 +1047,166 @@ pub fn apply(
     ctx: &CommandCtx,
 ) -> Result<(Signoff, Event), SignoffError> {
     signoff.apply(cmd, ctx)
+}
+
+/// One configured sign-off stage with its reviewer slots (role members not
+/// filled in: [`Signoff::decide`] does that from [`Facts::role_members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageSlots {
+    pub stage: Stage,
+    pub slots: Vec<SlotSpec>,
+}
+
+/// Everything a command on one subject's sign-off for one stage is decided on
+/// besides the sign-off, the command and the actor; gathered by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The subject's project, for messages.
+    pub project: String,
+    /// The stage the command is about.
+    pub stage: Stage,
+    /// Who created the subject.
+    pub subject_creator: Username,
+    /// For a bundle: who created the model versions inside it.
+    pub component_creators: BTreeSet<Username>,
+    /// The project's risk tier now.
+    pub tier: RiskTier,
+    /// Separation of duties as the project configured it (only tier 1 may
+    /// turn it off: see [`separation_of_duties`]).
+    pub separation_of_duties_configured: bool,
+    /// The project's configured stages with their slots.
+    pub stages: Vec<StageSlots>,
+    /// The members of the project's roles now, groups expanded.
+    pub role_members: BTreeMap<String, BTreeSet<Username>>,
+    /// Per stage, whether the subject's sign-off for it counts as approved now
+    /// ([`approval_status`]); a stage missing here is not approved.
+    pub approved: BTreeMap<Stage, bool>,
+    /// The project is archived.
+    pub archived: bool,
+    /// The clock.
+    pub at: Timestamp,
+    /// The revision the command was based on (`If-Match`), if it said.
+    pub expected_revision: Option<u64>,
+}
+
+impl Facts {
+    fn slots_of(&self, stage: Stage) -> Option<&[SlotSpec]> {
+        self.stages
+            .iter()
+            .find(|s| s.stage == stage)
+            .map(|s| s.slots.as_slice())
+    }
+
+    fn stage_list(&self) -> Vec<Stage> {
+        self.stages.iter().map(|s| s.stage).collect()
+    }
+
+    fn members_of(&self, role: &str) -> BTreeSet<Username> {
+        self.role_members.get(role).cloned().unwrap_or_default()
+    }
+
+    /// The context [`Signoff::apply`] judges a command by.
+    pub fn command_ctx(&self, actor: Actor) -> CommandCtx {
+        CommandCtx {
+            actor,
+            at: self.at,
+            expected_revision: self.expected_revision,
+            separation_of_duties: separation_of_duties(
+                self.tier,
+                self.separation_of_duties_configured,
+            ),
+            tier: self.tier,
+        }
+    }
+}
+
+impl Signoff {
+    /// Decides a whole command on the stored sign-off of `facts.stage`
+    /// (`None` when the subject has none for it yet): the stage must be
+    /// configured, a request copies the stage's configured slots (role members
+    /// filled in from the facts; any slots in the command are replaced) and
+    /// needs some, the members of a running review's role slots are refreshed,
+    /// then [`Signoff::apply`] judges the command; a request that passes is
+    /// refused on an archived project and out of promotion order.
+    pub fn decide(
+        stored: Option<&Signoff>,
+        cmd: Command,
+        facts: &Facts,
+        actor: Actor,
+    ) -> Result<(Signoff, Event), SignoffError> {
+        let stage = facts.stage;
+        let mut current = match stored {
+            Some(s) => s.clone(),
+            None if facts.slots_of(stage).is_some() => Signoff::new(facts.subject_creator.clone()),
+            None => return Err(stage_not_configured(stage, &facts.stage_list()).into()),
+        };
+        current.set_component_creators(facts.component_creators.clone());
+        if current.state() == SignoffState::InReview {
+            current.set_role_members(|r| facts.members_of(r));
+        }
+        let is_request = matches!(cmd, Command::RequestReview { .. });
+        let cmd = match cmd {
+            Command::RequestReview {
+                notify_reviewers, ..
+            } => {
+                let configured = facts.slots_of(stage).unwrap_or_default();
+                if current.state() == SignoffState::NotStarted && configured.is_empty() {
+                    return Err(SignoffError::NoSlots {
+                        stage,
+                        project: facts.project.clone(),
+                    });
+                }
+                let slots = configured
+                    .iter()
+                    .cloned()
+                    .map(|mut s| {
+                        if let Assignee::Role { role, members } = &mut s.assignee {
+                            *members = facts.members_of(role);
+                        }
+                        s
+                    })
+                    .collect();
+                Command::RequestReview {
+                    slots,
+                    notify_reviewers,
+                }
+            }
+            other => other,
+        };
+        let ctx = facts.command_ctx(actor);
+        let done = current.apply(cmd, &ctx)?;
+        if is_request {
+            if facts.archived {
+                return Err(SignoffError::Archived {
+                    project: facts.project.clone(),
+                });
+            }
+            check_promotion_order(
+                &facts.stage_list(),
+                |s| facts.approved.get(&s).copied().unwrap_or(false),
+                stage,
+            )?;
+        }
+        Ok(done)
+    }
+}
+
+/// The refusal of a command or read on a stage the project has not configured.
+pub fn stage_not_configured(requested: Stage, configured_stages: &[Stage]) -> InvalidInput {
+    let sorted: BTreeSet<Stage> = configured_stages.iter().copied().collect();
+    let list = if sorted.is_empty() {
+        "none".to_owned()
+    } else {
+        sorted
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    InvalidInput::new(
+        "stage",
+        format!("stage {requested} needs no sign-off in this project (configured: {list})"),
+    )
 }
 
 /// The feedback of the current cycle at a glance.
@@ -1275,21 +1458,7 @@ pub fn check_promotion_order(
     requested: Stage,
 ) -> Result<(), SignoffError> {
     if !configured_stages.contains(&requested) {
-        let sorted: BTreeSet<Stage> = configured_stages.iter().copied().collect();
-        let list = if sorted.is_empty() {
-            "none".to_owned()
-        } else {
-            sorted
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        return Err(InvalidInput::new(
-            "stage",
-            format!("stage {requested} needs no sign-off in this project (configured: {list})"),
-        )
-        .into());
+        return Err(stage_not_configured(requested, configured_stages).into());
     }
     let lower: BTreeSet<Stage> = configured_stages
         .iter()
@@ -3042,5 +3211,211 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod decide_tests {
+    use super::*;
+
+    fn u(s: &str) -> Username {
+        Username::parse(s).unwrap()
+    }
+
+    fn actor(name: &str) -> Actor {
+        Actor {
+            username: u(name),
+            is_admin: false,
+            project_role: Some(ProjectRole::Contributor),
+        }
+    }
+
+    fn prod_slots() -> Vec<SlotSpec> {
+        vec![
+            SlotSpec {
+                id: SlotId(1),
+                kind: SlotKind::Feedback,
+                assignee: Assignee::Role {
+                    role: "Risk".into(),
+                    members: BTreeSet::new(),
+                },
+            },
+            SlotSpec {
+                id: SlotId(2),
+                kind: SlotKind::FinalApproval,
+                assignee: Assignee::User { username: u("fa") },
+            },
+        ]
+    }
+
+    /// qa and prod configured, the request is for prod, qa approved.
+    fn facts() -> Facts {
+        Facts {
+            project: "FRAUD".into(),
+            stage: Stage::Prod,
+            subject_creator: u("ds"),
+            component_creators: BTreeSet::new(),
+            tier: RiskTier::new(2).unwrap(),
+            separation_of_duties_configured: true,
+            stages: vec![
+                StageSlots {
+                    stage: Stage::Qa,
+                    slots: prod_slots(),
+                },
+                StageSlots {
+                    stage: Stage::Prod,
+                    slots: prod_slots(),
+                },
+            ],
+            role_members: BTreeMap::from([("Risk".to_owned(), BTreeSet::from([u("risk1")]))]),
+            approved: BTreeMap::from([(Stage::Qa, true)]),
+            archived: false,
+            at: Timestamp::from_micros(1_795_000_000_000_000),
+            expected_revision: None,
+        }
+    }
+
+    fn request() -> Command {
+        Command::request_review(false)
+    }
+
+    #[test]
+    fn a_request_copies_the_configured_slots_with_their_members() {
+        let (s, event) = Signoff::decide(None, request(), &facts(), actor("req")).unwrap();
+        assert_eq!(s.state(), SignoffState::InReview);
+        assert_eq!(s.revision, 1);
+        assert_eq!(s.subject_creator, u("ds"));
+        let slot = s.slot(SlotId(1)).unwrap();
+        assert!(slot.is_assignee(&u("risk1")));
+        assert!(matches!(event, Event::ReviewRequested { ref slots, .. } if slots.len() == 2));
+        // Slots given in the command are replaced by the configured ones.
+        let cmd = Command::RequestReview {
+            slots: Vec::new(),
+            notify_reviewers: true,
+        };
+        let (s, _) = Signoff::decide(None, cmd, &facts(), actor("req")).unwrap();
+        assert_eq!(s.current.slots.len(), 2);
+    }
+
+    #[test]
+    fn an_unconfigured_stage_needs_no_signoff() {
+        let mut f = facts();
+        f.stage = Stage::Preprod;
+        let e = Signoff::decide(None, request(), &f, actor("req")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
+        assert_eq!(
+            e.to_string(),
+            stage_not_configured(Stage::Preprod, &[Stage::Prod, Stage::Qa]).to_string()
+        );
+        assert!(
+            e.to_string()
+                .contains("stage preprod needs no sign-off in this project (configured: qa, prod)"),
+            "{e}"
+        );
+        // Any command, not only a request.
+        let reset = Command::Reset { reason: "x".into() };
+        let e = Signoff::decide(None, reset, &f, actor("req")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
+    }
+
+    #[test]
+    fn a_stage_without_slots_cannot_be_requested() {
+        let mut f = facts();
+        f.stages[1].slots.clear();
+        let e = Signoff::decide(None, request(), &f, actor("req")).unwrap_err();
+        assert!(matches!(e, SignoffError::NoSlots { .. }));
+        assert_eq!(e.code(), ErrorCode::Conflict);
+        assert_eq!(
+            e.to_string(),
+            "no reviewer slots are configured for the prod sign-off of project 'FRAUD'; a project owner sets them first"
+        );
+    }
+
+    #[test]
+    fn an_archived_project_takes_no_request() {
+        let mut f = facts();
+        f.archived = true;
+        let e = Signoff::decide(None, request(), &f, actor("req")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict);
+        assert_eq!(
+            e.to_string(),
+            "project 'FRAUD' is archived; unarchive it first"
+        );
+        // The state machine speaks first: a running review says so.
+        let (running, _) = Signoff::decide(None, request(), &facts(), actor("req")).unwrap();
+        let e = Signoff::decide(Some(&running), request(), &f, actor("req")).unwrap_err();
+        assert!(matches!(e, SignoffError::WrongState { .. }), "{e}");
+    }
+
+    #[test]
+    fn promotion_order_counts_only_approvals_that_count() {
+        let mut f = facts();
+        f.approved = BTreeMap::from([(Stage::Qa, false)]);
+        let e = Signoff::decide(None, request(), &f, actor("req")).unwrap_err();
+        assert_eq!(
+            e,
+            SignoffError::PromotionOrder {
+                requested: Stage::Prod,
+                missing: Stage::Qa
+            }
+        );
+        assert_eq!(e.code(), ErrorCode::PromotionOrder);
+        f.approved.clear();
+        assert!(Signoff::decide(None, request(), &f, actor("req")).is_err());
+        // The lowest stage needs nothing below it.
+        f.stage = Stage::Qa;
+        assert!(Signoff::decide(None, request(), &f, actor("req")).is_ok());
+    }
+
+    #[test]
+    fn a_running_review_sees_its_roles_members_now() {
+        let (running, _) = Signoff::decide(None, request(), &facts(), actor("req")).unwrap();
+        let mut f = facts();
+        f.role_members = BTreeMap::from([("Risk".to_owned(), BTreeSet::from([u("risk2")]))]);
+        let feedback = |who: &str| {
+            Signoff::decide(
+                Some(&running),
+                Command::GiveFeedback {
+                    slot: SlotId(1),
+                    verdict: Verdict::Approve,
+                    comment: String::new(),
+                },
+                &f,
+                actor(who),
+            )
+        };
+        assert_eq!(feedback("risk1").unwrap_err().code(), ErrorCode::Forbidden);
+        assert!(feedback("risk2").is_ok());
+    }
+
+    #[test]
+    fn separation_of_duties_and_revision_come_from_the_facts() {
+        let mut f = facts();
+        f.component_creators = BTreeSet::from([u("risk1")]);
+        let (running, _) = Signoff::decide(None, request(), &f, actor("req")).unwrap();
+        let e = Signoff::decide(
+            Some(&running),
+            Command::GiveFeedback {
+                slot: SlotId(1),
+                verdict: Verdict::Approve,
+                comment: String::new(),
+            },
+            &f,
+            actor("risk1"),
+        )
+        .unwrap_err();
+        assert!(matches!(e, SignoffError::SeparationOfDuties { .. }), "{e}");
+        f.expected_revision = Some(7);
+        let e = Signoff::decide(
+            Some(&running),
+            Command::Decide {
+                decision: Decision::Approve,
+                comment: String::new(),
+            },
+            &f,
+            actor("fa"),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::StaleRevision);
     }
 }

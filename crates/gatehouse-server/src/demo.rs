@@ -455,9 +455,9 @@ async fn seed_signoffs(
     now: gatehouse_core::Timestamp,
 ) -> Result<(), SeedError> {
     use gatehouse_core::Subject;
-    use gatehouse_core::signoff::{Decision, SlotKind, Verdict};
+    use gatehouse_core::signoff::{Command, Decision, SlotId, SlotKind, Verdict};
     use gatehouse_store::roles::{self, NewRole};
-    use gatehouse_store::signoffs::{self, AssigneeRef, CommandInput, NewConfig};
+    use gatehouse_store::signoffs::{self, AssigneeRef, NewConfig};
 
     let ctx_of = |name: &str| -> Result<Ctx, SeedError> {
         Ok(Ctx {
@@ -533,19 +533,17 @@ async fn seed_signoffs(
             version: n,
         })
     };
-    let feedback = |verdict, comment: &str| CommandInput::GiveFeedback {
-        slot: 1,
+    let feedback = |verdict, comment: &str| Command::GiveFeedback {
+        slot: SlotId(1),
         verdict,
         comment: comment.into(),
     };
-    let decide = |decision, comment: &str| CommandInput::Decide {
+    let decide = |decision, comment: &str| Command::Decide {
         decision,
         comment: comment.into(),
     };
-    let request = || CommandInput::RequestReview {
-        notify_reviewers: false,
-    };
-    let steps: Vec<(u32, &Ctx, CommandInput)> = vec![
+    let request = || Command::request_review(false);
+    let steps: Vec<(u32, &Ctx, Command)> = vec![
         (1, &alice, request()),
         (
             1,

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_core::gate::{DeploySlot, EmergencyState, GateDecision};
+use gatehouse_core::gate::{
+    self, Confirmation, DeploySlot, EmergencyState, GateDecision, RollbackOrder,
+};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
 use gatehouse_core::signoff::SignoffState;
 use gatehouse_core::{ErrorCode, GroupName, InfraName, ServiceName, Subject, Username};
@@ -475,9 +477,9 @@ async fn rollback(
         &ctx,
         &name,
         &slot,
-        body.confirm.unwrap_or(false),
+        Confirmation::from_flag(body.confirm.unwrap_or(false)),
         &comment,
-        false,
+        RollbackOrder::ByCaller,
     )
     .await?;
     Ok(created(
@@ -528,13 +530,13 @@ async fn decide(
     auth: &Auth,
     state: &AppState,
     id: i64,
-    accept: bool,
+    decision: gate::EmergencyDecision,
     comment: Option<String>,
 ) -> ApiResult<Json<EmergencyDecision>> {
     let comment = text("comment", comment)?;
     let ctx = auth.ctx(state);
     let mut tx = state.store.begin().await?;
-    match deployments::decide_emergency(&mut tx, &ctx, id, accept, &comment).await {
+    match deployments::decide_emergency(&mut tx, &ctx, id, decision, &comment).await {
         Ok((review, rollback)) => {
             tx.commit().await?;
             Ok(Json(EmergencyDecision { review, rollback }))
@@ -544,7 +546,7 @@ async fn decide(
             // record, in a transaction of its own.
             drop(tx);
             let mut tx = state.store.begin().await?;
-            deployments::record_emergency_refusal(&mut tx, &ctx, id, accept, &e.to_string())
+            deployments::record_emergency_refusal(&mut tx, &ctx, id, decision, &e.to_string())
                 .await?;
             tx.commit().await?;
             Err(e.into())
@@ -563,7 +565,14 @@ async fn accept_emergency(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DecideEmergency>,
 ) -> ApiResult<Json<EmergencyDecision>> {
-    decide(&auth, &state, id, true, body.comment).await
+    decide(
+        &auth,
+        &state,
+        id,
+        gate::EmergencyDecision::Accept,
+        body.comment,
+    )
+    .await
 }
 
 /// Order the rollback of a break-glass deployment (the final approver of the
@@ -578,7 +587,14 @@ async fn rollback_emergency(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DecideEmergency>,
 ) -> ApiResult<Json<EmergencyDecision>> {
-    decide(&auth, &state, id, false, body.comment).await
+    decide(
+        &auth,
+        &state,
+        id,
+        gate::EmergencyDecision::Rollback,
+        body.comment,
+    )
+    .await
 }
 
 /// The status of all models: one row per model version and bundle that is

@@ -7,10 +7,10 @@ use axum::extract::State;
 use axum::http::header::ETAG;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
-use gatehouse_core::signoff::{Decision, Verdict};
+use gatehouse_core::signoff::{Command, Decision, SlotId, Verdict};
 use gatehouse_core::{BundleTag, ErrorCode, ModelName, ProjectKey, Subject, Username};
 use gatehouse_store::StoreError;
-use gatehouse_store::signoffs::{self, CommandInput, PendingReview, SignoffView, StageStatus};
+use gatehouse_store::signoffs::{self, PendingReview, SignoffView, StageStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -84,15 +84,15 @@ fn comment(c: Option<String>) -> ApiResult<String> {
 }
 
 impl RequestReview {
-    fn input(self) -> ApiResult<CommandInput> {
-        Ok(CommandInput::RequestReview {
-            notify_reviewers: self.notify_reviewers.unwrap_or(false),
-        })
+    fn input(self) -> ApiResult<Command> {
+        Ok(Command::request_review(
+            self.notify_reviewers.unwrap_or(false),
+        ))
     }
 }
 
 impl GiveFeedback {
-    fn input(self) -> ApiResult<CommandInput> {
+    fn input(self) -> ApiResult<Command> {
         let verdict = Verdict::parse(&self.verdict).ok_or_else(|| {
             ApiError::invalid(
                 "verdict",
@@ -103,8 +103,8 @@ impl GiveFeedback {
                 ),
             )
         })?;
-        Ok(CommandInput::GiveFeedback {
-            slot: self.slot,
+        Ok(Command::GiveFeedback {
+            slot: SlotId(self.slot),
             verdict,
             comment: comment(self.comment)?,
         })
@@ -112,9 +112,9 @@ impl GiveFeedback {
 }
 
 impl DelegateSlot {
-    fn input(self) -> ApiResult<CommandInput> {
-        Ok(CommandInput::Delegate {
-            slot: self.slot,
+    fn input(self) -> ApiResult<Command> {
+        Ok(Command::Delegate {
+            slot: SlotId(self.slot),
             to_user: self.to_user,
             comment: comment(self.comment)?,
         })
@@ -122,7 +122,7 @@ impl DelegateSlot {
 }
 
 impl Decide {
-    fn input(self) -> ApiResult<CommandInput> {
+    fn input(self) -> ApiResult<Command> {
         let decision = Decision::parse(&self.decision).ok_or_else(|| {
             ApiError::invalid(
                 "decision",
@@ -133,7 +133,7 @@ impl Decide {
                 ),
             )
         })?;
-        Ok(CommandInput::Decide {
+        Ok(Command::Decide {
             decision,
             comment: comment(self.comment)?,
         })
@@ -141,8 +141,8 @@ impl Decide {
 }
 
 impl ResetSignoff {
-    fn input(self) -> ApiResult<CommandInput> {
-        Ok(CommandInput::Reset {
+    fn input(self) -> ApiResult<Command> {
+        Ok(Command::Reset {
             reason: self.reason,
         })
     }
@@ -197,7 +197,7 @@ async fn run(
     subject: Subject,
     stage: &str,
     if_match: IfMatch,
-    input: CommandInput,
+    input: Command,
 ) -> ApiResult<Response> {
     let stage = parse_stage("stage", stage)?;
     let ctx = auth.ctx(state);
@@ -231,13 +231,13 @@ async fn run(
 }
 
 /// The command as `gatehouse_signoff_commands_total` counts it.
-fn metric_kind(input: &CommandInput) -> SignoffCommand {
+fn metric_kind(input: &Command) -> SignoffCommand {
     match input {
-        CommandInput::RequestReview { .. } => SignoffCommand::RequestReview,
-        CommandInput::GiveFeedback { .. } => SignoffCommand::Feedback,
-        CommandInput::Delegate { .. } => SignoffCommand::Delegate,
-        CommandInput::Decide { .. } => SignoffCommand::Decide,
-        CommandInput::Reset { .. } => SignoffCommand::Reset,
+        Command::RequestReview { .. } => SignoffCommand::RequestReview,
+        Command::GiveFeedback { .. } => SignoffCommand::Feedback,
+        Command::Delegate { .. } => SignoffCommand::Delegate,
+        Command::Decide { .. } => SignoffCommand::Decide,
+        Command::Reset { .. } => SignoffCommand::Reset,
     }
 }
 

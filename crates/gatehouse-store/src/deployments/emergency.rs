@@ -2,7 +2,10 @@
 //! rollback order), and the audited refusal.
 
 use gatehouse_core::audit::NewAuditEvent;
-use gatehouse_core::gate::{self, DeploySlot, EmergencyDecider, EmergencyState};
+use gatehouse_core::gate::{
+    self, Confirmation, DeploySlot, EmergencyDecider, EmergencyDecision, EmergencyState,
+    RollbackOrder,
+};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
@@ -47,7 +50,7 @@ pub async fn decide_emergency(
     tx: &mut Tx,
     ctx: &Ctx,
     id: i64,
-    accept: bool,
+    decision: EmergencyDecision,
     comment: &str,
 ) -> Result<(EmergencyReview, Option<Deployment>)> {
     let lock = match tx.backend() {
@@ -74,7 +77,7 @@ pub async fn decide_emergency(
         is_final_approver: is_approver,
         is_deployer: deployed_by == ctx.actor_name(),
     };
-    let next = gate::decide_emergency(before.state, &decider, before.stage.as_str(), accept)
+    let next = gate::decide_emergency(before.state, &decider, before.stage.as_str(), decision)
         .map_err(|e| StoreError::Domain {
             code: e.code(),
             message: e.to_string(),
@@ -96,7 +99,7 @@ pub async fn decide_emergency(
         ));
     }
     let mut redeployed = None;
-    if !accept {
+    if decision == EmergencyDecision::Rollback {
         // Roll back only if the emergency deployment is still what runs in
         // its slot.
         let live_id: Option<i64> = sqlx::query_scalar(
@@ -119,9 +122,9 @@ pub async fn decide_emergency(
             ctx,
             &before.infrastructure,
             &slot,
-            true,
+            Confirmation::Given,
             text.trim_end_matches(": "),
-            true,
+            RollbackOrder::ByApprover,
         )
         .await?
         {
@@ -135,7 +138,7 @@ pub async fn decide_emergency(
         ctx,
         NewAuditEvent::new(
             ctx.actor_name(),
-            if accept {
+            if decision.is_accept() {
                 "emergency_review.accept"
             } else {
                 "emergency_review.rollback"
@@ -163,7 +166,7 @@ pub async fn record_emergency_refusal(
     tx: &mut Tx,
     ctx: &Ctx,
     id: i64,
-    accept: bool,
+    decision: EmergencyDecision,
     reason: &str,
 ) -> Result<()> {
     let er = get_emergency(tx.conn(), id).await?;
@@ -173,7 +176,7 @@ pub async fn record_emergency_refusal(
         NewAuditEvent::new(ctx.actor_name(), "emergency_review.refused", er.subject)
             .project(&er.project)
             .detail("emergency_review", json!(id))
-            .detail("accept", json!(accept))
+            .detail("accept", json!(decision.is_accept()))
             .detail("reason", json!(reason)),
     )
     .await?;

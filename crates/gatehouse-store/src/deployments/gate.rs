@@ -4,7 +4,9 @@
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::Principal;
-use gatehouse_core::gate::{self, DeploySlot, GateDecision, GateOutcome};
+use gatehouse_core::gate::{
+    self, Confirmation, DeploySlot, GateDecision, GateOutcome, RollbackOrder,
+};
 use gatehouse_core::inventory::{Policy, Stage};
 use gatehouse_core::signoff::SignoffState;
 use gatehouse_core::{ServiceName, Subject, Timestamp};
@@ -81,30 +83,7 @@ async fn judge(
         }
         Access::BreakGlass | Access::OrderedByApprover => true,
     };
-    let mut outcome = gate::decide(infra.policy, gate.effective_state(), confirmed, has_grant);
-    if gate.expired && outcome.decision != GateDecision::Allow {
-        let why = if gate.tier_raised {
-            "the project's risk tier was raised above the one the approval was granted under"
-        } else {
-            "the approval has expired"
-        };
-        outcome.reason = format!("{why}: {}", outcome.reason);
-    }
-    if gate.state == SignoffState::InReview
-        && !gate.open_slots.is_empty()
-        && matches!(
-            outcome.decision,
-            GateDecision::Blocked | GateDecision::ConfirmationRequired
-        )
-    {
-        let slots: Vec<String> = gate.open_slots.iter().map(|s| s.to_string()).collect();
-        outcome.reason = format!(
-            "{} (open slots of the {} sign-off: {})",
-            outcome.reason,
-            gate.stage,
-            slots.join(", ")
-        );
-    }
+    let outcome = gate::judge(infra.policy, &gate.checked(), confirmed, has_grant);
     Ok(Judged {
         info,
         infra_id,
@@ -148,20 +127,10 @@ pub async fn check(
     now: Timestamp,
 ) -> Result<GateCheck> {
     let j = judge(conn, actor, subject, infra_name, false, Access::Normal, now).await?;
-    let (decision, reason) = if gate::kind_accepts(j.infra.kind, subject)
-        || j.outcome.decision == GateDecision::Forbidden
-    {
-        (j.outcome.decision.api_str().to_owned(), j.outcome.reason)
-    } else {
-        let e = gate::check_kind(j.infra.kind, subject)
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
-        ("blocked".to_owned(), e)
-    };
+    let answer = gate::check_answer(j.infra.kind, subject, j.outcome);
     Ok(GateCheck {
-        decision,
-        reason,
+        decision: answer.decision.api_str().to_owned(),
+        reason: answer.reason,
         subject: j.info.text,
         infrastructure: j.infra.name.to_string(),
         slot: DeploySlot::for_subject(subject, None).to_string(),
@@ -422,11 +391,7 @@ pub async fn deploy(
             ctx.now,
         )
         .await?;
-        j.outcome = GateOutcome {
-            decision: GateDecision::Blocked,
-            reason: mismatch.message.clone(),
-            warning: None,
-        };
+        j.outcome = gate::kind_refusal(&mismatch);
         refused_event(tx, ctx, &j, &slot, kind, req.confirm).await?;
         return Ok(Attempt::Refused(mismatch.into()));
     }
@@ -549,18 +514,20 @@ async fn rollback_plan(
 
 /// Rolls a slot of an infrastructure back to its previous subject, through
 /// the same gate, or empties it when the live deployment is its first.
-/// `ordered_by_approver` is the final approver's order from an emergency
-/// review: no deploy grant or admission is needed and the order counts as
-/// confirmation.
+/// [`RollbackOrder::ByApprover`] is the final approver's order from an
+/// emergency review: no deploy grant or admission is needed and the order
+/// counts as confirmation.
 pub async fn rollback(
     tx: &mut Tx,
     ctx: &Ctx,
     infra_name: &str,
     slot: &DeploySlot,
-    confirm: bool,
+    confirmation: Confirmation,
     comment: &str,
-    ordered_by_approver: bool,
+    order: RollbackOrder,
 ) -> Result<Attempt> {
+    let confirm = confirmation.is_given();
+    let ordered_by_approver = order == RollbackOrder::ByApprover;
     let (infra_id, infra) = infra::load(tx.conn(), infra_name).await?;
     lock_infra(tx, infra_id).await?;
     let slot_text = slot.to_string();

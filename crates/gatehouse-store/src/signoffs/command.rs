@@ -1,63 +1,38 @@
 //! Sign-off commands (request review, feedback, delegate, decide, reset):
-//! load, let core decide, write back under the revision guard, audit; and the
-//! audited refusal.
+//! load the sign-off and gather core's facts, let `Signoff::decide` judge the
+//! whole command, write back under the revision guard, audit; and the audited
+//! refusal.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gatehouse_core::Subject;
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::inventory::Stage;
-use gatehouse_core::signoff::{
-    self as so, Actor, Assignee, Command, CommandCtx, Decision, Signoff, SignoffState, SlotId,
-    Verdict,
-};
-use gatehouse_core::{Subject, Username};
+use gatehouse_core::signoff::{self as so, Actor, Assignee, Command, Signoff, SignoffState};
 use serde_json::json;
 use sqlx::Row;
 
-use super::config::{load_config, lock_config, stage_not_configured};
+use super::config::{load_config, lock_config};
 use super::views::{SignoffView, view};
 use super::{doc_text, effectively_approved, parse_doc, rows_of};
 use crate::audit::record;
 use crate::subjects::{component_creators, resolve};
 use crate::{Backend, Ctx, Result, StoreError, Tx, projects, role_members, users};
 
-/// A command as the API takes it.
-#[derive(Debug, Clone)]
-pub enum CommandInput {
-    RequestReview {
-        notify_reviewers: bool,
-    },
-    GiveFeedback {
-        slot: u32,
-        verdict: Verdict,
-        comment: String,
-    },
-    Delegate {
-        slot: u32,
-        to_user: Username,
-        comment: String,
-    },
-    Decide {
-        decision: Decision,
-        comment: String,
-    },
-    Reset {
-        reason: String,
-    },
-}
-
-/// Applies a command to a subject's sign-off for `stage`, with its audit event.
+/// Applies a command to a subject's sign-off for `stage`, with its audit event:
+/// gathers the facts core decides on ([`so::Facts`]), lets
+/// [`Signoff::decide`] judge the whole command, writes the result back.
 pub async fn command(
     tx: &mut Tx,
     ctx: &Ctx,
     subject: &Subject,
     stage: Stage,
-    input: CommandInput,
+    cmd: Command,
     expected_revision: Option<u64>,
 ) -> Result<SignoffView> {
     let info = resolve(tx.conn(), subject).await?;
     let tier = info.tier;
-    let is_request = matches!(input, CommandInput::RequestReview { .. });
+    let is_request = matches!(cmd, Command::RequestReview { .. });
     if is_request {
         // A request copies the configured slots: not while a rename rewrites them.
         lock_config(tx, info.project_id, false).await?;
@@ -74,88 +49,67 @@ pub async fn command(
     .bind(stage.as_str())
     .fetch_optional(tx.conn())
     .await?;
-    let (row_id, read_revision, mut current) = match &row {
+    let (row_id, read_revision, stored) = match &row {
         Some(r) => {
             let read: i64 = r.try_get("revision")?;
             let mut doc = parse_doc(&r.try_get::<String, _>("doc")?)?;
             // A document whose revision trails its column (renames once
             // rewrote documents without moving it on) moves on from the column.
             doc.revision = doc.revision.max(u64::try_from(read).unwrap_or(0));
-            (Some(r.try_get::<i64, _>("id")?), read, doc)
+            (Some(r.try_get::<i64, _>("id")?), read, Some(doc))
         }
-        None if config.slots_of(stage).is_some() => (None, 0, Signoff::new(info.creator.clone())),
-        None => return Err(stage_not_configured(stage, &config)),
+        None => (None, 0, None),
     };
-    // The members of the project's roles, loaded once: for the slots of the
-    // running review and for those a request starts it with.
-    let running = current.state() == SignoffState::InReview;
-    let members = if running || is_request {
+    // The members of the project's roles: for the slots of the running review
+    // and for those a request starts it with.
+    let running = stored
+        .as_ref()
+        .is_some_and(|s| s.state() == SignoffState::InReview);
+    let role_members = if running || is_request {
         role_members::members_by_role(tx.conn(), info.project_id).await?
     } else {
         BTreeMap::new()
     };
-    if running {
-        current.set_role_members(|r| members.get(r).cloned().unwrap_or_default());
+    // Promotion order: whether each stage's sign-off counts as approved now.
+    let approved = if is_request {
+        let now = ctx.now;
+        rows_of(tx.conn(), &info.text)
+            .await?
+            .iter()
+            .map(|(s, o)| (*s, effectively_approved(tier, o, now)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    // The delegate must be an enabled account (a lookup, so here), checked
+    // after core's "needs no sign-off" would refuse a stage never reviewed.
+    if let Command::Delegate { to_user, .. } = &cmd
+        && (stored.is_some() || config.slots_of(stage).is_some())
+    {
+        let target = users::get(tx.conn(), to_user.as_str())
+            .await
+            .map_err(|e| crate::error::at_field(e, "to_user"))?;
+        if target.disabled {
+            return Err(gatehouse_core::InvalidInput::new(
+                "to_user",
+                format!("user '{to_user}' is disabled"),
+            )
+            .into());
+        }
     }
-    current.set_component_creators(component_creators(tx.conn(), subject).await?);
-
-    let cmd = match input {
-        CommandInput::RequestReview { notify_reviewers } => {
-            let slots = config.slots_of(stage).unwrap_or_default();
-            if current.state() == SignoffState::NotStarted && slots.is_empty() {
-                return Err(StoreError::Conflict(format!(
-                    "no reviewer slots are configured for the {stage} sign-off of project '{}'; \
-                     a project owner sets them first",
-                    info.project
-                )));
-            }
-            let slots = slots
-                .iter()
-                .cloned()
-                .map(|mut s| {
-                    if let Assignee::Role { role, members: m } = &mut s.assignee {
-                        *m = members.get(role.as_str()).cloned().unwrap_or_default();
-                    }
-                    s
-                })
-                .collect();
-            Command::RequestReview {
-                slots,
-                notify_reviewers,
-            }
-        }
-        CommandInput::GiveFeedback {
-            slot,
-            verdict,
-            comment,
-        } => Command::GiveFeedback {
-            slot: SlotId(slot),
-            verdict,
-            comment,
-        },
-        CommandInput::Delegate {
-            slot,
-            to_user,
-            comment,
-        } => {
-            let target = users::get(tx.conn(), to_user.as_str())
-                .await
-                .map_err(|e| crate::error::at_field(e, "to_user"))?;
-            if target.disabled {
-                return Err(gatehouse_core::InvalidInput::new(
-                    "to_user",
-                    format!("user '{to_user}' is disabled"),
-                )
-                .into());
-            }
-            Command::Delegate {
-                slot: SlotId(slot),
-                to_user,
-                comment,
-            }
-        }
-        CommandInput::Decide { decision, comment } => Command::Decide { decision, comment },
-        CommandInput::Reset { reason } => Command::Reset { reason },
+    let facts = so::Facts {
+        project: info.project.to_string(),
+        stage,
+        subject_creator: info.creator.clone(),
+        component_creators: component_creators(tx.conn(), subject).await?,
+        tier,
+        separation_of_duties_configured: config.separation_of_duties,
+        stages: config.stage_slots(),
+        role_members,
+        approved,
+        archived: info.archived,
+        at: ctx.now,
+        expected_revision,
     };
     let actor = Actor {
         username: ctx.actor.username.clone(),
@@ -167,33 +121,7 @@ pub async fn command(
         )
         .await?,
     };
-    let cctx = CommandCtx {
-        actor,
-        at: ctx.now,
-        expected_revision,
-        separation_of_duties: so::separation_of_duties(tier, config.separation_of_duties),
-        tier,
-    };
-    let (next, event) = current.apply(cmd, &cctx)?;
-    if is_request {
-        if info.archived {
-            return Err(StoreError::Conflict(format!(
-                "project '{}' is archived; unarchive it first",
-                info.project
-            )));
-        }
-        let others = rows_of(tx.conn(), &info.text).await?;
-        let now = ctx.now;
-        so::check_promotion_order(
-            &config.stage_list(),
-            |s| {
-                others
-                    .get(&s)
-                    .is_some_and(|o| effectively_approved(tier, o, now))
-            },
-            stage,
-        )?;
-    }
+    let (next, event) = Signoff::decide(stored.as_ref(), cmd, &facts, actor)?;
 
     let text = doc_text(&next);
     let revision = i64::try_from(next.revision).unwrap_or(i64::MAX);
@@ -276,19 +204,6 @@ pub async fn command(
     }
     record(tx, ctx, ev).await?;
     Ok(view(&info, stage, &next, &config, ctx.now))
-}
-
-impl CommandInput {
-    /// The command's name as in the design (`request_review`, `decide`, …).
-    pub fn name(&self) -> &'static str {
-        match self {
-            CommandInput::RequestReview { .. } => "request_review",
-            CommandInput::GiveFeedback { .. } => "give_feedback",
-            CommandInput::Delegate { .. } => "delegate",
-            CommandInput::Decide { .. } => "decide",
-            CommandInput::Reset { .. } => "reset",
-        }
-    }
 }
 
 /// Records a command refused for want of the right (not the slot's holder,

@@ -109,6 +109,17 @@ impl Config {
         self.stages.iter().map(|s| s.stage).collect()
     }
 
+    /// The configured stages with their slots, as core's facts take them.
+    pub(super) fn stage_slots(&self) -> Vec<gatehouse_core::signoff::StageSlots> {
+        self.stages
+            .iter()
+            .map(|s| gatehouse_core::signoff::StageSlots {
+                stage: s.stage,
+                slots: s.slots.clone(),
+            })
+            .collect()
+    }
+
     pub(super) fn slots_of(&self, stage: Stage) -> Option<&[SlotSpec]> {
         self.stages
             .iter()
@@ -505,13 +516,5 @@ async fn running_with_role(
 }
 
 pub(super) fn stage_not_configured(stage: Stage, config: &Config) -> StoreError {
-    let list: Vec<&str> = config.stages.iter().map(|s| s.stage.as_str()).collect();
-    gatehouse_core::InvalidInput::new(
-        "stage",
-        format!(
-            "stage {stage} needs no sign-off in this project (configured: {})",
-            list.join(", ")
-        ),
-    )
-    .into()
+    gatehouse_core::signoff::stage_not_configured(stage, &config.stage_list()).into()
 }

@@ -4,7 +4,8 @@
 //! A sign-off is stored whole, as the JSON of `gatehouse_core::signoff::Signoff`
 //! (current cycle and history), beside copies of its state, cycle and revision
 //! for queries. A command loads it (row-locked on PostgreSQL; SQLite has one
-//! writer), refreshes the members of its role slots, asks core to apply the
+//! writer), gathers the facts core decides on (configuration, role members,
+//! approvals of the other stages, archived, clock), lets core decide the whole
 //! command, and writes the result guarded by the revision it read, with its
 //! audit event, in the caller's transaction. Of racing commands one wins; the
 //! others see the new state and are refused by core (or, had they slipped past,
@@ -22,7 +23,7 @@ mod views;
 
 pub use crate::subject_status::{FeedbackView, StageStatus, ever_reviewed};
 pub use crate::subjects::{SubjectInfo, resolve};
-pub use command::{CommandInput, command, record_refusal};
+pub use command::{command, record_refusal};
 pub use config::{
     AssigneeRef, NewConfig, SignoffConfig, SlotConfig, StageConfig, config, set_config,
 };

@@ -296,12 +296,14 @@ pub struct GateView {
 }
 
 impl GateView {
-    /// The state the gate judges: an expired approval counts as not approved.
-    pub fn effective_state(&self) -> SignoffState {
-        if self.expired {
-            SignoffState::NotStarted
-        } else {
-            self.state
+    /// What core's gate judges of this sign-off.
+    pub fn checked(&self) -> gatehouse_core::gate::CheckedSignoff<'_> {
+        gatehouse_core::gate::CheckedSignoff {
+            stage: self.stage,
+            state: self.state,
+            expired: self.expired,
+            tier_raised: self.tier_raised,
+            open_slots: &self.open_slots,
         }
     }
 }
