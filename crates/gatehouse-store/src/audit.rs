@@ -273,7 +273,7 @@ pub async fn list_checkpoints(
     conn: &mut AnyConnection,
     page: &PageRequest,
 ) -> Result<Page<StoredCheckpoint>> {
-    let before = cursor_seq(page)?.unwrap_or(i64::MAX);
+    let before = page.after_id()?.unwrap_or(i64::MAX);
     let rows = sqlx::query(sqlf!(
         "SELECT {CHECKPOINT_COLS} FROM audit_checkpoints WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
     ))
@@ -307,20 +307,6 @@ pub struct AuditFilter {
     /// Events before this time.
     pub to: Option<Timestamp>,
     pub order: Order,
-}
-
-fn cursor_seq(page: &PageRequest) -> Result<Option<i64>> {
-    page.after
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                StoreError::Invalid(gatehouse_core::InvalidInput::new(
-                    "cursor",
-                    "is not a cursor of this list",
-                ))
-            })
-        })
-        .transpose()
 }
 
 const EVENT_COLS: &str = "seq, at, actor, action, project, subject, details, prev_hash, hash";
@@ -366,7 +352,7 @@ pub async fn list(
         Order::Asc => (">", "ASC", 0),
         Order::Desc => ("<", "DESC", i64::MAX),
     };
-    let after = cursor_seq(page)?.unwrap_or(start);
+    let after = page.after_id()?.unwrap_or(start);
     let rows = sqlx::query(sqlf!(
         "SELECT {EVENT_COLS} FROM audit_events \
          WHERE seq {cmp} $1 AND ($2 IS NULL OR project = $2) AND ($3 IS NULL OR subject = $3) \

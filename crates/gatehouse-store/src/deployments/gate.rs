@@ -378,49 +378,32 @@ pub async fn deploy(
         Some(_) => Kind::BreakGlass,
         None => Kind::Deploy,
     };
+    // One judgement: break-glass passes any policy (its own grant is checked
+    // below), a normal deployment needs the caller's grant and the policy.
+    let (access, confirmed) = match req.break_glass {
+        Some(_) => (Access::BreakGlass, true),
+        None => (Access::Normal, req.confirm),
+    };
+    let mut j = judge(
+        tx.conn(),
+        &ctx.actor,
+        &req.subject,
+        infra_name,
+        confirmed,
+        access,
+        ctx.now,
+    )
+    .await?;
     if let Err(mismatch) = gate::check_kind(infra.kind, &req.subject) {
         // Refused like a blocked attempt (the gate check answers `blocked`),
         // and audited like one; the answer stays 400 invalid_input.
-        let mut j = judge(
-            tx.conn(),
-            &ctx.actor,
-            &req.subject,
-            infra_name,
-            req.confirm,
-            Access::Normal,
-            ctx.now,
-        )
-        .await?;
         j.outcome = gate::kind_refusal(&mismatch);
         refused_event(tx, ctx, &j, &slot, kind, req.confirm).await?;
         return Ok(Attempt::Refused(mismatch.into()));
     }
-    let (j, decision) = match &req.break_glass {
-        None => {
-            let j = judge(
-                tx.conn(),
-                &ctx.actor,
-                &req.subject,
-                infra_name,
-                req.confirm,
-                Access::Normal,
-                ctx.now,
-            )
-            .await?;
-            let decision = j.outcome.decision.as_str();
-            (j, decision)
-        }
+    let decision = match &req.break_glass {
+        None => j.outcome.decision.as_str(),
         Some(reason) => {
-            let mut j = judge(
-                tx.conn(),
-                &ctx.actor,
-                &req.subject,
-                infra_name,
-                true,
-                Access::BreakGlass,
-                ctx.now,
-            )
-            .await?;
             if j.outcome.decision != GateDecision::Forbidden {
                 let has = holds_grant(
                     tx.conn(),
@@ -433,7 +416,7 @@ pub async fn deploy(
                 .await?;
                 j.outcome = gate::break_glass(has, reason)?;
             }
-            (j, "break_glass")
+            "break_glass"
         }
     };
     if !j.outcome.decision.deploys() {
