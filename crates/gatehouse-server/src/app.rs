@@ -41,6 +41,8 @@ pub struct Settings {
     pub token_ttl_days: u32,
     /// Failed logins tolerated per username and per client address.
     pub login_limits: crate::accounts::LoginLimits,
+    /// Web UI sessions: idle and absolute limits, `Secure` cookies.
+    pub web: crate::ui::WebSettings,
 }
 
 /// A secret whose `Debug` never shows it.
@@ -87,6 +89,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Token lifetime and the login throttle.
     pub accounts: Arc<crate::accounts::Accounts>,
+    /// Web UI session limits and cookie flags.
+    pub web: crate::ui::WebSettings,
 }
 
 /// What the first start printed about the bootstrap admin (for the binary).
@@ -142,6 +146,7 @@ impl Application {
             clock: settings.clock.clone(),
             metrics: Arc::new(metrics),
             accounts: Arc::new(accounts),
+            web: settings.web,
         };
         let bootstrap =
             crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod serving;
+pub mod ui;
 
 pub use app::{Application, Settings, StartError};
 pub use clock::Clock;

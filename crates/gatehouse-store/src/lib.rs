@@ -23,6 +23,7 @@ pub mod page;
 pub mod projects;
 pub mod role_members;
 pub mod roles;
+pub mod sessions;
 pub mod signoffs;
 pub mod subject_status;
 pub mod subjects;

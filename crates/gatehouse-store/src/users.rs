@@ -281,7 +281,10 @@ pub async fn update(
     if disables || patch.password_hash.is_some() {
         let user_id = id_of(tx.conn(), username).await?;
         let revoked = crate::tokens::revoke_all_of(tx, user_id, ctx.now).await?;
-        event = event.detail("tokens_revoked", json!(revoked));
+        let ended = crate::sessions::end_all_of(tx, user_id, ctx.now).await?;
+        event = event
+            .detail("tokens_revoked", json!(revoked))
+            .detail("sessions_ended", json!(ended));
     }
     record(tx, ctx, event).await?;
     Ok(after)

@@ -12,6 +12,7 @@ use gatehouse_server::app::{Bootstrap, DEFAULT_CHECKPOINT_EVERY, Secret};
 use gatehouse_server::audit_key::{self, AuditKeySource};
 use gatehouse_server::demo::{self, DemoSeed};
 use gatehouse_server::serving::{self, HttpSettings};
+use gatehouse_server::ui::WebSettings;
 use gatehouse_server::{Application, Clock, Settings};
 use serde::Deserialize;
 
@@ -78,6 +79,14 @@ pub struct ServeArgs {
     /// Lifetime of new API tokens in days; callers may ask for less [default: 90]
     #[arg(long, env = "GATEHOUSE_TOKEN_TTL_DAYS", value_name = "DAYS")]
     token_ttl_days: Option<u32>,
+    /// A web UI session unused this long ends [default: 30]
+    #[arg(long, env = "GATEHOUSE_SESSION_IDLE_MINUTES", value_name = "MINUTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    session_idle_minutes: Option<u64>,
+    /// A web UI session ends this long after login, however active [default: 12]
+    #[arg(long, env = "GATEHOUSE_SESSION_MAX_HOURS", value_name = "HOURS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    session_max_hours: Option<u64>,
 }
 
 /// `gatehouse.toml`: the same settings, lowest precedence.
@@ -97,6 +106,8 @@ struct FileConfig {
     max_connections: Option<u32>,
     shutdown_grace_secs: Option<u64>,
     behind_tls: Option<bool>,
+    session_idle_minutes: Option<u64>,
+    session_max_hours: Option<u64>,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -217,12 +228,27 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .or(file.audit_checkpoint_every)
             .map(i64::from)
             .unwrap_or(DEFAULT_CHECKPOINT_EVERY),
-        http,
+        http: http.clone(),
         token_ttl_days: args
             .token_ttl_days
             .or(file.token_ttl_days)
             .unwrap_or(DEFAULT_TOKEN_TTL_DAYS),
         login_limits: LoginLimits::default(),
+        web: WebSettings {
+            secure_cookies: http.behind_tls,
+            idle: Duration::from_secs(
+                60 * args
+                    .session_idle_minutes
+                    .or(file.session_idle_minutes)
+                    .unwrap_or(30),
+            ),
+            absolute: Duration::from_secs(
+                3600 * args
+                    .session_max_hours
+                    .or(file.session_max_hours)
+                    .unwrap_or(12),
+            ),
+        },
     };
     let app = match Application::build(settings).await {
         Ok(app) => app,

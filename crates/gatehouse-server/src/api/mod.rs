@@ -7,7 +7,7 @@ mod bundles;
 mod deployments;
 mod groups;
 mod health;
-mod identity;
+pub(crate) mod identity;
 mod infra;
 mod models;
 mod projects;
@@ -225,6 +225,7 @@ pub fn router(state: AppState) -> axum::Router {
                 }
             }),
         )
+        .merge(crate::ui::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -236,8 +237,16 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+async fn fallback(method: Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    if path.starts_with("/api/") || method != Method::GET {
+        ApiError::not_found(format!("no route for {method} {path}")).into_response()
+    } else {
+        // A person following a stale link gets a page, not a problem document.
+        crate::ui::page::PageError::not_found(format!("There is no page at {path}."))
+            .into_response()
+    }
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -352,6 +352,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         http: opts.http,
         token_ttl_days: opts.token_ttl_days,
         login_limits: opts.login_limits,
+        web: Default::default(),
     };
     let app = Application::build(settings)
         .await
