@@ -84,7 +84,7 @@ fn comment(c: Option<String>) -> ApiResult<String> {
 }
 
 impl RequestReview {
-    fn input(self) -> ApiResult<Command> {
+    pub(crate) fn input(self) -> ApiResult<Command> {
         Ok(Command::request_review(
             self.notify_reviewers.unwrap_or(false),
         ))
@@ -92,7 +92,7 @@ impl RequestReview {
 }
 
 impl GiveFeedback {
-    fn input(self) -> ApiResult<Command> {
+    pub(crate) fn input(self) -> ApiResult<Command> {
         let verdict = Verdict::parse(&self.verdict).ok_or_else(|| {
             ApiError::invalid(
                 "verdict",
@@ -112,7 +112,7 @@ impl GiveFeedback {
 }
 
 impl DelegateSlot {
-    fn input(self) -> ApiResult<Command> {
+    pub(crate) fn input(self) -> ApiResult<Command> {
         Ok(Command::Delegate {
             slot: SlotId(self.slot),
             to_user: self.to_user,
@@ -122,7 +122,7 @@ impl DelegateSlot {
 }
 
 impl Decide {
-    fn input(self) -> ApiResult<Command> {
+    pub(crate) fn input(self) -> ApiResult<Command> {
         let decision = Decision::parse(&self.decision).ok_or_else(|| {
             ApiError::invalid(
                 "decision",
@@ -201,22 +201,37 @@ async fn run(
 ) -> ApiResult<Response> {
     let stage = parse_stage("stage", stage)?;
     let ctx = auth.ctx(state);
+    Ok(with_etag(
+        execute(state, &ctx, &subject, stage, input, if_match.0).await?,
+    ))
+}
+
+/// Runs one sign-off command for the API and the web UI alike: in its own
+/// transaction, counted by kind and outcome; a refusal for want of the right
+/// is audited (in a transaction of its own, the command's was rolled back).
+pub(crate) async fn execute(
+    state: &AppState,
+    ctx: &gatehouse_store::Ctx,
+    subject: &Subject,
+    stage: gatehouse_core::inventory::Stage,
+    input: Command,
+    expected_revision: Option<u64>,
+) -> ApiResult<SignoffView> {
     let command = input.name();
     let kind = metric_kind(&input);
     let mut tx = state.store.begin().await?;
-    match signoffs::command(&mut tx, &ctx, &subject, stage, input, if_match.0).await {
+    match signoffs::command(&mut tx, ctx, subject, stage, input, expected_revision).await {
         Ok(v) => {
             tx.commit().await?;
             state
                 .metrics
                 .signoff_command(kind, CommandOutcome::Accepted);
-            Ok(with_etag(v))
+            Ok(v)
         }
         Err(e) if is_forbidden(&e) => {
             drop(tx);
             let mut tx = state.store.begin().await?;
-            signoffs::record_refusal(&mut tx, &ctx, &subject, stage, command, &e.to_string())
-                .await?;
+            signoffs::record_refusal(&mut tx, ctx, subject, stage, command, &e.to_string()).await?;
             tx.commit().await?;
             state.metrics.signoff_command(kind, CommandOutcome::Refused);
             Err(e.into())

@@ -4,11 +4,15 @@
 //! readable pages. See `docs/ui.md`.
 
 pub mod assets;
+mod emergency;
 pub mod fmt;
 mod home;
+mod infra;
 pub mod page;
 pub mod session;
+mod subject;
 pub mod svg;
+mod timeline;
 mod urls;
 
 use axum::Router;
@@ -25,4 +29,51 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/static/{name}", get(assets::serve))
+        .route(
+            "/projects/{key}/models/{name}/versions/{n}",
+            get(subject::version_page),
+        )
+        .route(
+            "/projects/{key}/models/{name}/versions/{n}/signoff",
+            get(subject::version_signoff),
+        )
+        .route(
+            "/projects/{key}/models/{name}/versions/{n}/signoff/{stage}/{command}",
+            post(subject::version_command),
+        )
+        .route("/projects/{key}/bundles/{tag}", get(subject::bundle_page))
+        .route(
+            "/projects/{key}/bundles/{tag}/signoff",
+            get(subject::bundle_signoff),
+        )
+        .route(
+            "/projects/{key}/bundles/{tag}/signoff/{stage}/{command}",
+            post(subject::bundle_command),
+        )
+        .route("/infrastructures", get(infra::list))
+        .route("/infrastructures/{name}", get(infra::show))
+        .route("/infrastructures/{name}/deploy", post(infra::deploy))
+        .route("/infrastructures/{name}/rollback", post(infra::rollback))
+        .route("/emergency", get(emergency::list))
+        .route("/emergency/{id}", get(emergency::show))
+        .route("/emergency/{id}/accept", post(emergency::accept))
+        .route("/emergency/{id}/rollback", post(emergency::order_rollback))
+}
+
+/// The viewer's right to read a project's audit trail, if they have one
+/// (administrators and auditors: all of it; the project's owners: theirs) —
+/// the API's rule.
+pub(crate) async fn audit_right(
+    state: &AppState,
+    viewer: &session::Viewer,
+    project: &str,
+) -> Result<Option<gatehouse_core::authz::AuditReadRight>, page::PageError> {
+    let p = viewer.principal();
+    let auditor = viewer.user.is_auditor;
+    if p.is_admin || auditor {
+        return Ok(gatehouse_core::authz::audit_all(&p, auditor).ok());
+    }
+    let mut conn = state.store.conn().await?;
+    let role = gatehouse_store::projects::role_of(&mut conn, project, p.username.as_str()).await?;
+    Ok(gatehouse_core::authz::audit_project(&p, auditor, project, role).ok())
 }

@@ -113,6 +113,20 @@ pub async fn inventory(
     Ok(Page::from_rows(items, page, |r| r.subject.clone()))
 }
 
+/// The inventory row of one subject (where it is live, its governance, its
+/// open emergency reviews); `None` when it is neither live, in review nor
+/// under an emergency review.
+pub async fn inventory_of(
+    conn: &mut AnyConnection,
+    subject: &str,
+    now: Timestamp,
+) -> Result<Option<InventoryRow>> {
+    let f = InventoryFilter::default();
+    let subjects = vec![subject.to_owned()];
+    let batch = InventoryBatch::read(conn, &f, &subjects, now).await?;
+    batch.row(&f, subject)
+}
+
 /// What the inventory rows of a batch of subjects are built from, read in four
 /// statements however many subjects there are: their governance (projects and
 /// sign-offs), their live deployments, and their open emergency reviews.

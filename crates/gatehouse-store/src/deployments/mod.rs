@@ -25,7 +25,7 @@ pub use grants::{
     remove_grant,
 };
 pub(crate) use grants::{delete_grant, grant_by_id, grants_of_group};
-pub use inventory::{InventoryFilter, InventoryRow, LiveAt, inventory};
+pub use inventory::{InventoryFilter, InventoryRow, LiveAt, inventory, inventory_of};
 
 use gatehouse_core::Timestamp;
 use gatehouse_core::gate::{DeploySlot, EmergencyState};

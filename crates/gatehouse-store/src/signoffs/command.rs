@@ -19,35 +19,44 @@ use crate::audit::record;
 use crate::subjects::{component_creators, resolve};
 use crate::{Backend, Ctx, Result, StoreError, Tx, projects, role_members, users};
 
-/// Applies a command to a subject's sign-off for `stage`, with its audit event:
-/// gathers the facts core decides on ([`so::Facts`]), lets
-/// [`Signoff::decide`] judge the whole command, writes the result back.
-pub async fn command(
-    tx: &mut Tx,
+/// What a command on one sign-off is decided on, read from the database.
+struct Gathered {
+    info: crate::subjects::SubjectInfo,
+    config: super::config::Config,
+    row_id: Option<i64>,
+    read_revision: i64,
+    stored: Option<Signoff>,
+    facts: so::Facts,
+    actor: Actor,
+}
+
+/// Reads the sign-off (locked on PostgreSQL when `for_update`) and the facts
+/// core decides a command on. `wants_request_facts`: also read what only a
+/// review request needs (the members of every role, the other stages'
+/// approvals).
+async fn gather(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     ctx: &Ctx,
     subject: &Subject,
     stage: Stage,
-    cmd: Command,
-    expected_revision: Option<u64>,
-) -> Result<SignoffView> {
-    let info = resolve(tx.conn(), subject).await?;
+    cmd: Option<&Command>,
+    for_update: bool,
+) -> Result<Gathered> {
+    let info = resolve(&mut *conn, subject).await?;
     let tier = info.tier;
-    let is_request = matches!(cmd, Command::RequestReview { .. });
-    if is_request {
-        // A request copies the configured slots: not while a rename rewrites them.
-        lock_config(tx, info.project_id, false).await?;
-    }
-    let config = load_config(tx.conn(), info.project_id).await?;
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
+    let is_request = cmd.is_none_or(|c| matches!(c, Command::RequestReview { .. }));
+    let config = load_config(&mut *conn, info.project_id).await?;
+    let lock = match (backend, for_update) {
+        (Backend::Postgres, true) => " FOR UPDATE",
+        _ => "",
     };
     let row = sqlx::query(sqlf!(
         "SELECT id, revision, doc FROM signoffs WHERE subject = $1 AND stage = $2{lock}"
     ))
     .bind(&info.text)
     .bind(stage.as_str())
-    .fetch_optional(tx.conn())
+    .fetch_optional(&mut *conn)
     .await?;
     let (row_id, read_revision, stored) = match &row {
         Some(r) => {
@@ -66,14 +75,14 @@ pub async fn command(
         .as_ref()
         .is_some_and(|s| s.state() == SignoffState::InReview);
     let role_members = if running || is_request {
-        role_members::members_by_role(tx.conn(), info.project_id).await?
+        role_members::members_by_role(&mut *conn, info.project_id).await?
     } else {
         BTreeMap::new()
     };
     // Promotion order: whether each stage's sign-off counts as approved now.
     let approved = if is_request {
         let now = ctx.now;
-        rows_of(tx.conn(), &info.text)
+        rows_of(&mut *conn, &info.text)
             .await?
             .iter()
             .map(|(s, o)| (*s, effectively_approved(tier, o, now)))
@@ -83,10 +92,10 @@ pub async fn command(
     };
     // The delegate must be an enabled account (a lookup, so here), checked
     // after core's "needs no sign-off" would refuse a stage never reviewed.
-    if let Command::Delegate { to_user, .. } = &cmd
+    if let Some(Command::Delegate { to_user, .. }) = cmd
         && (stored.is_some() || config.slots_of(stage).is_some())
     {
-        let target = users::get(tx.conn(), to_user.as_str())
+        let target = users::get(&mut *conn, to_user.as_str())
             .await
             .map_err(|e| crate::error::at_field(e, "to_user"))?;
         if target.disabled {
@@ -101,7 +110,7 @@ pub async fn command(
         project: info.project.to_string(),
         stage,
         subject_creator: info.creator.clone(),
-        component_creators: component_creators(tx.conn(), subject).await?,
+        component_creators: component_creators(&mut *conn, subject).await?,
         tier,
         separation_of_duties_configured: config.separation_of_duties,
         stages: config.stage_slots(),
@@ -109,18 +118,56 @@ pub async fn command(
         approved,
         archived: info.archived,
         at: ctx.now,
-        expected_revision,
+        expected_revision: None,
     };
     let actor = Actor {
         username: ctx.actor.username.clone(),
         is_admin: ctx.actor.is_admin,
         project_role: projects::role_of(
-            tx.conn(),
+            &mut *conn,
             info.project.as_str(),
             ctx.actor.username.as_str(),
         )
         .await?,
     };
+    Ok(Gathered {
+        info,
+        config,
+        row_id,
+        read_revision,
+        stored,
+        facts,
+        actor,
+    })
+}
+
+/// Applies a command to a subject's sign-off for `stage`, with its audit event:
+/// gathers the facts core decides on ([`so::Facts`]), lets
+/// [`Signoff::decide`] judge the whole command, writes the result back.
+pub async fn command(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    subject: &Subject,
+    stage: Stage,
+    cmd: Command,
+    expected_revision: Option<u64>,
+) -> Result<SignoffView> {
+    if matches!(cmd, Command::RequestReview { .. }) {
+        // A request copies the configured slots: not while a rename rewrites them.
+        let info = resolve(tx.conn(), subject).await?;
+        lock_config(tx, info.project_id, false).await?;
+    }
+    let backend = tx.backend();
+    let Gathered {
+        info,
+        config,
+        row_id,
+        read_revision,
+        stored,
+        mut facts,
+        actor,
+    } = gather(tx.conn(), backend, ctx, subject, stage, Some(&cmd), true).await?;
+    facts.expected_revision = expected_revision;
     let (next, event) = Signoff::decide(stored.as_ref(), cmd, &facts, actor)?;
 
     let text = doc_text(&next);
@@ -229,4 +276,92 @@ pub async fn record_refusal(
     )
     .await?;
     Ok(())
+}
+
+/// What the viewer of a sign-off may do now, each judged by core exactly as
+/// the command would be (`Err`: core's reason, for the page to say why not).
+#[derive(Debug, Clone)]
+pub struct Offers {
+    pub request: std::result::Result<(), String>,
+    /// Per slot of the running review: answering it, delegating it.
+    pub feedback: Vec<(so::SlotId, std::result::Result<(), String>)>,
+    pub delegate: Vec<(so::SlotId, std::result::Result<(), String>)>,
+    /// Per decision (`approve`, `reject`, `abandon`).
+    pub decide: Vec<(so::Decision, std::result::Result<(), String>)>,
+}
+
+/// Judges, without changing anything, which commands `ctx.actor` may give on
+/// a subject's sign-off for `stage`: the same facts and the same
+/// [`Signoff::decide`] as [`command`].
+pub async fn offers(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    ctx: &Ctx,
+    subject: &Subject,
+    stage: Stage,
+) -> Result<Offers> {
+    let g = gather(conn, backend, ctx, subject, stage, None, false).await?;
+    let judge = |cmd: Command| -> std::result::Result<(), String> {
+        Signoff::decide(g.stored.as_ref(), cmd, &g.facts, g.actor.clone())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let slots: Vec<(so::SlotId, so::SlotKind)> = g
+        .stored
+        .as_ref()
+        .filter(|s| s.state() == SignoffState::InReview)
+        .map(|s| {
+            s.current
+                .slots
+                .iter()
+                .map(|sl| (sl.id(), sl.kind()))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Someone to delegate to who is neither the viewer nor barred: the probe
+    // only asks whether the viewer may hand the slot on at all.
+    let probe = gatehouse_core::Username::parse("delegation-probe")
+        .expect("'delegation-probe' is a valid username");
+    Ok(Offers {
+        request: judge(Command::request_review(false)),
+        feedback: slots
+            .iter()
+            .filter(|(_, k)| *k == so::SlotKind::Feedback)
+            .map(|(id, _)| {
+                (
+                    *id,
+                    judge(Command::GiveFeedback {
+                        slot: *id,
+                        verdict: so::Verdict::Approve,
+                        comment: String::new(),
+                    }),
+                )
+            })
+            .collect(),
+        delegate: slots
+            .iter()
+            .map(|(id, _)| {
+                (
+                    *id,
+                    judge(Command::Delegate {
+                        slot: *id,
+                        to_user: probe.clone(),
+                        comment: String::new(),
+                    }),
+                )
+            })
+            .collect(),
+        decide: so::Decision::ALL
+            .iter()
+            .map(|d| {
+                (
+                    *d,
+                    judge(Command::Decide {
+                        decision: *d,
+                        comment: String::new(),
+                    }),
+                )
+            })
+            .collect(),
+    })
 }

@@ -23,7 +23,7 @@ mod views;
 
 pub use crate::subject_status::{FeedbackView, StageStatus, ever_reviewed};
 pub use crate::subjects::{SubjectInfo, resolve};
-pub use command::{command, record_refusal};
+pub use command::{Offers, command, offers, record_refusal};
 pub use config::{
     AssigneeRef, NewConfig, SignoffConfig, SlotConfig, StageConfig, config, set_config,
 };
