@@ -17,11 +17,16 @@ without its CSRF token is refused, a logged-out visitor is sent to the login
 page. axe-core checks the home, version, sign-off and infrastructure pages
 (no serious or critical violation); screenshots go to docs/screenshots/.
 
-Setup that is not the point of the walk (a second feedback slot, deploy grants)
-goes through the REST API. Each check prints one line; the exit status is
-non-zero when any check failed.
+Setup that is not the point of the walk (a second feedback slot "IT
+Operations" on CREDIT's prod stage, ivan's deploy grants on qa-api and
+prod-api, an earlier deployment of v1 on prod-api) goes through the REST API,
+which the checks also read to confirm what the pages did. Each check prints
+one line; a check whose prerequisite failed is reported as blocked. The last
+line is "N passed, N failed"; the exit status is non-zero when any check
+failed. Screenshots of the browser at each failure go to $BROWSER_FAILURES.
 
-usage: walk.py --base URL --axe AXE_MIN_JS --screenshots DIR [--chromedriver PATH]
+usage: walk.py --base URL --axe AXE_MIN_JS --screenshots DIR
+               [--chromedriver PATH] [--allow-missing]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -197,6 +202,9 @@ class Browser:
         self.driver.get(self.base + path)
         self.wait().until(lambda d: d.execute_script("return document.readyState") == "complete")
         self.one("main")
+        if self.path().startswith("/login") and not path.startswith("/login"):
+            self.user = None
+            raise CheckFailed(f"GET {path} sent the browser to the login page: nobody is logged in")
 
     def one(self, css: str, timeout: float = WAIT) -> WebElement:
         try:
@@ -231,9 +239,8 @@ class Browser:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
         button.click()
         # A new page replaces <html>; a partial (htmx) answer replaces the form.
-        gone = (EC.staleness_of(old), EC.staleness_of(form))
         try:
-            self.wait().until(lambda d: any(c(d) for c in gone))
+            self.wait().until(lambda d: detached(old) or detached(form))
         except TimeoutException:
             raise CheckFailed(f"clicking {label!r} on {self.path()} changed nothing within {WAIT}s") from None
         self.wait().until(
@@ -291,6 +298,9 @@ class Browser:
     def logout(self) -> None:
         if not self.has("header .who form"):
             self.driver.get(self.base + "/")
+            if self.path().startswith("/login"):
+                self.user = None  # the session has ended already
+                return
         form = self.one("header .who form")
         self.submit(form, "Log out")
         expect(self.path().startswith("/login"), f"logging out led to {self.path()}, not /login")
@@ -319,8 +329,10 @@ class Browser:
         if bad:
             lines = []
             for v in bad:
-                targets = ", ".join(" ".join(n.get("target", [])) if isinstance(n.get("target"), list) else str(n.get("target")) for n in v["nodes"][:8])
-                lines.append(f"{v['impact']} {v['id']}: {v['help']} [{targets}] ({v.get('helpUrl', '')})")
+                lines.append(f"{v['impact']} {v['id']}: {v['help']} ({v.get('helpUrl', '').split('?')[0]})")
+                for n in v["nodes"][:8]:
+                    target = " ".join(map(str, n.get("target", [])))
+                    lines.append(f"  at {target}: {n.get('html', '')[:160]}")
             raise CheckFailed(f"axe found {len(bad)} serious or critical violation(s) on {what}:\n        " + "\n        ".join(lines))
         return f"no serious or critical violation ({len(minor)} minor)"
 
@@ -340,6 +352,21 @@ class Browser:
         )
         with open(path, "wb") as f:
             f.write(base64.b64decode(shot["data"]))
+
+
+def detached(el: WebElement) -> bool:
+    """Whether el has left the document (a navigation or a swap replaced it)."""
+    try:
+        el.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        # While a navigation is under way Chromium may answer with an
+        # inspector error about the node instead of a stale reference.
+        if "does not belong to the document" in str(e) or "No node with given id" in str(e):
+            return True
+        raise
 
 
 def describe(el: WebElement) -> str:
@@ -407,6 +434,12 @@ class Walk:
         expect(self.b.path().startswith("/login") and not self.b.has("header .who"), "a wrong password logged in")
         return f"refused: {msg.splitlines()[-1]!r}"
 
+    def login_axe(self) -> str:
+        self.b.driver.delete_all_cookies()
+        self.b.driver.get(self.b.base + "/login")
+        self.b.one("form[action='/login']")
+        return self.b.axe("login page")
+
     # -- setup through the API
 
     def setup(self) -> str:
@@ -427,7 +460,10 @@ class Walk:
         self.http.api("PUT", f"/projects/{PROJECT}/signoff-config", config, token=mark)
         for infra in ("qa-api", "prod-api"):
             self.http.api("POST", f"/projects/{PROJECT}/deploy-grants", {"infrastructure": infra, "user": "ivan"}, token=mark)
-        return "prod stage: Risk & Compliance, IT Operations, final quinn; ivan may deploy to qa-api, prod-api"
+        # An earlier deployment, so that prod-api's timeline has a history.
+        self.http.api("POST", "/infrastructures/prod-api/deployments", {"subject": subject(1), "comment": "first release"}, token=self.token("ivan"))
+        return ("prod stage: Risk & Compliance, IT Operations, final quinn; ivan may deploy to qa-api, "
+                "prod-api; v1 live on prod-api")
 
     # -- pages before the walk
 
@@ -441,7 +477,9 @@ class Walk:
         return f"{len(rows)} governed rows"
 
     def home_axe(self) -> str:
+        self.b.login("mark")
         self.b.open("/")
+        self.b.one("table#inventory")
         return self.b.axe("home")
 
     def csrf_logout(self) -> str:
@@ -485,13 +523,26 @@ class Walk:
         expect("credit-limit" in self.b.text() or "credit-limit" in self.b.heading(), "the version page does not name the model")
         return self.b.axe("version page")
 
+    def bundle_page(self) -> str:
+        path = "/projects/FRAUD/bundles/fraud-detection-v1.0"
+        self.b.open(path)
+        expect("fraud-detection-v1.0" in self.b.text(), f"{path} does not name its bundle")
+        overview = self.b.axe("bundle page")
+        self.b.open(path + "/signoff")
+        self.b.one("#signoff-state")
+        tab = self.b.axe("bundle sign-off tab")
+        return f"overview: {overview}; sign-off tab: {tab}"
+
     def feedback_minor(self) -> str:
         self.b.login("rita")
         self.b.open("/")
-        waiting = self.b.all("table#waiting a")
-        expect(any(a.get_attribute("href").endswith(signoff_url(5)) for a in waiting),
-               "rita's home does not list v5 under 'Waiting on me'")
-        self.b.open(signoff_url(5))
+        links = [a for a in self.b.all("table#waiting a") if signoff_url(5) in (a.get_attribute("href") or "")]
+        expect(links, "rita's home does not list v5 under 'Waiting on me' (table#waiting)")
+        # She follows the link to the sign-off tab.
+        old = self.b.driver.find_element(By.TAG_NAME, "html")
+        links[0].click()
+        self.b.wait().until(lambda d: detached(old))
+        expect(signoff_url(5) in self.b.path(), f"the waiting link led to {self.b.path()}")
         form = self.b.one(f"form#feedback-{SLOT_RISK}")
         expect(not self.b.has(f"form#decide"), "rita sees the final decision form")
         self.b.choose(form, "verdict", "minor_issue")
@@ -545,9 +596,12 @@ class Walk:
         self.b.driver.execute_script("arguments[0].querySelector('input[name=csrf]').remove()", form)
         self.b.submit(form, "Record decision")
         expect("This form cannot be accepted" in self.b.text(), f"a decision without csrf showed {self.b.heading()!r}")
+        status = self.http.request("POST", f"{signoff_url(5)}/{STAGE}/decide", form=b"decision=approve",
+                                   cookie=self.b.cookie_header())[0]
+        expect(status == 403, f"POST {signoff_url(5)}/{STAGE}/decide without csrf answered {status}, not 403")
         so = self.signoff(5)
         expect(so["state"] == "in_review" and so["decision"] is None, f"v5 is {so['state']} after a refused form")
-        return "refused; v5 still in review"
+        return "refused (403); v5 still in review"
 
     def final_approval(self) -> str:
         if self.b.user != "quinn":
@@ -593,7 +647,8 @@ class Walk:
         warning = self.b.one("div#gate-warning")
         expect(not self.live_has("qa-api", 4), "v4 went live on qa-api before the warning was confirmed")
         confirm = self.b.one("form#deploy-confirm")
-        words = warning.text.strip().splitlines()[0] if warning.text.strip() else ""
+        reasons = [p.text.strip() for p in warning.find_elements(By.TAG_NAME, "p") if p.text.strip()]
+        words = (reasons or [warning.text.strip()])[0]
         self.b.submit(confirm, "Deploy anyway")
         expect(not self.b.error_summary(), f"deploying anyway: {self.b.error_summary()}")
         expect(self.live_has("qa-api", 4), "v4 is not live on qa-api after 'Deploy anyway'")
@@ -611,7 +666,8 @@ class Walk:
         expect(blocked.text.strip(), "div#gate-blocked gives no reason")
         expect(not self.b.has("form#deploy-confirm"), "a blocked deployment offers 'Deploy anyway'")
         expect(self.live("prod-api") == before, "prod-api's live deployments changed after a blocked deployment")
-        return f"blocked: {blocked.text.strip().splitlines()[0]!r}"
+        reasons = [p.text.strip() for p in blocked.find_elements(By.TAG_NAME, "p") if p.text.strip()]
+        return f"blocked: {(reasons or [blocked.text.strip()])[0]!r}; nothing deployed"
 
     def deploy_approved(self) -> str:
         # v5 once quinn approved it; v1 (approved in the demo data) when the
@@ -637,7 +693,12 @@ class Walk:
         self.b.one("form#rollback")
         self.b.screenshot(os.path.join(self.shots, "infrastructure.png"))
         self.b.one("#history-table")
-        return "timeline and history show the deployments, rollback offered; infrastructure.png; " + self.b.axe("infrastructure page")
+        return "timeline and history show the deployments, rollback offered; infrastructure.png"
+
+    def infrastructure_axe(self) -> str:
+        self.b.open("/infrastructures/prod-api")
+        self.b.one("form#deploy")
+        return self.b.axe("infrastructure page")
 
     def home_live(self) -> str:
         n = self.deployed
@@ -655,7 +716,7 @@ class Walk:
         expect("no longer approved" in v4[0].text or "not approved" in v4[0].text,
                f"v4's row does not say it runs unapproved: {v4[0].text!r}")
         self.b.screenshot(os.path.join(self.shots, "home.png"))
-        return f"v{n} live on prod-api, v4 on qa-api (unapproved); home.png; {self.b.axe('home (with deployments)')}"
+        return f"v{n} live on prod-api, v4 on qa-api (unapproved); home.png"
 
     def home_phone(self) -> str:
         d = self.phone()
@@ -704,12 +765,13 @@ def main() -> int:
     checks = [
         Check("logged-out visitor sent to /login", walk.anonymous_redirect),
         Check("wrong password refused", walk.wrong_password),
+        Check("axe: login page", walk.login_axe),
         Check("setup through the API", walk.setup),
         Check("home page (admin)", walk.home_page),
-        Check("axe: home", walk.home_axe, ["home page (admin)"]),
         Check("logout form without CSRF token refused", walk.csrf_logout),
         Check("alice requests a prod review of v5", walk.request_review, ["setup through the API"]),
         Check("axe: version page", walk.version_page),
+        Check("axe: bundle page", walk.bundle_page),
         Check("rita answers her slot: minor issue", walk.feedback_minor, ["alice requests a prod review of v5"]),
         Check("axe: sign-off tab", walk.signoff_axe, ["alice requests a prod review of v5"]),
         Check("ivan delegates his slot to mark", walk.delegate, ["alice requests a prod review of v5"]),
@@ -723,6 +785,8 @@ def main() -> int:
         Check("infrastructure page with its timeline", walk.infrastructure_page, ["ivan deploys approved v5 to prod-api"]),
         Check("home lists what is live", walk.home_live,
               ["ivan deploys approved v5 to prod-api", "ivan deploys unapproved v4 to qa-api (warn)"]),
+        Check("axe: home", walk.home_axe),
+        Check("axe: infrastructure page", walk.infrastructure_axe),
         Check("home on a phone (390 px)", walk.home_phone),
     ]
 

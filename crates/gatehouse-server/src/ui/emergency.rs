@@ -187,7 +187,9 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> PageResult<Response> {
-    let id = parse_id(&viewer, &id)?;
+    let Some(id) = parse_id(&id) else {
+        return Err(no_review(&viewer, &id));
+    };
     let notice = match q.done.as_str() {
         "accepted" => {
             Some("Accepted: the break-glass deployment stays, and the decision is recorded.")
@@ -210,10 +212,12 @@ pub async fn show(
     .await
 }
 
-fn parse_id(viewer: &Viewer, id: &str) -> PageResult<i64> {
-    id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-        PageError::not_found(format!("There is no emergency review {id:?}.")).seen_by(Some(viewer))
-    })
+fn parse_id(id: &str) -> Option<i64> {
+    id.parse::<i64>().ok().filter(|n| *n > 0)
+}
+
+fn no_review(viewer: &Viewer, id: &str) -> PageError {
+    PageError::not_found(format!("There is no emergency review {id:?}.")).seen_by(Some(viewer))
 }
 
 async fn render_review(
@@ -392,7 +396,9 @@ async fn decide(
     Posted { viewer, form }: Posted<DecideForm>,
     decision: EmergencyDecision,
 ) -> PageResult<Response> {
-    let id = parse_id(&viewer, &id)?;
+    let Some(id) = parse_id(&id) else {
+        return Err(no_review(&viewer, &id));
+    };
     match try_decide(&state, &viewer, id, decision, &form.comment).await {
         Ok(()) => {
             let done = if decision.is_accept() {

@@ -114,6 +114,28 @@ pub struct Waiting {
     pub age: String,
 }
 
+impl Waiting {
+    pub fn of(p: gatehouse_store::signoffs::PendingReview, now: gatehouse_core::Timestamp) -> Self {
+        Waiting {
+            href: format!(
+                "{}/signoff?stage={}",
+                urls::subject_text(&p.subject),
+                p.stage
+            ),
+            subject: fmt::subject_words(&p.subject),
+            stage: p.stage.as_str().to_owned(),
+            slots: p
+                .slots
+                .iter()
+                .map(|s| fmt::pending_slot_words(s.kind, s.role.as_deref(), &s.via))
+                .collect::<Vec<_>>()
+                .join("; "),
+            requested_by: p.requested_by.unwrap_or_default(),
+            age: p.requested_at.map(|t| fmt::age(t, now)).unwrap_or_default(),
+        }
+    }
+}
+
 pub struct Count {
     pub label: &'static str,
     pub class: &'static str,
@@ -179,19 +201,7 @@ pub async fn home(
     let waiting = pending
         .items
         .into_iter()
-        .map(|p| Waiting {
-            href: format!("{}/signoff", urls::subject_text(&p.subject)),
-            subject: fmt::subject_words(&p.subject),
-            stage: p.stage.as_str().to_owned(),
-            slots: p
-                .slots
-                .iter()
-                .map(|s| fmt::pending_slot_words(s.kind, s.role.as_deref(), &s.via))
-                .collect::<Vec<_>>()
-                .join("; "),
-            requested_by: p.requested_by.unwrap_or_default(),
-            age: p.requested_at.map(|t| fmt::age(t, now)).unwrap_or_default(),
-        })
+        .map(|p| Waiting::of(p, now))
         .collect();
 
     let more = inventory.next_cursor.is_some();

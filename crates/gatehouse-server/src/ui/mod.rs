@@ -4,11 +4,13 @@
 //! readable pages. See `docs/ui.md`.
 
 pub mod assets;
+mod audit;
 mod emergency;
 pub mod fmt;
 mod home;
 mod infra;
 pub mod page;
+mod project;
 pub mod session;
 mod subject;
 pub mod svg;
@@ -29,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/static/{name}", get(assets::serve))
+        .route("/reviews", get(project::reviews))
+        .route("/audit", get(audit::audit_page))
+        .route("/admin", get(audit::admin))
+        .route("/projects/{key}", get(project::show))
         .route(
             "/projects/{key}/models/{name}/versions/{n}",
             get(subject::version_page),

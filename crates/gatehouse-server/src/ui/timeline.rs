@@ -23,7 +23,6 @@ pub struct Event {
     /// The sign-off state the gate saw (its colour).
     pub state: String,
     pub by: String,
-    pub href: String,
 }
 
 impl Event {
@@ -37,7 +36,6 @@ impl Event {
             live: d.live,
             state: d.evidence.signoff_state.clone(),
             by: d.deployed_by.clone(),
-            href: super::urls::subject_text(&d.subject),
         }
     }
 }
@@ -210,7 +208,6 @@ mod tests {
             live,
             state: "approved".into(),
             by: "ivan".into(),
-            href: super::super::urls::subject_text(subject),
         }
     }
 
@@ -257,7 +254,6 @@ mod tests {
         assert!(svg.contains("bundle v1 (FRAUD)"));
         assert_eq!(svg.matches("class=\"mark rollback\"").count(), 1);
         assert!(svg.contains("now (live)"));
-        assert!(svg.contains("/projects/CREDIT/models/credit-limit/versions/2"));
     }
 
     #[test]

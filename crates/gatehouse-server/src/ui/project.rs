@@ -1,0 +1,269 @@
+//! The project page (tier and its history, people, reviewer roles, sign-off
+//! stages and slots, deploy grants, models and bundles) and "My reviews".
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use gatehouse_store::audit::{AuditFilter, Order};
+use gatehouse_store::{PageRequest, bundles, deployments, models, projects, roles, signoffs};
+use serde::Deserialize;
+
+use super::page::{Chrome, PageResult, Section, ok};
+use super::session::Viewer;
+use super::{fmt, urls};
+use crate::app::AppState;
+
+pub struct Line {
+    pub text: String,
+    pub href: String,
+}
+
+pub struct RoleRow {
+    pub name: String,
+    pub description: String,
+    pub members: String,
+}
+
+pub struct StageRow {
+    pub stage: String,
+    pub slots: Vec<String>,
+}
+
+pub struct ModelRow {
+    pub name: String,
+    pub description: String,
+    pub latest: String,
+    pub href: String,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+struct ProjectPage {
+    chrome: Chrome,
+    key: String,
+    name: String,
+    description: String,
+    tier: u8,
+    archived: bool,
+    owners: String,
+    contributors: String,
+    your_role: String,
+    roles: Vec<RoleRow>,
+    stages: Vec<StageRow>,
+    configured: bool,
+    sod: String,
+    grants: Vec<String>,
+    models: Vec<ModelRow>,
+    bundles: Vec<Line>,
+    tier_history: Option<Vec<String>>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(key): Path<String>,
+) -> Response {
+    page(&state, &viewer, &key)
+        .await
+        .unwrap_or_else(|e| e.seen_by(Some(&viewer)).into_response())
+}
+
+async fn page(state: &AppState, viewer: &Viewer, key: &str) -> PageResult<Response> {
+    let mut conn = state.store.conn().await?;
+    let p = projects::get(&mut conn, key).await?;
+    let role = projects::role_of(&mut conn, key, viewer.username().as_str()).await?;
+    let role_list = roles::list(&mut conn, key).await?;
+    let config = signoffs::config(&mut conn, key).await?;
+    let grants = deployments::list_grants(&mut conn, key, &PageRequest::first(100)).await?;
+    let model_list = models::list(&mut conn, key, None, &PageRequest::first(200)).await?;
+    let bundle_list = bundles::list(&mut conn, key, &PageRequest::first(200)).await?;
+    drop(conn);
+    let tier_history = match super::audit_right(state, viewer, key).await? {
+        Some(right) => {
+            let f = AuditFilter {
+                project: Some(key.to_owned()),
+                subject: Some(format!("project:{key}")),
+                order: Order::Desc,
+                ..Default::default()
+            };
+            let mut conn = state.store.conn().await?;
+            let events =
+                gatehouse_store::audit::list(&mut conn, &right, &f, &PageRequest::first(100))
+                    .await?;
+            Some(
+                events
+                    .items
+                    .into_iter()
+                    .filter(|e| e.action.contains("tier") || e.action == "project.create")
+                    .map(|e| {
+                        let tier = e
+                            .details
+                            .pointer("/after/risk_tier")
+                            .or_else(|| e.details.get("risk_tier"))
+                            .map(|t| format!(" → tier {t}"))
+                            .unwrap_or_default();
+                        format!("{} · {} by {}{tier}", fmt::when(e.at), e.action, e.actor)
+                    })
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    let page = ProjectPage {
+        chrome: Chrome::new(viewer, format!("Project {}", p.key), Section::Other),
+        key: p.key.to_string(),
+        name: p.name,
+        description: p.description,
+        tier: p.risk_tier.get(),
+        archived: p.archived,
+        owners: p.owners.join(", "),
+        contributors: p.contributors.join(", "),
+        your_role: match role {
+            Some(r) => format!("You are {} of this project.", r.as_str()),
+            None if viewer.user.is_admin => "You administer this server.".into(),
+            None => "You have no role in this project.".into(),
+        },
+        roles: role_list
+            .into_iter()
+            .map(|r| RoleRow {
+                name: r.name,
+                description: r.description,
+                members: r.members.join(", "),
+            })
+            .collect(),
+        stages: config
+            .stages
+            .iter()
+            .map(|s| StageRow {
+                stage: s.stage.as_str().to_owned(),
+                slots: s
+                    .slots
+                    .iter()
+                    .map(|slot| {
+                        let who = match (&slot.role, &slot.user) {
+                            (Some(r), _) => format!("role “{r}”"),
+                            (None, Some(u)) => format!("user {u}"),
+                            _ => String::new(),
+                        };
+                        format!("{}. {}: {who}", slot.id, fmt::slot_kind_words(slot.kind))
+                    })
+                    .collect(),
+            })
+            .collect(),
+        configured: config.configured,
+        sod: if config.effective_separation_of_duties {
+            "on: nobody reviews their own work".into()
+        } else {
+            "off (tier 1 only)".into()
+        },
+        grants: grants
+            .items
+            .iter()
+            .map(|g| {
+                let who = g
+                    .user
+                    .as_ref()
+                    .map(|u| format!("user {u}"))
+                    .or_else(|| g.group.as_ref().map(|x| format!("group {x}")))
+                    .unwrap_or_default();
+                let wher = g
+                    .infrastructure
+                    .as_ref()
+                    .map(|i| format!("infrastructure {i}"))
+                    .or_else(|| g.stage.map(|s| format!("every {s} infrastructure")))
+                    .unwrap_or_default();
+                format!(
+                    "{who} may deploy to {wher}{}",
+                    if g.emergency {
+                        " (break-glass allowed)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect(),
+        models: model_list
+            .items
+            .into_iter()
+            .map(|m| ModelRow {
+                href: m
+                    .latest_version
+                    .map(|v| {
+                        format!(
+                            "/projects/{}/models/{}/versions/{v}",
+                            urls::seg(key),
+                            urls::seg(m.name.as_str())
+                        )
+                    })
+                    .unwrap_or_default(),
+                latest: m
+                    .latest_version
+                    .map(|v| format!("v{v}"))
+                    .unwrap_or_else(|| "no versions".into()),
+                name: m.name.to_string(),
+                description: m.description,
+            })
+            .collect(),
+        bundles: bundle_list
+            .items
+            .into_iter()
+            .map(|b| Line {
+                href: format!(
+                    "/projects/{}/bundles/{}",
+                    urls::seg(key),
+                    urls::seg(b.tag.as_str())
+                ),
+                text: b.tag.to_string(),
+            })
+            .collect(),
+        tier_history,
+    };
+    Ok(ok(&page))
+}
+
+// ---- my reviews -------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CursorQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reviews.html")]
+struct ReviewsPage {
+    chrome: Chrome,
+    rows: Vec<super::home::Waiting>,
+    next: Option<String>,
+}
+
+pub async fn reviews(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<CursorQuery>,
+) -> Response {
+    let result: PageResult<Response> = async {
+        let now = state.clock.now();
+        let page = PageRequest {
+            limit: 50,
+            after: q.cursor.filter(|c| !c.is_empty()),
+        };
+        let mut conn = state.store.conn().await?;
+        let pending = signoffs::pending(&mut conn, viewer.username(), &page).await?;
+        drop(conn);
+        let rows = pending
+            .items
+            .into_iter()
+            .map(|p| super::home::Waiting::of(p, now))
+            .collect();
+        Ok(ok(&ReviewsPage {
+            chrome: Chrome::new(&viewer, "My reviews", Section::Reviews),
+            rows,
+            next: pending
+                .next_cursor
+                .map(|c| format!("/reviews?{}", urls::query([("cursor", c.as_str())]))),
+        }))
+    }
+    .await;
+    result.unwrap_or_else(|e| e.seen_by(Some(&viewer)).into_response())
+}
