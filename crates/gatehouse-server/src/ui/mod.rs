@@ -24,6 +24,21 @@ use crate::app::AppState;
 
 pub use session::WebSettings;
 
+/// Adds `Server-Timing: app;dur=<ms>` to every page: the time the server
+/// took to answer (read by `scripts/bench-ui`, and shown by browsers' tools).
+async fn server_timing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.3}")) {
+        resp.headers_mut().insert("server-timing", v);
+    }
+    resp
+}
+
 /// The UI's routes (the API's router adds them; its fallback answers the rest).
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -64,6 +79,7 @@ pub fn routes() -> Router<AppState> {
         .route("/emergency/{id}", get(emergency::show))
         .route("/emergency/{id}/accept", post(emergency::accept))
         .route("/emergency/{id}/rollback", post(emergency::order_rollback))
+        .layer(axum::middleware::from_fn(server_timing))
 }
 
 /// The viewer's right to read a project's audit trail, if they have one
