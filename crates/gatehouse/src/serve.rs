@@ -228,7 +228,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .or(file.audit_checkpoint_every)
             .map(i64::from)
             .unwrap_or(DEFAULT_CHECKPOINT_EVERY),
-        http: http.clone(),
+        http,
         token_ttl_days: args
             .token_ttl_days
             .or(file.token_ttl_days)

@@ -222,7 +222,7 @@ async fn render_audit(state: &AppState, viewer: &Viewer, q: AuditQuery) -> PageR
     };
     let events = audit::list(&mut conn, &right, &f, &page)
         .await
-        .map_err(|e| PageError::from(e))?;
+        .map_err(PageError::from)?;
     drop(conn);
     let next = events.next_cursor.map(|c| {
         format!(

@@ -109,7 +109,7 @@ pub struct PageError {
     pub status: StatusCode,
     pub title: String,
     pub message: String,
-    pub chrome: Option<Chrome>,
+    pub chrome: Option<Box<Chrome>>,
 }
 
 #[derive(Template)]
@@ -136,7 +136,7 @@ impl PageError {
     }
 
     pub fn seen_by(mut self, viewer: Option<&Viewer>) -> Self {
-        self.chrome = viewer.map(|v| Chrome::new(v, self.title.clone(), Section::Other));
+        self.chrome = viewer.map(|v| Box::new(Chrome::new(v, self.title.clone(), Section::Other)));
         self
     }
 }
@@ -200,7 +200,7 @@ impl IntoResponse for PageError {
             section: Section::Other,
         };
         let signed_in = self.chrome.is_some();
-        let chrome = self.chrome.as_ref().unwrap_or(&anonymous);
+        let chrome = self.chrome.as_deref().unwrap_or(&anonymous);
         render(
             self.status,
             &ErrorPage {

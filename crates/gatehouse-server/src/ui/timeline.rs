@@ -1,7 +1,8 @@
 //! The deployment timeline of an infrastructure as SVG: one lane per slot, a
 //! bar per live period (from the deployment to its replacement, rollback or
-//! undeploy, or to now), labelled with the subject; marks where a rollback or
-//! an undeploy happened; break-glass bars outlined and named.
+//! undeploy, or to now), labelled with the subject (the history table below
+//! links each one); marks where a rollback or an undeploy happened;
+//! break-glass bars outlined and named.
 
 use gatehouse_store::deployments::Deployment;
 
@@ -142,8 +143,7 @@ pub fn timeline(title: &str, events: &[Event], now: i64) -> String {
             };
             let bar_y = y + 8.0;
             s.push_str(&format!(
-                r##"<a href="{href}" class="{class}"><rect x="{x0:.1}" y="{bar_y}" width="{bw:.1}" height="24" rx="2" fill="{fill}" fill-opacity="0.35"{outline}><title>{tip}</title></rect>"##,
-                href = esc(&e.href),
+                r##"<g class="{class}"><rect x="{x0:.1}" y="{bar_y}" width="{bw:.1}" height="24" rx="2" fill="{fill}" fill-opacity="0.35"{outline}><title>{tip}</title></rect>"##,
                 class = if bg { "bar breakglass-bar" } else { "bar" },
                 fill = state_fill(&e.state),
                 tip = esc(&tip),
@@ -158,7 +158,7 @@ pub fn timeline(title: &str, events: &[Event], now: i64) -> String {
                     text = esc(&fit(&label, room)),
                 ));
             }
-            s.push_str("</a>");
+            s.push_str("</g>");
         }
         for e in events
             .iter()

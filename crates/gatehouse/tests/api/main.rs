@@ -33,3 +33,4 @@ mod slowloris;
 mod tokens;
 mod users;
 mod versions;
+mod web_ui;

@@ -1,0 +1,353 @@
+//! The web UI over HTTP: login through the API's throttle, the session
+//! cookie's flags and limits (idle, absolute, ended by a new password and by
+//! logout), CSRF tokens on every form, commands through the same rules and
+//! audit events as the API, readable error pages. (The browser walk is in
+//! `tests/browser`.)
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const VERSION_PAGE: &str = "/projects/FRAUD/models/fraud%20scorer/versions/1";
+
+/// A browser: no redirects followed, cookies kept by hand.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    session: Option<String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: String,
+    set_cookies: Vec<String>,
+    body: String,
+    csp: String,
+}
+
+fn cookie_value(set_cookies: &[String], name: &str) -> Option<String> {
+    set_cookies.iter().find_map(|c| {
+        c.split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden field {name} in the page"))
+        + marker.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            session: None,
+        }
+    }
+
+    async fn read(r: reqwest::Response) -> Page {
+        let status = r.status();
+        let h = r.headers().clone();
+        Page {
+            status,
+            location: h
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            set_cookies: h
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect(),
+            csp: h
+                .get("content-security-policy")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        let mut req = self.client.get(self.app.url(path));
+        if let Some(s) = &self.session {
+            req = req.header("cookie", format!("gh_session={s}"));
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut req = self
+            .client
+            .post(self.app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            );
+        if let Some(s) = &self.session {
+            req = req.header("cookie", format!("gh_session={s}"));
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// Logs in through the form; the login page's answer.
+    async fn login(&mut self, username: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, 200);
+        let token = hidden(&form.body, "login_token");
+        let cookie = cookie_value(&form.set_cookies, "gh_login").expect("a login cookie");
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("username", username),
+                ("password", password),
+                ("login_token", token.as_str()),
+                ("next", "/"),
+            ])
+            .finish();
+        let r = self
+            .client
+            .post(self.app.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", format!("gh_login={cookie}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let page = Self::read(r).await;
+        self.session = cookie_value(&page.set_cookies, "gh_session").filter(|s| !s.is_empty());
+        page
+    }
+
+    /// The CSRF token the forms of `path` carry.
+    async fn csrf(&self, path: &str) -> String {
+        hidden(&self.get(path).await.body, "csrf")
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_without_a_session_is_sent_to_the_login_page() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    let p = b.get("/projects/FRAUD").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(p.location, "/login?next=%2Fprojects%2FFRAUD");
+    // A stale link is a readable page, not a problem document.
+    let p = b.get("/no/such/page").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.contains("There is no page at /no/such/page."));
+    // The API keeps its problem documents.
+    let r = app.get("/nothing-here").await;
+    r.problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_http_only_cookie_and_is_audited() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let mut b = Browser::new(&app);
+    let wrong = b.login("alice", "not her password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong
+            .body
+            .contains("The username or password is not right.")
+    );
+    assert!(b.session.is_none());
+
+    let ok = b.login("alice", "alice-password-1").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(ok.location, "/");
+    let cookie = ok
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("gh_session="))
+        .unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(!cookie.contains("Secure"), "not behind TLS: {cookie}");
+    let events = app.audit_events_since(0).await;
+    assert!(events.iter().any(|e| e.action == "auth.login_failed"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "session.start" && e.actor == "alice")
+    );
+    // Only the hash of the secret is stored.
+    let secret = b.session.clone().unwrap();
+    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM web_sessions WHERE secret_hash = '{secret}'"
+    )))
+    .fetch_one(&mut *app.store.conn().await.unwrap())
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+
+    let home = b.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.csp.contains("form-action 'self'"), "{}", home.csp);
+    assert!(home.body.contains("Waiting on me"));
+}
+
+#[tokio::test]
+async fn a_login_form_without_its_token_is_refused() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    let p = b
+        .post(
+            "/login",
+            &[
+                ("username", "admin"),
+                ("password", "x"),
+                ("login_token", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(cookie_value(&p.set_cookies, "gh_session").is_none());
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_changes_nothing() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let mut b = Browser::new(&app);
+    b.login("alice", "alice-password-1").await;
+    let before = app.snapshot().await;
+    let path = format!("{VERSION_PAGE}/signoff/prod/request");
+    for form in [vec![], vec![("csrf", "forged")]] {
+        let p = b.post(&path, &form).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN);
+        assert!(
+            p.body.contains("This form cannot be accepted"),
+            "{}",
+            p.body
+        );
+    }
+    app.assert_unchanged(&before, &app.snapshot().await, "a form without its token");
+    // With it, the same form requests the review, audited like the API's.
+    let csrf = b.csrf(&format!("{VERSION_PAGE}/signoff")).await;
+    let p = b
+        .post(
+            &path,
+            &[("csrf", csrf.as_str()), ("notify_reviewers", "on")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert!(p.location.ends_with("/signoff?stage=prod&done=request"));
+    let events = app.audit_events_since(0).await;
+    let request = events
+        .iter()
+        .find(|e| e.action == "signoff.request_review")
+        .expect("a signoff.request_review event");
+    assert_eq!(request.actor, "alice");
+}
+
+#[tokio::test]
+async fn the_signoff_tab_offers_only_what_core_allows_and_refusals_are_audited() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let subject = Signoffs::version("FRAUD", MODEL, 1);
+    subject.request(&app, &w.alice, "prod").await.ok(200);
+    let mut b = Browser::new(&app);
+    // rita holds the final approval: she sees the decision form.
+    b.login("rita", "rita-password-1").await;
+    let tab = b.get(&format!("{VERSION_PAGE}/signoff")).await;
+    assert!(tab.body.contains("id=\"decide\""), "{}", tab.body);
+    assert!(tab.body.contains("Waiting on you"));
+    // alice requested it: no decision form, and a forced one is refused,
+    // audited, and shown as a sentence.
+    let mut a = Browser::new(&app);
+    a.login("alice", "alice-password-1").await;
+    let tab = a.get(&format!("{VERSION_PAGE}/signoff")).await;
+    assert!(!tab.body.contains("id=\"decide\""));
+    let csrf = hidden(&tab.body, "csrf");
+    let p = a
+        .post(
+            &format!("{VERSION_PAGE}/signoff/prod/decide"),
+            &[("csrf", csrf.as_str()), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("id=\"command-error\""), "{}", p.body);
+    assert!(!p.body.contains("urn:gatehouse:problem"));
+    let events = app.audit_events_since(0).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "signoff.refused" && e.actor == "alice")
+    );
+    // rita rejects through the form: the tab shows it locked, with no forms
+    // but the logout.
+    let csrf = b.csrf(&format!("{VERSION_PAGE}/signoff")).await;
+    let p = b
+        .post(
+            &format!("{VERSION_PAGE}/signoff/prod/decide"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("decision", "reject"),
+                ("comment", "no"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let tab = b.get(&format!("{VERSION_PAGE}/signoff")).await;
+    assert!(tab.body.contains("id=\"locked\""));
+    assert_eq!(tab.body.matches("<form").count(), 1, "only the logout form");
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_too_long_after_their_limit_at_logout_and_with_a_new_password() {
+    let app = spawn_app().await;
+    world(&app).await;
+    let minute = 60_000_000;
+
+    // Idle for more than 30 minutes.
+    let mut b = Browser::new(&app);
+    b.login("alice", "alice-password-1").await;
+    app.clock.advance_micros(29 * minute);
+    assert_eq!(b.get("/").await.status, 200);
+    app.clock.advance_micros(29 * minute);
+    assert_eq!(b.get("/").await.status, 200, "used 29 minutes ago");
+    app.clock.advance_micros(31 * minute);
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+
+    // Active, but past the absolute limit of 12 hours.
+    b.login("alice", "alice-password-1").await;
+    for _ in 0..(12 * 60 / 20) {
+        app.clock.advance_micros(20 * minute);
+        if b.get("/").await.status != 200 {
+            break;
+        }
+    }
+    app.clock.advance_micros(20 * minute);
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+
+    // Logout ends it and is audited.
+    b.login("alice", "alice-password-1").await;
+    let csrf = b.csrf("/").await;
+    let p = b.post("/logout", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+    let events = app.audit_events_since(0).await;
+    assert!(events.iter().any(|e| e.action == "session.end"));
+
+    // A new password ends every session of the user.
+    b.login("alice", "alice-password-1").await;
+    assert_eq!(b.get("/").await.status, 200);
+    app.patch("/users/alice", json!({"password": "a-new-password-2"}))
+        .await
+        .ok(200);
+    assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
+}
