@@ -13,6 +13,24 @@ pub fn state_words(s: SignoffState) -> &'static str {
     }
 }
 
+/// A message of the rules in words for people: the wire names of states and
+/// commands (`in_review`, `request_review`) written as words.
+pub fn humane(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("request_review", "request a review"),
+        ("not_started", "not started"),
+        ("in_review", "in review"),
+        ("minor_issue", "minor issue"),
+        ("major_issue", "major issue"),
+        ("final_approval", "final approval"),
+    ];
+    let mut out = message.to_owned();
+    for (wire, words) in WORDS {
+        out = out.replace(wire, words);
+    }
+    out
+}
+
 /// `fraud-scorer v3 (FRAUD)` or `bundle fraud-v1.0 (FRAUD)`.
 pub fn subject_words(text: &str) -> String {
     match text.parse::<Subject>() {
@@ -75,6 +93,14 @@ pub fn age(t: Timestamp, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_names_become_words() {
+        assert_eq!(
+            humane("Cannot request_review: the sign-off is in_review"),
+            "Cannot request a review: the sign-off is in review"
+        );
+    }
 
     #[test]
     fn words() {

@@ -241,7 +241,6 @@ pub async fn home(
             label: c.label,
             value: c.n,
             state: c.class,
-            href: c.href.clone(),
         })
         .collect();
     let chart = bar_chart("Sign-offs per state, over the subjects listed below", &bars);

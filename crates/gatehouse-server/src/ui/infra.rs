@@ -368,7 +368,7 @@ async fn render_page(
         }
         let unapproved = live.iter().filter(|d| !d.still_approved).count();
         if unapproved > 0 {
-            a.push_str(&format!(", {unapproved} no longer approved"));
+            a.push_str(&format!(", {unapproved} not approved now"));
         }
         if i.archived {
             a.push_str(" · archived");

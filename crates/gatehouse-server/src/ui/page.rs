@@ -143,7 +143,7 @@ impl PageError {
 
 /// The sentence of an API error, for a page.
 pub fn sentence(e: &ApiError) -> String {
-    let mut s = e.detail.clone();
+    let mut s = super::fmt::humane(&e.detail);
     if let Some(first) = s.get(0..1) {
         let upper = first.to_uppercase();
         s.replace_range(0..1, &upper);

@@ -690,7 +690,10 @@ fn signoff_page(
         || slots.iter().any(|s| s.may_answer || s.may_delegate);
     // Why the viewer has no button, where that helps: the first refusal of
     // something they might have expected to do.
-    let why_not = if any_action || v.locked {
+    let why_not = if any_action
+        || v.locked
+        || !matches!(v.state, SignoffState::NotStarted | SignoffState::InReview)
+    {
         String::new()
     } else {
         let reason = match v.state {
@@ -702,7 +705,9 @@ fn signoff_page(
                 .find_map(|r| r.as_ref().err()),
             _ => offers.request.as_ref().err(),
         };
-        reason.map(|r| capitalise(r)).unwrap_or_default()
+        reason
+            .map(|r| capitalise(&fmt::humane(r)))
+            .unwrap_or_default()
     };
     let waiting_on_me: Vec<String> = slots
         .iter()
