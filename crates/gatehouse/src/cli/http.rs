@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::ClientOpts;
@@ -149,6 +150,16 @@ impl Api {
             });
         }
         Err(problem(status, &bytes))
+    }
+
+    /// Reads an answer as the API's body `T` (the fields this client uses).
+    pub fn typed<T: DeserializeOwned>(&self, answer: &Value) -> Result<T, CliError> {
+        T::deserialize(answer).map_err(|e| {
+            CliError::other(format!(
+                "the server at {} answered in a shape this client does not know: {e}",
+                self.server
+            ))
+        })
     }
 
     pub async fn get(&self, segments: &[&str]) -> Result<Value, CliError> {
