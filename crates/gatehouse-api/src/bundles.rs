@@ -23,11 +23,10 @@ pub struct Bundle {
     pub subject: String,
     pub description: String,
     pub versions: Vec<BundleItem>,
-    /// Sign-off status per stage (never empty in API responses; left out of
-    /// audit snapshots).
+    /// Sign-off status per stage; never empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub governance: Vec<crate::signoffs::StageStatus>,
-    /// Related resources (API responses only).
+    /// Related resources.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<crate::Links>,
     pub created_by: String,

@@ -25,7 +25,7 @@ pub struct Infrastructure {
     #[schema(example = json!(["FRAUD", "CHURN"]))]
     pub admitted_projects: Vec<String>,
     pub archived: bool,
-    /// Related resources (API responses only).
+    /// Related resources.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<crate::Links>,
     #[schema(value_type = String, format = DateTime)]

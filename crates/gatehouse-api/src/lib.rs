@@ -32,7 +32,7 @@ pub struct Links {
 
 /// One page of a list.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PageOf<T: ToSchema> {
+pub struct PageOf<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,

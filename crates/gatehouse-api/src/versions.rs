@@ -27,11 +27,10 @@ pub struct ModelVersion {
     pub sensitivity: Vec<String>,
     pub description: String,
     pub tags: BTreeMap<String, String>,
-    /// Sign-off status per stage (never empty in API responses; left out of
-    /// audit snapshots).
+    /// Sign-off status per stage; never empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub governance: Vec<crate::signoffs::StageStatus>,
-    /// Related resources (API responses only).
+    /// Related resources.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<crate::Links>,
     pub created_by: String,

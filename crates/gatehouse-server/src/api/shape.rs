@@ -16,10 +16,7 @@ pub fn shape_all<T: Shape>(rows: Vec<T>) -> Vec<T::Api> {
     rows.into_iter().map(Shape::shape).collect()
 }
 
-impl<T: Shape> Shape for store::Page<T>
-where
-    T::Api: utoipa::ToSchema,
-{
+impl<T: Shape> Shape for store::Page<T> {
     type Api = api::PageOf<T::Api>;
     fn shape(self) -> Self::Api {
         api::PageOf {
@@ -30,7 +27,7 @@ where
 }
 
 /// A page whose rows are already the API's bodies.
-pub fn page_of<T: utoipa::ToSchema>(p: store::Page<T>) -> api::PageOf<T> {
+pub fn page_of<T>(p: store::Page<T>) -> api::PageOf<T> {
     api::PageOf {
         items: p.items,
         next_cursor: p.next_cursor,

@@ -36,7 +36,9 @@ async fn answers_read_as_the_api_bodies() {
         .clone();
     let d: api::deployments::Deployment = same(&d);
     let review = d.emergency_review.expect("break-glass opens a review");
-    let bundle = app.create_bundle("FRAUD", "fraud-bodies", &[(MODEL, 1)]).await;
+    let bundle = app
+        .create_bundle("FRAUD", "fraud-bodies", &[(MODEL, 1)])
+        .await;
     same::<api::bundles::Bundle>(&bundle);
 
     let model = format!("/projects/FRAUD/models/{}", enc(MODEL));
