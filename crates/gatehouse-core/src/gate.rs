@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, InvalidInput};
 use crate::inventory::{DISPLAY_NAME_MAX, InfraKind, Policy, Stage, check_line};
@@ -519,7 +519,7 @@ impl fmt::Display for DeploySlot {
 }
 
 /// State of the emergency review a break-glass deployment opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmergencyState {
     Open,

@@ -123,6 +123,13 @@ impl<T, const MAX: usize> From<Bounded<T, MAX>> for Vec<T> {
     }
 }
 
+/// Written as the plain list, so a client can send the body it builds.
+impl<T: serde::Serialize, const MAX: usize> serde::Serialize for Bounded<T, MAX> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
 impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Bounded<T, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<T, const MAX: usize>(PhantomData<T>);

@@ -57,6 +57,15 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Reads RFC 3339 text (any offset), as written by `Serialize`.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +76,8 @@ mod tests {
         let s = t.to_rfc3339();
         assert!(s.ends_with(".123456Z"), "{s}");
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
         assert_eq!(
             Timestamp::from_micros(0).to_rfc3339(),
             "1970-01-01T00:00:00.000000Z"

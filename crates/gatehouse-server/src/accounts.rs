@@ -25,8 +25,7 @@ use crate::error::ApiError;
 
 /// Default of [`crate::Settings::token_ttl_days`].
 pub const DEFAULT_TOKEN_TTL_DAYS: u32 = 90;
-/// The longest lifetime a token may be given, in days (about 100 years).
-pub const MAX_TOKEN_DAYS: u32 = 36_500;
+pub use gatehouse_api::identity::MAX_TOKEN_DAYS;
 
 /// How many failed logins are tolerated before answering 429.
 #[derive(Debug, Clone)]

@@ -13,34 +13,30 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::{Backend, Ctx, Page, PageRequest, Result, Store, StoreError, Tx};
 
 /// One stored audit event.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     pub seq: i64,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub actor: String,
     pub action: String,
     pub project: Option<String>,
     pub subject: String,
     /// Before and/or after snapshots and other details.
-    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
 }
 
 /// A signed checkpoint as stored.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StoredCheckpoint {
     pub seq: i64,
     /// The stored hash of event `seq`.
     pub hash: String,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub key_id: String,
     /// Hex of the 64-byte Ed25519 signature (see docs/audit.md).

@@ -9,25 +9,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::error::at_field;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, projects, versions};
 
 /// One model version inside a bundle.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleItem {
     pub model: String,
     pub version: i64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Bundle {
-    #[schema(value_type = String)]
     pub project: ProjectKey,
-    #[schema(value_type = String)]
     pub tag: BundleTag,
     /// `bundle:PROJECT/TAG`
     pub subject: String,
@@ -37,13 +34,8 @@ pub struct Bundle {
     /// audit snapshots).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub governance: Vec<crate::subject_status::StageStatus>,
-    /// Related resources (API responses only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub links: Option<crate::links::Links>,
     pub created_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -105,7 +97,6 @@ fn bundle_of_row(r: &AnyRow, versions: Vec<BundleItem>) -> Result<Loaded> {
             description: r.try_get("description")?,
             versions,
             governance: Vec::new(),
-            links: None,
             created_by: r.try_get("created_by")?,
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),

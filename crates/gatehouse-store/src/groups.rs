@@ -8,23 +8,19 @@ use gatehouse_core::{GroupName, Timestamp, Username};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::error::at_field;
 use crate::users;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Group {
-    #[schema(value_type = String)]
     pub name: GroupName,
     pub description: String,
     /// Usernames, sorted.
     pub members: Vec<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

@@ -10,35 +10,24 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, flag};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Infrastructure {
-    #[schema(value_type = String)]
     pub name: InfraName,
-    #[schema(value_type = String, example = "api_node")]
     pub kind: InfraKind,
-    #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
-    #[schema(value_type = String, example = "prevent")]
     pub policy: Policy,
     pub description: String,
     /// How many previous deployments of a slot stay ready for rollback.
     pub rollback_depth: i64,
     /// The projects that may deploy here at all (project keys, or `["*"]` for
     /// every project); set by administrators. Deploy grants are the second key.
-    #[schema(example = json!(["FRAUD", "CHURN"]))]
     pub admitted_projects: Vec<String>,
     pub archived: bool,
-    /// Related resources (API responses only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub links: Option<crate::links::Links>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -95,7 +84,6 @@ fn from_row(r: &AnyRow) -> Result<Infrastructure> {
         admitted_projects: serde_json::from_str(&r.try_get::<String, _>("admitted")?).map_err(
             |e| sqlx::Error::Decode(format!("unreadable admitted projects: {e}").into()),
         )?,
-        links: None,
         archived: r.try_get::<i64, _>("archived")? != 0,
         created_at: Timestamp::from_micros(r.try_get("created_at")?),
         updated_at: Timestamp::from_micros(r.try_get("updated_at")?),

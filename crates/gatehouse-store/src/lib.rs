@@ -17,7 +17,6 @@ pub mod deployments;
 pub mod error;
 pub mod groups;
 pub mod infra;
-pub mod links;
 pub mod models;
 pub mod page;
 pub mod projects;

@@ -7,25 +7,20 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::projects;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Model {
-    #[schema(value_type = String)]
     pub project: ProjectKey,
-    #[schema(value_type = String)]
     pub name: ModelName,
     pub description: String,
     /// Highest existing version number, if any.
     pub latest_version: Option<i64>,
     pub created_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

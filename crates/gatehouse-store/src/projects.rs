@@ -8,28 +8,23 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::error::at_field;
 use crate::users;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, flag};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Project {
-    #[schema(value_type = String)]
     pub key: ProjectKey,
     pub name: String,
     pub description: String,
-    #[schema(value_type = u8, minimum = 1, maximum = 4)]
     pub risk_tier: RiskTier,
     pub archived: bool,
     pub owners: Vec<String>,
     pub contributors: Vec<String>,
     pub created_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

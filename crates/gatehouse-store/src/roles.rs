@@ -10,7 +10,6 @@ use gatehouse_core::{GroupName, Timestamp, Username};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::error::at_field;
@@ -18,7 +17,7 @@ use crate::role_members::role_members;
 pub use crate::role_members::{exists, members_by_role};
 use crate::{Ctx, Result, StoreError, Tx, projects, signoffs, users};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Role {
     pub project: String,
     pub name: String,
@@ -30,9 +29,7 @@ pub struct Role {
     /// Everyone the role stands for now: its users and its groups' members,
     /// enabled accounts only, sorted.
     pub members: Vec<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

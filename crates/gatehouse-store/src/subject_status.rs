@@ -9,11 +9,10 @@ use gatehouse_core::inventory::Stage;
 use gatehouse_core::signoff::{Decision, SignoffState};
 use serde::Serialize;
 use sqlx::AnyConnection;
-use utoipa::ToSchema;
 
 use crate::Result;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FeedbackView {
     /// Current answers per verdict over the feedback slots.
     pub approve: usize,
@@ -26,24 +25,18 @@ pub struct FeedbackView {
 }
 
 /// One stage of a subject's governance status.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StageStatus {
-    #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
-    #[schema(value_type = String, example = "approved")]
     pub state: SignoffState,
     pub expired: bool,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     pub cycle: u32,
     pub revision: u64,
     pub requested_by: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub requested_at: Option<Timestamp>,
     pub decided_by: Option<String>,
-    #[schema(value_type = Option<String>, example = "approve")]
     pub decision: Option<Decision>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub decided_at: Option<Timestamp>,
     pub feedback: FeedbackView,
 }

@@ -12,7 +12,6 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::users::{self, Credentials};
@@ -21,23 +20,18 @@ use crate::{Backend, Ctx, Page, PageRequest, Result, Store, StoreError, Tx};
 /// A token's last use is written at most this often (microseconds).
 pub const USE_RECORD_INTERVAL_MICROS: i64 = 60_000_000;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Token {
     pub id: i64,
     pub name: String,
-    #[schema(value_type = String)]
     pub username: Username,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the token stops working; `null`: never (given by an administrator).
-    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub expires_at: Option<Timestamp>,
     /// When the token was last used, to the minute; `null`: not yet.
-    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_used_at: Option<Timestamp>,
     /// The token that minted this one (`null`: minted with a password). A
     /// token never outlives its parent and is revoked with it.
-    #[schema(required = true)]
     pub parent_id: Option<i64>,
 }
 

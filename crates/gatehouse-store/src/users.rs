@@ -8,14 +8,12 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, flag};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct User {
-    #[schema(value_type = String)]
     pub username: Username,
     pub display_name: String,
     pub email: String,
@@ -26,9 +24,7 @@ pub struct User {
     /// justification (never of a project they own or contribute to).
     pub is_risk_officer: bool,
     pub disabled: bool,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

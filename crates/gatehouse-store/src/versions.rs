@@ -10,18 +10,15 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::{
     Ctx, Page, PageRequest, Result, StoreError, Tx, from_json_text, json_text, models, projects,
 };
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelVersion {
-    #[schema(value_type = String)]
     pub project: ProjectKey,
-    #[schema(value_type = String)]
     pub model: ModelName,
     pub version: i64,
     /// `version:PROJECT/MODEL/N`
@@ -40,13 +37,8 @@ pub struct ModelVersion {
     /// audit snapshots).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub governance: Vec<crate::subject_status::StageStatus>,
-    /// Related resources (API responses only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub links: Option<crate::links::Links>,
     pub created_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -111,7 +103,6 @@ fn from_row(r: &AnyRow) -> Result<Loaded> {
             description: r.try_get("description")?,
             tags: from_json_text(&r.try_get::<String, _>("tags")?),
             governance: Vec::new(),
-            links: None,
             created_by: r.try_get("created_by")?,
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),

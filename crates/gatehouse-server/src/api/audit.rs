@@ -4,16 +4,18 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use gatehouse_api::audit::{AuditEvent, StoredCheckpoint};
+use gatehouse_api::audit::{PublicKeyInfo, PublicKeys, VerifyFailure, VerifyReport};
 use gatehouse_core::authz::{self, AuditReadRight, Principal};
 use gatehouse_core::{ProjectKey, Subject, Timestamp};
-use gatehouse_store::audit::{self, AuditEvent, AuditFilter, Order, StoredCheckpoint, TrustedKeys};
+use gatehouse_store::audit::{self, AuditFilter, Order, TrustedKeys};
 use gatehouse_store::{projects, users};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageOf, PageParams, Problems, created};
+use super::{PageOf, PageParams, Problems, Shape, created};
 use crate::app::AppState;
 use crate::audit_key::public_pem;
 use crate::auth::Auth;
@@ -130,34 +132,8 @@ async fn list_events(
     };
     let mut conn = state.store.conn().await?;
     Ok(Json(
-        audit::list(&mut conn, &right, &f, &page).await?.into(),
+        audit::list(&mut conn, &right, &f, &page).await?.shape(),
     ))
-}
-
-/// The first break of the chain.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyFailure {
-    /// The first seq that is wrong (or missing).
-    pub seq: i64,
-    /// edited, deleted, inserted, reordered, bad_signature or truncated
-    pub reason: String,
-    pub detail: String,
-}
-
-/// The outcome of a verification.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyReport {
-    /// True when every event recomputes and links and every checkpoint verifies.
-    pub ok: bool,
-    /// `ok: N events, head <hash>`, or `seq N: reason: detail`.
-    pub message: String,
-    /// Events verified (up to the break, if any).
-    pub events: u64,
-    pub head_seq: Option<i64>,
-    pub head_hash: Option<String>,
-    /// Checkpoints whose signature and hash were checked.
-    pub checkpoints: Option<u64>,
-    pub failure: Option<VerifyFailure>,
 }
 
 /// Recompute the whole chain and every checkpoint signature (administrators
@@ -205,7 +181,7 @@ async fn list_checkpoints(
     let page = q.request()?;
     let mut conn = state.store.conn().await?;
     Ok(Json(
-        audit::list_checkpoints(&mut conn, &page).await?.into(),
+        audit::list_checkpoints(&mut conn, &page).await?.shape(),
     ))
 }
 
@@ -219,34 +195,7 @@ async fn create_checkpoint(State(state): State<AppState>, auth: Auth) -> ApiResu
     let mut tx = state.store.begin().await?;
     let cp = audit::checkpoint_now(&mut tx, &right, &ctx).await?;
     tx.commit().await?;
-    Ok(created(cp))
-}
-
-/// One public key of the audit log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PublicKeyInfo {
-    /// `ed25519:` and 16 hex digits of SHA-256(public key)
-    pub key_id: String,
-    /// Always `ed25519`.
-    pub algorithm: String,
-    /// Hex of the 32-byte public key.
-    pub public_key: String,
-    /// SubjectPublicKeyInfo PEM, for `openssl pkeyutl -verify`.
-    pub public_key_pem: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    /// When a newer key replaced it; its checkpoints still verify.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub retired_at: Option<Timestamp>,
-}
-
-/// The keys that sign checkpoints.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PublicKeys {
-    /// The key this server signs with.
-    pub current_key_id: Option<String>,
-    /// Every key, current and retired, oldest first.
-    pub keys: Vec<PublicKeyInfo>,
+    Ok(created(cp.shape()))
 }
 
 /// The public keys of the audit log, current and retired (any token).

@@ -4,12 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_core::BundleTag;
+use gatehouse_api::bundles::Bundle;
+use gatehouse_api::bundles::{CreateBundle, UpdateBundle};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
-use gatehouse_core::limits::{BUNDLE_VERSIONS_MAX, Bounded};
-use gatehouse_store::bundles::{self, Bundle, BundleItem};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use gatehouse_store::bundles::{self, BundleItem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,25 +18,6 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBundle {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub tag: BundleTag,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// Model versions of this project; at least one, at most 100.
-    #[schema(value_type = Vec<BundleItem>, min_items = 1, max_items = 100)]
-    pub versions: Bounded<BundleItem, BUNDLE_VERSIONS_MAX>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateBundle {
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-}
 
 /// List a project's bundles.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/bundles", tag = "bundles",
@@ -79,6 +58,14 @@ async fn create_bundle(
     let ctx = auth.ctx(&state);
     let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let versions: Vec<BundleItem> = body
+        .versions
+        .into_iter()
+        .map(|i| BundleItem {
+            model: i.model,
+            version: i.version,
+        })
+        .collect();
     let b = bundles::create(
         &mut tx,
         &right,
@@ -86,7 +73,7 @@ async fn create_bundle(
         &key,
         &body.tag,
         &description,
-        &body.versions,
+        &versions,
     )
     .await?;
     tx.commit().await?;

@@ -5,101 +5,33 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_api::deployments::{
+    CreateDeployment, CreateGrant, DecideEmergency, EmergencyDecision, RollbackRequest,
+};
+use gatehouse_api::deployments::{Deployment, EmergencyReview, GateCheck, Grant, InventoryRow};
 use gatehouse_core::gate::{
     self, Confirmation, DeploySlot, EmergencyState, GateDecision, RollbackOrder,
 };
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
 use gatehouse_core::signoff::SignoffState;
-use gatehouse_core::{ErrorCode, GroupName, InfraName, ServiceName, Subject, Username};
+use gatehouse_core::{ErrorCode, Subject};
 use gatehouse_store::deployments::{
-    self, Attempt, DeployRequest, Deployment, EmergencyReview, GateCheck, Grant, GrantTarget,
-    Grantee, InventoryFilter, InventoryRow, NewGrant,
+    self, Attempt, DeployRequest, GrantTarget, Grantee, InventoryFilter, NewGrant,
 };
 use gatehouse_store::{StoreError, Tx};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::own_right;
 use super::roles::parse_stage;
-use super::{PageOf, PageParams, Problems, created};
+use super::{PageOf, PageParams, Problems, Shape, created, shape_all};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::metrics::GateOperation;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateGrant {
-    /// One infrastructure…
-    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub infrastructure: Option<InfraName>,
-    /// …or every infrastructure of a stage (`dev`, `qa`, `preprod`, `prod`).
-    #[schema(value_type = Option<super::values::Stage>, inline)]
-    pub stage: Option<String>,
-    /// A user…
-    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub user: Option<Username>,
-    /// …or a group.
-    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub group: Option<GroupName>,
-    /// The separate break-glass grant (default false).
-    pub emergency: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateDeployment {
-    /// `version:PROJECT/MODEL/N` or `bundle:PROJECT/TAG`.
-    #[schema(
-        example = "version:FRAUD/fraud-scorer/3",
-        pattern = "^(version:[A-Za-z0-9._-]{1,64}/[^/]+/[1-9][0-9]{0,8}|bundle:[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64})$"
-    )]
-    pub subject: String,
-    /// Deploy over a `warn` policy's warning (recorded).
-    pub confirm: Option<bool>,
-    pub comment: Option<String>,
-    /// Break-glass: deploy whatever the sign-off, with the emergency grant and a reason.
-    pub break_glass: Option<bool>,
-    /// A named service of the subject's project (`[A-Za-z0-9._-]`, 1–64): the
-    /// deployment goes to slot `PROJECT/service` instead of the subject's
-    /// default (`PROJECT/model` for a version, `PROJECT` for a bundle), so a
-    /// champion and a challenger can run side by side.
-    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-challenger")]
-    pub service: Option<ServiceName>,
-    /// Required for break-glass.
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackRequest {
-    /// The slot to roll back (`PROJECT/model`, `PROJECT/service` or
-    /// `PROJECT`); may be left out when one slot is live there.
-    #[schema(
-        example = "FRAUD/fraud-scorer",
-        pattern = "^[A-Za-z0-9._-]{1,64}(/[^/]+)?$"
-    )]
-    pub slot: Option<String>,
-    pub confirm: Option<bool>,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecideEmergency {
-    pub comment: Option<String>,
-}
-
-/// An emergency review decision, with the rollback it caused.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmergencyDecision {
-    pub review: EmergencyReview,
-    /// The rollback deployment, when a rollback was ordered.
-    pub rollback: Option<Deployment>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -138,7 +70,7 @@ pub struct HistoryQuery {
 #[into_params(parameter_in = Query)]
 pub struct EmergencyQuery {
     /// `open`, `accepted` or `rollback_ordered`.
-    #[param(value_type = Option<super::values::EmergencyState>, inline)]
+    #[param(value_type = Option<gatehouse_api::values::EmergencyState>, inline)]
     pub state: Option<String>,
     /// Items per page, 1–500 (default 100).
     #[param(minimum = 1, maximum = 500)]
@@ -153,10 +85,10 @@ pub struct InventoryQuery {
     #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub project: Option<String>,
     /// Rows where any stage's sign-off is in this state.
-    #[param(value_type = Option<super::values::SignoffState>, inline)]
+    #[param(value_type = Option<gatehouse_api::values::SignoffState>, inline)]
     pub state: Option<String>,
     /// Rows live on an infrastructure of this stage.
-    #[param(value_type = Option<super::values::Stage>, inline)]
+    #[param(value_type = Option<gatehouse_api::values::Stage>, inline)]
     pub stage: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -192,7 +124,7 @@ async fn finish(
     };
     state.metrics.gate_decision(operation, decision);
     match attempt {
-        Attempt::Deployed(d) => Ok(*d),
+        Attempt::Deployed(d) => Ok(d.shape()),
         Attempt::Refused(e) => Err(e.into()),
     }
 }
@@ -225,7 +157,7 @@ async fn list_grants(
     Ok(Json(
         deployments::list_grants(&mut conn, &key, &page)
             .await?
-            .into(),
+            .shape(),
     ))
 }
 
@@ -274,7 +206,7 @@ async fn create_grant(
     match deployments::add_grant(&mut tx, &ctx, &key, &new).await {
         Ok(g) => {
             tx.commit().await?;
-            Ok(created(g))
+            Ok(created(g.shape()))
         }
         Err(StoreError::Denied(d)) => {
             // On the record: who tried to hand out which right.
@@ -339,7 +271,7 @@ async fn gate_check(
     {
         state.metrics.gate_decision(GateOperation::Check, decision);
     }
-    Ok(Json(check))
+    Ok(Json(check.shape()))
 }
 
 /// Deploy a subject through the infrastructure's gate. Refused attempts answer
@@ -407,7 +339,7 @@ async fn list_deployments(
     Ok(Json(
         deployments::history(&mut conn, &name, slot.as_ref(), &page, state.clock.now())
             .await?
-            .into(),
+            .shape(),
     ))
 }
 
@@ -425,7 +357,9 @@ async fn live_deployment(
     let slot = parse_slot(q.slot.as_deref())?;
     let mut conn = state.store.conn().await?;
     Ok(Json(PageOf {
-        items: deployments::live(&mut conn, &name, slot.as_ref(), state.clock.now()).await?,
+        items: shape_all(
+            deployments::live(&mut conn, &name, slot.as_ref(), state.clock.now()).await?,
+        ),
         next_cursor: None,
     }))
 }
@@ -510,7 +444,7 @@ async fn list_emergency(
     Ok(Json(
         deployments::list_emergency(&mut conn, st, &page)
             .await?
-            .into(),
+            .shape(),
     ))
 }
 
@@ -523,7 +457,9 @@ async fn get_emergency(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<EmergencyReview>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(deployments::get_emergency(&mut conn, id).await?))
+    Ok(Json(
+        deployments::get_emergency(&mut conn, id).await?.shape(),
+    ))
 }
 
 async fn decide(
@@ -539,7 +475,10 @@ async fn decide(
     match deployments::decide_emergency(&mut tx, &ctx, id, decision, &comment).await {
         Ok((review, rollback)) => {
             tx.commit().await?;
-            Ok(Json(EmergencyDecision { review, rollback }))
+            Ok(Json(EmergencyDecision {
+                review: review.shape(),
+                rollback: rollback.map(Shape::shape),
+            }))
         }
         Err(e) if super::signoffs::is_forbidden(&e) => {
             // Not the approver, or the break-glass deployer themselves: on the
@@ -635,7 +574,7 @@ async fn inventory(
     Ok(Json(
         deployments::inventory(&mut conn, &f, &page, state.clock.now())
             .await?
-            .into(),
+            .shape(),
     ))
 }
 

@@ -4,40 +4,21 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_api::groups::Group;
+use gatehouse_api::groups::{CreateGroup, UpdateGroup};
 use gatehouse_core::authz;
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
-use gatehouse_core::limits::{Bounded, GROUP_MEMBERS_MAX};
-use gatehouse_core::{GroupName, Username};
-use gatehouse_store::groups::{self, Group};
+use gatehouse_store::groups;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageOf, PageParams, Problems, created};
+use super::{PageOf, PageParams, Problems, Shape, created};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateGroup {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub name: GroupName,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// At most 100; add more one at a time.
-    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
-    pub members: Option<Bounded<Username, GROUP_MEMBERS_MAX>>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateGroup {
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -67,7 +48,7 @@ async fn list_groups(
     Ok(Json(
         groups::list(&mut conn, q.member.as_deref(), &page)
             .await?
-            .into(),
+            .shape(),
     ))
 }
 
@@ -94,7 +75,7 @@ async fn create_group(
     )
     .await?;
     tx.commit().await?;
-    Ok(created(g))
+    Ok(created(g.shape()))
 }
 
 /// Get a group.
@@ -106,7 +87,7 @@ async fn get_group(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Group>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(groups::get(&mut conn, &name).await?))
+    Ok(Json(groups::get(&mut conn, &name).await?.shape()))
 }
 
 /// Update a group's description (administrators).
@@ -126,7 +107,7 @@ async fn update_group(
     let mut tx = state.store.begin().await?;
     let g = groups::update(&mut tx, &right, &ctx, &name, body.description.as_deref()).await?;
     tx.commit().await?;
-    Ok(Json(g))
+    Ok(Json(g.shape()))
 }
 
 /// Delete a group (administrators).
@@ -157,7 +138,7 @@ async fn set_member(
     let mut tx = state.store.begin().await?;
     let g = groups::set_member(&mut tx, &right, &ctx, &name, &username, add).await?;
     tx.commit().await?;
-    Ok(Json(g))
+    Ok(Json(g.shape()))
 }
 
 /// Add a member (administrators).

@@ -4,19 +4,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+use gatehouse_api::health::Health;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Exposition;
-
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    pub status: String,
-}
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),

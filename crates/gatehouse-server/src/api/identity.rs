@@ -6,102 +6,26 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use gatehouse_api::identity::Token;
+use gatehouse_api::identity::{CreateToken, ExpiresIn, NewToken};
 use gatehouse_core::authz::{self, Principal};
 use gatehouse_core::inventory::{DISPLAY_NAME_MAX, check_line};
 use gatehouse_core::{Timestamp, Username};
-use gatehouse_store::tokens::{self, Token, TokenUse};
+use gatehouse_store::tokens::{self, TokenUse};
 use gatehouse_store::users::{self, Credentials, LoginFailure};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::UserView;
-use super::{PageOf, PageParams, Problems};
+use super::users::user_view;
+use super::{PageOf, PageParams, Problems, Shape};
 use crate::accounts::{self, Throttled};
 use crate::app::AppState;
 use crate::auth::{self, Auth, ClientAddr, MaybeAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    /// A name to recognise the token by, e.g. `laptop` or `ci`.
-    #[schema(
-        max_length = 256,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    pub name: String,
-    /// With `password`: log in without a token.
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Days until the token expires: 1 up to the server's token lifetime
-    /// (90 by default), which is also the default. Administrators may ask for
-    /// more, or for `"never"`. A token minted with a token never outlives it.
-    pub expires_in_days: Option<ExpiresIn>,
-}
-
-/// A number of days, or `"never"`.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum ExpiresIn {
-    Days(u32),
-    Never(NeverExpires),
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum NeverExpires {
-    Never,
-}
-
-impl<'de> Deserialize<'de> for ExpiresIn {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = ExpiresIn;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number of days, or \"never\"")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ExpiresIn, E> {
-                u32::try_from(v)
-                    .map(ExpiresIn::Days)
-                    .map_err(|_| E::custom(format!("must be at most {}", accounts::MAX_TOKEN_DAYS)))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ExpiresIn, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom("must be at least 1")),
-                }
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ExpiresIn, E> {
-                match v {
-                    "never" => Ok(ExpiresIn::Never(NeverExpires::Never)),
-                    _ => Err(E::custom("must be a number of days, or \"never\"")),
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NewToken {
-    pub id: i64,
-    pub name: String,
-    pub username: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: gatehouse_core::Timestamp,
-    /// When the token stops working; `null`: never.
-    #[schema(value_type = Option<String>, format = DateTime, required = true)]
-    pub expires_at: Option<gatehouse_core::Timestamp>,
-    /// The token it was minted with (`null`: minted with a password).
-    #[schema(required = true)]
-    pub parent_id: Option<i64>,
-    /// The secret. Shown only in this answer; store it safely.
-    pub token: String,
-}
+use gatehouse_api::users::UserView;
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
@@ -321,7 +245,7 @@ async fn list_tokens(
     Ok(Json(
         tokens::list(&mut conn, Some(who.as_str()), state.clock.now(), &page)
             .await?
-            .into(),
+            .shape(),
     ))
 }
 
@@ -351,7 +275,7 @@ async fn revoke_token(
 async fn me(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<UserView>> {
     let mut conn = state.store.conn().await?;
     let user = users::get(&mut conn, p.username.as_str()).await?;
-    Ok(Json(UserView::for_caller(user, &p)))
+    Ok(Json(user_view(user, &p)))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

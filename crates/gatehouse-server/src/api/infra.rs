@@ -3,45 +3,22 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use gatehouse_core::InfraName;
+use gatehouse_api::infra::Infrastructure;
+use gatehouse_api::infra::{CreateInfra, UpdateInfra};
 use gatehouse_core::authz;
 use gatehouse_core::gate::Admission;
 use gatehouse_core::inventory::{DESCRIPTION_MAX, InfraKind, Policy, Stage, check_text};
-use gatehouse_core::limits::{ADMITTED_PROJECTS_MAX, Bounded};
-use gatehouse_store::infra::{self, InfraFilter, InfraPatch, Infrastructure, NewInfra};
+use gatehouse_store::infra::{self, InfraFilter, InfraPatch, NewInfra};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageOf, PageParams, Problems, created};
+use super::{PageOf, PageParams, Problems, Shape, created, links_for, page_of};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateInfra {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub name: InfraName,
-    #[schema(value_type = super::values::InfraKind, inline)]
-    pub kind: InfraKind,
-    #[schema(value_type = super::values::Stage, inline)]
-    pub stage: Stage,
-    #[schema(value_type = super::values::Policy, inline)]
-    pub policy: Policy,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// Previous deployments of a slot kept ready for rollback, 1–100 (default 3).
-    #[schema(minimum = 1, maximum = 100)]
-    pub rollback_depth: Option<i64>,
-    /// The projects that may deploy here at all: project keys (at most 500),
-    /// or `["*"]` for every project. Default: none until an administrator
-    /// lists some.
-    #[schema(value_type = Option<std::collections::BTreeSet<super::values::AdmittedProject>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
-    pub admitted_projects: Option<Bounded<String, ADMITTED_PROJECTS_MAX>>,
-}
 
 fn admission(list: Option<&[String]>) -> ApiResult<Option<Admission>> {
     Ok(list
@@ -59,34 +36,14 @@ fn check_rollback_depth(d: Option<i64>) -> ApiResult<Option<i64>> {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateInfra {
-    #[schema(value_type = Option<super::values::InfraKind>, inline)]
-    pub kind: Option<InfraKind>,
-    #[schema(value_type = Option<super::values::Stage>, inline)]
-    pub stage: Option<Stage>,
-    #[schema(value_type = Option<super::values::Policy>, inline)]
-    pub policy: Option<Policy>,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    #[schema(minimum = 1, maximum = 100)]
-    pub rollback_depth: Option<i64>,
-    /// Replaces the list of admitted projects (project keys, at most 500, or
-    /// `["*"]`). Past deployments are never rewritten.
-    #[schema(value_type = Option<std::collections::BTreeSet<super::values::AdmittedProject>>, max_items = 500, example = json!(["FRAUD", "CHURN"]))]
-    pub admitted_projects: Option<Bounded<String, ADMITTED_PROJECTS_MAX>>,
-    pub archived: Option<bool>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InfraQuery {
-    #[param(value_type = Option<super::values::InfraKind>, inline)]
+    #[param(value_type = Option<gatehouse_api::values::InfraKind>, inline)]
     pub kind: Option<InfraKind>,
-    #[param(value_type = Option<super::values::Stage>, inline)]
+    #[param(value_type = Option<gatehouse_api::values::Stage>, inline)]
     pub stage: Option<Stage>,
-    #[param(value_type = Option<super::values::Policy>, inline)]
+    #[param(value_type = Option<gatehouse_api::values::Policy>, inline)]
     pub policy: Option<Policy>,
     /// Archived infrastructures instead of active ones (default false).
     pub archived: Option<bool>,
@@ -115,9 +72,9 @@ async fn list_infras(
         archived: q.archived,
     };
     let mut conn = state.store.conn().await?;
-    Ok(Json(
-        infra::list(&mut conn, &f, &page).await?.map(linked).into(),
-    ))
+    Ok(Json(page_of(
+        infra::list(&mut conn, &f, &page).await?.map(linked),
+    )))
 }
 
 /// Create an infrastructure (administrators).
@@ -175,12 +132,12 @@ async fn patch(
 }
 
 /// An infrastructure with the link to its audit events.
-fn linked(mut i: Infrastructure) -> Infrastructure {
-    i.links = Some(gatehouse_store::links::Links::for_subject(&format!(
-        "infrastructure:{}",
-        i.name
-    )));
-    i
+fn linked(i: infra::Infrastructure) -> Infrastructure {
+    let links = links_for(&format!("infrastructure:{}", i.name));
+    Infrastructure {
+        links: Some(links),
+        ..i.shape()
+    }
 }
 
 /// Update an infrastructure (administrators).

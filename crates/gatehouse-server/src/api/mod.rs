@@ -12,9 +12,9 @@ mod infra;
 mod models;
 mod projects;
 pub(crate) mod roles;
+mod shape;
 pub(crate) mod signoffs;
 mod users;
-mod values;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -27,13 +27,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gatehouse_core::ErrorCode;
+use gatehouse_store::PageRequest;
 use gatehouse_store::page::{DEFAULT_LIMIT, MAX_LIMIT};
-use gatehouse_store::{Page, PageRequest};
 use serde::Deserialize;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, ResponsesBuilder};
-use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
+
+pub use gatehouse_api::PageOf;
+pub use shape::{Shape, links_for, page_of, shape_all};
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -128,23 +131,6 @@ impl PageParams {
             limit,
             after: self.cursor.clone().filter(|c| !c.is_empty()),
         })
-    }
-}
-
-/// One page of a list.
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct PageOf<T: ToSchema> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-impl<T: ToSchema> From<Page<T>> for PageOf<T> {
-    fn from(p: Page<T>) -> Self {
-        PageOf {
-            items: p.items,
-            next_cursor: p.next_cursor,
-        }
     }
 }
 
@@ -274,6 +260,6 @@ async fn track_requests(State(state): State<AppState>, req: Request, next: Next)
 }
 
 /// `201 Created` with a JSON body.
-pub fn created<T: serde::Serialize>(v: T) -> Response {
+pub fn created<T: serde::Serialize + utoipa::ToSchema>(v: T) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }

@@ -4,37 +4,21 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_core::ModelName;
+use gatehouse_api::models::Model;
+use gatehouse_api::models::{CreateModel, UpdateModel};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
-use gatehouse_store::models::{self, Model};
+use gatehouse_store::models;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::contribute_right;
-use super::{PageOf, PageParams, Problems, created};
+use super::{PageOf, PageParams, Problems, Shape, created};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateModel {
-    /// Free text, 1–256 characters, no '/' and no control characters.
-    #[schema(value_type = String, min_length = 1, max_length = 256)]
-    pub name: ModelName,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateModel {
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -65,7 +49,7 @@ async fn list_models(
     Ok(Json(
         models::list(&mut conn, &key, q.q.as_deref(), &page)
             .await?
-            .into(),
+            .shape(),
     ))
 }
 
@@ -85,7 +69,7 @@ async fn create_model(
     let mut tx = state.store.begin().await?;
     let m = models::create(&mut tx, &right, &ctx, &key, &body.name, &description).await?;
     tx.commit().await?;
-    Ok(created(m))
+    Ok(created(m.shape()))
 }
 
 /// Get a model.
@@ -97,7 +81,7 @@ async fn get_model(
     ApiPath((key, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Model>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(models::get(&mut conn, &key, &name).await?))
+    Ok(Json(models::get(&mut conn, &key, &name).await?.shape()))
 }
 
 /// Update a model's description.
@@ -126,7 +110,7 @@ async fn update_model(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(m))
+    Ok(Json(m.shape()))
 }
 
 /// Delete a model that has no versions.

@@ -3,81 +3,25 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use gatehouse_api::projects::Project;
+use gatehouse_api::projects::{CreateProject, SetMember, SetRiskTier, UpdateProject};
 use gatehouse_core::authz::TierChangeError;
 use gatehouse_core::authz::{self, ProjectRole};
 use gatehouse_core::inventory::{
     DESCRIPTION_MAX, DISPLAY_NAME_MAX, RiskTier, check_line, check_text,
 };
-use gatehouse_core::limits::{Bounded, PROJECT_MEMBERS_MAX};
-use gatehouse_core::{ProjectKey, Username};
-use gatehouse_store::projects::{self, NewProject, Project, ProjectFilter, ProjectPatch};
+use gatehouse_store::projects::{self, NewProject, ProjectFilter, ProjectPatch};
 use gatehouse_store::{Ctx, Store, StoreError, Tx, users};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageOf, PageParams, Problems, created};
+use super::{PageOf, PageParams, Problems, Shape, created};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProject {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub key: ProjectKey,
-    #[schema(
-        min_length = 1,
-        max_length = 256,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    pub name: String,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// 1 (ad hoc) to 4 (critical); default 2.
-    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
-    pub risk_tier: Option<RiskTier>,
-    /// Further owners besides the creator (at most 100).
-    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
-    pub owners: Option<Bounded<Username, PROJECT_MEMBERS_MAX>>,
-    /// At most 100.
-    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
-    pub contributors: Option<Bounded<Username, PROJECT_MEMBERS_MAX>>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProject {
-    pub name: Option<String>,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// Raising the tier is open to owners; lowering it needs an administrator
-    /// or a risk officer who is not a member of the project, and a
-    /// `justification` (see `PUT /projects/{key}/risk-tier`).
-    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
-    pub risk_tier: Option<RiskTier>,
-    /// Why the tier changes; required to lower it.
-    pub justification: Option<String>,
-    pub archived: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetRiskTier {
-    #[schema(value_type = u8, minimum = 1, maximum = 4)]
-    pub risk_tier: RiskTier,
-    /// Why; required to lower the tier, kept in the audit trail.
-    pub justification: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetMember {
-    #[schema(value_type = super::values::ProjectRole, inline)]
-    pub role: ProjectRole,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -138,7 +82,7 @@ async fn list_projects(
         member: q.member,
     };
     let mut conn = state.store.conn().await?;
-    Ok(Json(projects::list(&mut conn, &f, &page).await?.into()))
+    Ok(Json(projects::list(&mut conn, &f, &page).await?.shape()))
 }
 
 /// Create a governed project; the creator becomes an owner.
@@ -164,7 +108,7 @@ async fn create_project(
     let mut tx = state.store.begin().await?;
     let p = projects::create(&mut tx, &ctx, &new).await?;
     tx.commit().await?;
-    Ok(created(p))
+    Ok(created(p.shape()))
 }
 
 /// Get a governed project.
@@ -176,7 +120,7 @@ async fn get_project(
     ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<Project>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(projects::get(&mut conn, &key).await?))
+    Ok(Json(projects::get(&mut conn, &key).await?.shape()))
 }
 
 async fn patch(
@@ -190,7 +134,7 @@ async fn patch(
     let mut tx = state.store.begin().await?;
     let p = projects::update(&mut tx, &right, &ctx, key, &patch).await?;
     tx.commit().await?;
-    Ok(p)
+    Ok(p.shape())
 }
 
 /// A tier change refused for want of the right, to be audited.
@@ -206,7 +150,7 @@ async fn change_tier(
     key: &str,
     to: RiskTier,
     justification: Option<&str>,
-) -> ApiResult<Result<Project, TierRefused>> {
+) -> ApiResult<Result<projects::Project, TierRefused>> {
     let current = projects::load(tx.conn(), key).await?.project;
     let role = projects::role_of(tx.conn(), key, ctx.actor_name()).await?;
     let officer = users::find(tx.conn(), ctx.actor_name())
@@ -270,7 +214,7 @@ async fn set_risk_tier(
     {
         Ok(p) => {
             tx.commit().await?;
-            Ok(Json(p))
+            Ok(Json(p.shape()))
         }
         Err(refused) => {
             drop(tx);
@@ -334,7 +278,7 @@ async fn update_project(
         None => projects::get(tx.conn(), &key).await?,
     };
     tx.commit().await?;
-    Ok(Json(project))
+    Ok(Json(project.shape()))
 }
 
 /// Archive a governed project (owners); projects are never deleted.
@@ -364,7 +308,7 @@ async fn set_member(
     let mut tx = state.store.begin().await?;
     let p = projects::set_member(&mut tx, &right, &ctx, &key, &username, role).await?;
     tx.commit().await?;
-    Ok(Json(p))
+    Ok(Json(p.shape()))
 }
 
 /// Make a user owner or contributor of the project (owners).

@@ -5,104 +5,23 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_api::roles::{CreateRole, PutSignoffConfig, UpdateRole};
+use gatehouse_api::roles::{Role, SignoffConfig};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, Stage, check_text};
-use gatehouse_core::limits::{Bounded, ROLE_MEMBERS_MAX, SIGNOFF_STAGES_MAX, SLOTS_PER_STAGE_MAX};
+use gatehouse_core::limits::Bounded;
 use gatehouse_core::signoff::{SlotKind, check_role_name};
-use gatehouse_core::{GroupName, InvalidInput, Username};
-use gatehouse_store::roles::{self, NewRole, Role, RolePatch};
-use gatehouse_store::signoffs::{self, AssigneeRef, NewConfig, SignoffConfig};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use gatehouse_core::{InvalidInput, Username};
+use gatehouse_store::roles::{self, NewRole, RolePatch};
+use gatehouse_store::signoffs::{self, AssigneeRef, NewConfig};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::own_right;
-use super::{PageOf, Problems, created};
+use super::{PageOf, Problems, Shape, created, shape_all};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRole {
-    /// 1–64 characters, no `/`, e.g. `Risk & Compliance`.
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$",
-        example = "Risk & Compliance"
-    )]
-    pub name: String,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// At most 100.
-    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
-    pub users: Option<Bounded<Username, ROLE_MEMBERS_MAX>>,
-    /// At most 100.
-    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
-    pub groups: Option<Bounded<GroupName, ROLE_MEMBERS_MAX>>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRole {
-    /// Renames the role; configured slots and running reviews follow.
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$"
-    )]
-    pub name: Option<String>,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// Replaces the role's users (at most 100).
-    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
-    pub users: Option<Bounded<Username, ROLE_MEMBERS_MAX>>,
-    /// Replaces the role's groups (at most 100).
-    #[schema(value_type = Option<Vec<super::values::Key>>, max_items = 100)]
-    pub groups: Option<Bounded<GroupName, ROLE_MEMBERS_MAX>>,
-}
-
-/// One reviewer slot: exactly one of `role` and `user`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SlotInput {
-    // `feedback` or `final_approval` (a doc comment here would break the
-    // inlined enum's schema).
-    #[schema(value_type = super::values::SlotKind, inline)]
-    pub kind: String,
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]([^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f])?$"
-    )]
-    pub role: Option<String>,
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub user: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StageInput {
-    // `dev`, `qa`, `preprod` or `prod` (a doc comment here would break the
-    // inlined enum's schema).
-    #[schema(value_type = super::values::Stage, inline)]
-    pub stage: String,
-    /// Feedback slots and exactly one final approval slot, at most 20 in all.
-    #[schema(value_type = Vec<SlotInput>, max_items = 20)]
-    pub slots: Bounded<SlotInput, SLOTS_PER_STAGE_MAX>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PutSignoffConfig {
-    /// The stages that need a sign-off, each with its reviewer slots.
-    #[schema(value_type = Vec<StageInput>, min_items = 1, max_items = 4)]
-    pub stages: Bounded<StageInput, SIGNOFF_STAGES_MAX>,
-    /// Default true; only risk tier 1 projects may turn it off.
-    pub separation_of_duties: Option<bool>,
-}
 
 pub(crate) fn parse_stage(field: &str, s: &str) -> Result<Stage, InvalidInput> {
     Stage::parse(s).ok_or_else(|| {
@@ -123,7 +42,7 @@ async fn list_roles(
 ) -> ApiResult<Json<PageOf<Role>>> {
     let mut conn = state.store.conn().await?;
     Ok(Json(PageOf {
-        items: roles::list(&mut conn, &key).await?,
+        items: shape_all(roles::list(&mut conn, &key).await?),
         next_cursor: None,
     }))
 }
@@ -152,7 +71,7 @@ async fn create_role(
     let mut tx = state.store.begin().await?;
     let role = roles::create(&mut tx, &right, &ctx, &key, &new).await?;
     tx.commit().await?;
-    Ok(created(role))
+    Ok(created(role.shape()))
 }
 
 /// Get a reviewer role.
@@ -165,7 +84,7 @@ async fn get_role(
     ApiPath((key, role)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Role>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(roles::get(&mut conn, &key, &role).await?))
+    Ok(Json(roles::get(&mut conn, &key, &role).await?.shape()))
 }
 
 /// Rename a role or change its description or members (project owners).
@@ -195,7 +114,7 @@ async fn update_role(
     let mut tx = state.store.begin().await?;
     let r = roles::update(&mut tx, &right, &ctx, &key, &role, &patch).await?;
     tx.commit().await?;
-    Ok(Json(r))
+    Ok(Json(r.shape()))
 }
 
 /// Delete a role no configured slot and no running review uses (project owners).
@@ -224,7 +143,7 @@ async fn get_signoff_config(
     ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<SignoffConfig>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(signoffs::config(&mut conn, &key).await?))
+    Ok(Json(signoffs::config(&mut conn, &key).await?.shape()))
 }
 
 fn parse_config(body: PutSignoffConfig) -> ApiResult<NewConfig> {
@@ -289,7 +208,7 @@ async fn put_signoff_config(
     let mut tx = state.store.begin().await?;
     let c = signoffs::set_config(&mut tx, &right, &ctx, &key, &new).await?;
     tx.commit().await?;
-    Ok(Json(c))
+    Ok(Json(c.shape()))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -6,75 +6,29 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header::ETAG;
 use axum::response::{IntoResponse, Response};
+use gatehouse_api::signoffs::{
+    Decide, DelegateSlot, GiveFeedback, Governance, RequestReview, ResetSignoff,
+};
+use gatehouse_api::signoffs::{PendingReview, SignoffView};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
 use gatehouse_core::signoff::{Command, Decision, SlotId, Verdict};
-use gatehouse_core::{BundleTag, ErrorCode, ModelName, ProjectKey, Subject, Username};
+use gatehouse_core::{BundleTag, ErrorCode, ModelName, ProjectKey, Subject};
 use gatehouse_store::StoreError;
-use gatehouse_store::signoffs::{self, PendingReview, SignoffView, StageStatus};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use gatehouse_store::signoffs;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::roles::parse_stage;
-use super::{PageOf, PageParams, Problems};
+use super::{PageOf, PageParams, Problems, Shape, links_for, shape_all};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, IfMatch};
 use crate::metrics::{CommandOutcome, SignoffCommand};
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RequestReview {
-    /// Record a notification to the reviewers (default false).
-    pub notify_reviewers: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GiveFeedback {
-    #[schema(minimum = 1)]
-    pub slot: u32,
-    // `approve`, `minor_issue` or `major_issue` (a doc comment here would
-    // break the inlined enum's schema).
-    #[schema(value_type = super::values::Verdict, inline)]
-    pub verdict: String,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DelegateSlot {
-    #[schema(minimum = 1)]
-    pub slot: u32,
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub to_user: Username,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Decide {
-    // `approve`, `reject` or `abandon`; reject and abandon lock the sign-off
-    // (said by `values::Decision`; a doc comment here would break its schema).
-    #[schema(value_type = super::values::Decision, inline)]
-    pub decision: String,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResetSignoff {
-    #[schema(min_length = 1)]
-    pub reason: String,
-}
-
-/// A subject's governance status, one entry per sign-off stage.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Governance {
-    pub subject: String,
-    pub stages: Vec<StageStatus>,
+/// A command body as the core command it asks for.
+pub(crate) trait Input {
+    fn input(self) -> ApiResult<Command>;
 }
 
 fn comment(c: Option<String>) -> ApiResult<String> {
@@ -83,16 +37,16 @@ fn comment(c: Option<String>) -> ApiResult<String> {
     Ok(c)
 }
 
-impl RequestReview {
-    pub(crate) fn input(self) -> ApiResult<Command> {
+impl Input for RequestReview {
+    fn input(self) -> ApiResult<Command> {
         Ok(Command::request_review(
             self.notify_reviewers.unwrap_or(false),
         ))
     }
 }
 
-impl GiveFeedback {
-    pub(crate) fn input(self) -> ApiResult<Command> {
+impl Input for GiveFeedback {
+    fn input(self) -> ApiResult<Command> {
         let verdict = Verdict::parse(&self.verdict).ok_or_else(|| {
             ApiError::invalid(
                 "verdict",
@@ -111,8 +65,8 @@ impl GiveFeedback {
     }
 }
 
-impl DelegateSlot {
-    pub(crate) fn input(self) -> ApiResult<Command> {
+impl Input for DelegateSlot {
+    fn input(self) -> ApiResult<Command> {
         Ok(Command::Delegate {
             slot: SlotId(self.slot),
             to_user: self.to_user,
@@ -121,8 +75,8 @@ impl DelegateSlot {
     }
 }
 
-impl Decide {
-    pub(crate) fn input(self) -> ApiResult<Command> {
+impl Input for Decide {
+    fn input(self) -> ApiResult<Command> {
         let decision = Decision::parse(&self.decision).ok_or_else(|| {
             ApiError::invalid(
                 "decision",
@@ -140,7 +94,7 @@ impl Decide {
     }
 }
 
-impl ResetSignoff {
+impl Input for ResetSignoff {
     fn input(self) -> ApiResult<Command> {
         Ok(Command::Reset {
             reason: self.reason,
@@ -180,7 +134,7 @@ async fn status(state: &AppState, subject: Subject) -> ApiResult<Json<Governance
         .stages(project, text)?;
     Ok(Json(Governance {
         subject: info.text,
-        stages,
+        stages: shape_all(stages),
     }))
 }
 
@@ -188,7 +142,7 @@ async fn show(state: &AppState, subject: Subject, stage: &str) -> ApiResult<Resp
     let stage = parse_stage("stage", stage)?;
     let mut conn = state.store.conn().await?;
     let v = signoffs::get(&mut conn, &subject, stage, state.clock.now()).await?;
-    Ok(with_etag(v))
+    Ok(with_etag(v.shape()))
 }
 
 async fn run(
@@ -202,7 +156,9 @@ async fn run(
     let stage = parse_stage("stage", stage)?;
     let ctx = auth.ctx(state);
     Ok(with_etag(
-        execute(state, &ctx, &subject, stage, input, if_match.0).await?,
+        execute(state, &ctx, &subject, stage, input, if_match.0)
+            .await?
+            .shape(),
     ))
 }
 
@@ -216,7 +172,7 @@ pub(crate) async fn execute(
     stage: gatehouse_core::inventory::Stage,
     input: Command,
     expected_revision: Option<u64>,
-) -> ApiResult<SignoffView> {
+) -> ApiResult<signoffs::SignoffView> {
     let command = input.name();
     let kind = metric_kind(&input);
     let mut tx = state.store.begin().await?;
@@ -308,7 +264,7 @@ async fn bundle_status(
 /// decision and history. `ETag` carries its revision.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs/{stage}", tag = "signoffs",
     params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1),
-        ("stage" = inline(super::values::Stage), Path, example = "prod")),
+        ("stage" = inline(gatehouse_api::values::Stage), Path, example = "prod")),
     responses((status = 200, body = SignoffView), Problems))]
 async fn version_show(
     State(state): State<AppState>,
@@ -320,7 +276,7 @@ async fn version_show(
 
 /// A bundle's sign-off for one stage. `ETag` carries its revision.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/bundles/{tag}/signoffs/{stage}", tag = "signoffs",
-    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0"), ("stage" = inline(super::values::Stage), Path, example = "prod")),
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0"), ("stage" = inline(gatehouse_api::values::Stage), Path, example = "prod")),
     responses((status = 200, body = SignoffView), Problems))]
 async fn bundle_show(
     State(state): State<AppState>,
@@ -336,7 +292,7 @@ macro_rules! command_handlers {
         #[doc = $doc]
         #[utoipa::path(post, path = $vpath, tag = "signoffs",
             params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("name" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u0000-\u001f\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$", example = "fraud-scorer"), ("n" = i64, Path, minimum = 1, example = 1),
-                ("stage" = inline(super::values::Stage), Path, example = "prod"),
+                ("stage" = inline(gatehouse_api::values::Stage), Path, example = "prod"),
                 ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#,
                     description = "Revision the command is based on (the ETag); 412 stale_revision if the sign-off moved on")),
             request_body = $body, responses((status = 200, body = SignoffView), Problems))]
@@ -354,7 +310,7 @@ macro_rules! command_handlers {
         #[doc = $doc]
         #[utoipa::path(post, path = $bpath, tag = "signoffs",
             params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ("tag" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "fraud-detection-v1.0"),
-                ("stage" = inline(super::values::Stage), Path, example = "prod"),
+                ("stage" = inline(gatehouse_api::values::Stage), Path, example = "prod"),
                 ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#,
                     description = "Revision the command is based on (the ETag); 412 stale_revision if the sign-off moved on")),
             request_body = $body, responses((status = 200, body = SignoffView), Problems))]
@@ -426,7 +382,7 @@ async fn pending_reviews(
     Ok(Json(
         signoffs::pending(&mut conn, &auth.0.username, &page)
             .await?
-            .into(),
+            .shape(),
     ))
 }
 
@@ -454,9 +410,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub(crate) async fn govern_versions(
     state: &AppState,
     mut vs: Vec<gatehouse_store::versions::ModelVersion>,
-) -> ApiResult<Vec<gatehouse_store::versions::ModelVersion>> {
+) -> ApiResult<Vec<gatehouse_api::versions::ModelVersion>> {
     if vs.is_empty() {
-        return Ok(vs);
+        return Ok(Vec::new());
     }
     let mut conn = state.store.conn().await?;
     let g = signoffs::governance(
@@ -467,16 +423,24 @@ pub(crate) async fn govern_versions(
     .await?;
     for v in &mut vs {
         v.governance = g.stages(v.project.as_str(), &v.subject)?;
-        v.links = Some(gatehouse_store::links::Links::for_subject(&v.subject));
     }
-    Ok(vs)
+    Ok(vs
+        .into_iter()
+        .map(|v| {
+            let links = links_for(&v.subject);
+            gatehouse_api::versions::ModelVersion {
+                links: Some(links),
+                ..v.shape()
+            }
+        })
+        .collect())
 }
 
 /// A version with its governance status filled in.
 pub(crate) async fn govern_version(
     state: &AppState,
     v: gatehouse_store::versions::ModelVersion,
-) -> ApiResult<gatehouse_store::versions::ModelVersion> {
+) -> ApiResult<gatehouse_api::versions::ModelVersion> {
     let mut vs = govern_versions(state, vec![v]).await?;
     Ok(vs.remove(0))
 }
@@ -486,9 +450,9 @@ pub(crate) async fn govern_version(
 pub(crate) async fn govern_bundles(
     state: &AppState,
     mut bs: Vec<gatehouse_store::bundles::Bundle>,
-) -> ApiResult<Vec<gatehouse_store::bundles::Bundle>> {
+) -> ApiResult<Vec<gatehouse_api::bundles::Bundle>> {
     if bs.is_empty() {
-        return Ok(bs);
+        return Ok(Vec::new());
     }
     let mut conn = state.store.conn().await?;
     let g = signoffs::governance(
@@ -499,16 +463,24 @@ pub(crate) async fn govern_bundles(
     .await?;
     for b in &mut bs {
         b.governance = g.stages(b.project.as_str(), &b.subject)?;
-        b.links = Some(gatehouse_store::links::Links::for_subject(&b.subject));
     }
-    Ok(bs)
+    Ok(bs
+        .into_iter()
+        .map(|b| {
+            let links = links_for(&b.subject);
+            gatehouse_api::bundles::Bundle {
+                links: Some(links),
+                ..b.shape()
+            }
+        })
+        .collect())
 }
 
 /// A bundle with its governance status filled in.
 pub(crate) async fn govern_bundle(
     state: &AppState,
     b: gatehouse_store::bundles::Bundle,
-) -> ApiResult<gatehouse_store::bundles::Bundle> {
+) -> ApiResult<gatehouse_api::bundles::Bundle> {
     let mut bs = govern_bundles(state, vec![b]).await?;
     Ok(bs.remove(0))
 }

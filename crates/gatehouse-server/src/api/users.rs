@@ -4,120 +4,37 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use gatehouse_api::users::{CreateUser, UpdateUser, UserView};
+use gatehouse_core::Username;
 use gatehouse_core::authz::{self, Principal};
 use gatehouse_core::inventory::{DISPLAY_NAME_MAX, check_email, check_text};
-use gatehouse_core::{Timestamp, Username};
 use gatehouse_store::users::{self, NewUser, User, UserFilter, UserPatch};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageOf, PageParams, Problems, created};
+use super::{PageOf, PageParams, Problems, created, page_of};
 use crate::app::AppState;
 use crate::auth::{self, Auth, ClientAddr};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
-/// A user as the caller may see them: everyone sees usernames and display
-/// names; the email, the flags and the times are shown only to
-/// administrators and to the user themselves.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = User)]
-pub struct UserView {
-    pub username: String,
-    pub display_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String)]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = bool)]
-    pub is_admin: Option<bool>,
-    /// Global auditor role: reads the whole audit log, verifies it and exports it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = bool)]
-    pub is_auditor: Option<bool>,
-    /// Global risk officer: may lower a project's risk tier, with a written
-    /// justification (never of a project they own or contribute to).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = bool)]
-    pub is_risk_officer: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = bool)]
-    pub disabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: Option<Timestamp>,
-}
-
-impl UserView {
-    pub fn for_caller(u: User, caller: &Principal) -> Self {
-        let full = caller.is_admin || caller.username == u.username;
-        let shown = |v| if full { Some(v) } else { None };
-        UserView {
-            username: u.username.into_string(),
-            display_name: u.display_name,
-            email: full.then_some(u.email),
-            is_admin: shown(u.is_admin),
-            is_auditor: shown(u.is_auditor),
-            is_risk_officer: shown(u.is_risk_officer),
-            disabled: shown(u.disabled),
-            created_at: full.then_some(u.created_at),
-            updated_at: full.then_some(u.updated_at),
-        }
+/// A user as `caller` may see them.
+pub fn user_view(u: User, caller: &Principal) -> UserView {
+    let full = caller.is_admin || caller.username == u.username;
+    let shown = |v| if full { Some(v) } else { None };
+    UserView {
+        username: u.username.into_string(),
+        display_name: u.display_name,
+        email: full.then_some(u.email),
+        is_admin: shown(u.is_admin),
+        is_auditor: shown(u.is_auditor),
+        is_risk_officer: shown(u.is_risk_officer),
+        disabled: shown(u.disabled),
+        created_at: full.then_some(u.created_at),
+        updated_at: full.then_some(u.updated_at),
     }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub username: Username,
-    #[schema(max_length = 256, pattern = r"^[^\u0000]*$")]
-    pub display_name: Option<String>,
-    #[schema(
-        max_length = 254,
-        pattern = r"^[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s\u0000-\u001f\u007f-\u009f]+$"
-    )]
-    pub email: Option<String>,
-    pub is_admin: Option<bool>,
-    /// Global auditor role: reads, verifies and exports the whole audit log.
-    pub is_auditor: Option<bool>,
-    /// Global risk officer: may lower a project's risk tier, with a written
-    /// justification (never of a project they own or contribute to).
-    pub is_risk_officer: Option<bool>,
-    /// At least 8 characters. Without one, the user can only use tokens an administrator issues.
-    #[schema(min_length = 8, max_length = 1024)]
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUser {
-    #[schema(max_length = 256, pattern = r"^[^\u0000]*$")]
-    pub display_name: Option<String>,
-    #[schema(
-        max_length = 254,
-        pattern = r"^[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s\u0000-\u001f\u007f-\u009f]+$"
-    )]
-    pub email: Option<String>,
-    /// Administrators only.
-    pub is_admin: Option<bool>,
-    /// Administrators only.
-    pub is_auditor: Option<bool>,
-    /// Administrators only.
-    pub is_risk_officer: Option<bool>,
-    /// Administrators only.
-    pub disabled: Option<bool>,
-    /// A new password (8–1024 characters); every token of the user is revoked.
-    #[schema(min_length = 8, max_length = 1024)]
-    pub password: Option<String>,
-    /// Your current password: required to change your own password (not
-    /// when an administrator changes someone else's).
-    pub current_password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -188,7 +105,7 @@ async fn list_users(
     };
     let mut conn = state.store.conn().await?;
     let page = users::list(&mut conn, &f, &page).await?;
-    Ok(Json(page.map(|u| UserView::for_caller(u, &caller)).into()))
+    Ok(Json(page_of(page.map(|u| user_view(u, &caller)))))
 }
 
 /// Create a user (administrators).
@@ -215,7 +132,7 @@ async fn create_user(
     let mut tx = state.store.begin().await?;
     let user = users::create(&mut tx, &right, &ctx, &new).await?;
     tx.commit().await?;
-    Ok(created(UserView::for_caller(user, &auth.0)))
+    Ok(created(user_view(user, &auth.0)))
 }
 
 /// Get a user (email and flags for administrators and the user themselves).
@@ -228,7 +145,7 @@ async fn get_user(
 ) -> ApiResult<Json<UserView>> {
     let mut conn = state.store.conn().await?;
     let user = users::get(&mut conn, &username).await?;
-    Ok(Json(UserView::for_caller(user, &caller)))
+    Ok(Json(user_view(user, &caller)))
 }
 
 async fn patch(
@@ -292,7 +209,7 @@ async fn patch(
     let mut tx = state.store.begin().await?;
     let user = users::update(&mut tx, &right, admin.as_ref(), &ctx, username, &patch).await?;
     tx.commit().await?;
-    Ok(UserView::for_caller(user, &auth.0))
+    Ok(user_view(user, &auth.0))
 }
 
 /// Update a user: administrators anything; a user their own display name,

@@ -1,20 +1,19 @@
 //! Model versions.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_api::versions::ModelVersion;
+use gatehouse_api::versions::{RegisterVersion, UpdateVersion};
 use gatehouse_core::Digest;
 use gatehouse_core::inventory::{
     DESCRIPTION_MAX, REF_MAX, URI_MAX, check_line, check_metrics, check_string_map, check_text,
     normalise_sensitivity,
 };
-use gatehouse_core::limits::{Bounded, SENSITIVITY_LABELS_MAX};
-use gatehouse_store::versions::{self, ModelVersion, NewVersion, VersionFilter, VersionPatch};
+use gatehouse_store::versions::{self, NewVersion, VersionFilter, VersionPatch};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,50 +24,6 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterVersion {
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    pub artifact_uri: String,
-    /// SHA-256 of the artifact: 64 hex digits, optionally prefixed `sha256:`.
-    #[schema(pattern = "^(sha256:)?[0-9a-fA-F]{64}$")]
-    pub digest: Option<String>,
-    /// At most 500 entries.
-    pub metrics: Option<BTreeMap<String, f64>>,
-    /// At most 500 entries.
-    pub params: Option<BTreeMap<String, String>>,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    pub training_data_ref: Option<String>,
-    #[schema(
-        max_length = 1024,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    pub code_ref: Option<String>,
-    /// Sensitivity labels such as PII, PHI, PCI (at most 32).
-    #[schema(value_type = Option<Vec<String>>, max_items = 32)]
-    pub sensitivity: Option<Bounded<String, SENSITIVITY_LABELS_MAX>>,
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// At most 500 entries.
-    pub tags: Option<BTreeMap<String, String>>,
-}
-
-/// Only description and tags may change; everything else is immutable.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateVersion {
-    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
-    pub description: Option<String>,
-    /// Replaces the whole tag map (at most 500 entries).
-    pub tags: Option<BTreeMap<String, String>>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -23,9 +23,10 @@ use super::home::{Badge, LiveCell};
 use super::page::{Chrome, PageError, PageResult, Section, render, sentence};
 use super::session::{Posted, Viewer};
 use super::{fmt, svg, urls};
-use crate::api::signoffs as api;
+use crate::api::signoffs::{self as api, Input as _};
 use crate::app::AppState;
 use crate::error::ApiError;
+use gatehouse_api::signoffs as bodies;
 
 /// Which subject a URL names.
 #[derive(Debug, Clone)]
@@ -943,11 +944,11 @@ fn missing(field: &str, what: &str) -> ApiError {
 /// The core command a form asks for, validated as the API validates its body.
 fn command_of(name: &str, f: CommandForm) -> Result<gatehouse_core::signoff::Command, ApiError> {
     match name {
-        "request" => api::RequestReview {
+        "request" => bodies::RequestReview {
             notify_reviewers: Some(f.notify_reviewers.is_some()),
         }
         .input(),
-        "feedback" => api::GiveFeedback {
+        "feedback" => bodies::GiveFeedback {
             slot: f.slot.ok_or_else(|| missing("slot", "a slot"))?,
             verdict: f
                 .verdict
@@ -957,7 +958,7 @@ fn command_of(name: &str, f: CommandForm) -> Result<gatehouse_core::signoff::Com
         .input(),
         "delegate" => {
             let to = f.to_user.unwrap_or_default();
-            api::DelegateSlot {
+            bodies::DelegateSlot {
                 slot: f.slot.ok_or_else(|| missing("slot", "a slot"))?,
                 to_user: gatehouse_core::Username::parse(to.trim())
                     .map_err(|e| ApiError::invalid("to_user", e.to_string()))?,
@@ -965,7 +966,7 @@ fn command_of(name: &str, f: CommandForm) -> Result<gatehouse_core::signoff::Com
             }
             .input()
         }
-        "decide" => api::Decide {
+        "decide" => bodies::Decide {
             decision: f
                 .decision
                 .ok_or_else(|| missing("decision", "approve, reject or abandon"))?,

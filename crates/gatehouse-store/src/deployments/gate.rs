@@ -13,7 +13,6 @@ use gatehouse_core::{ServiceName, Subject, Timestamp};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use super::grants::holds_grant;
 use super::{Deployment, Evidence, get};
@@ -94,24 +93,19 @@ async fn judge(
 }
 
 /// The answer of `GET /gate`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct GateCheck {
     /// `allow`, `confirmation_required`, `blocked` or `forbidden`.
-    #[schema(example = "allow")]
     pub decision: String,
     pub reason: String,
     pub subject: String,
     pub infrastructure: String,
     /// The slot a deployment would go to (the subject's default).
-    #[schema(example = "FRAUD/fraud-scorer")]
     pub slot: String,
-    #[schema(value_type = String, example = "prevent")]
     pub policy: Policy,
     /// Whether the infrastructure admits the subject's project.
     pub admitted: bool,
-    #[schema(value_type = String, example = "prod")]
     pub stage_checked: Stage,
-    #[schema(value_type = String, example = "approved")]
     pub signoff_state: SignoffState,
     pub signoff_cycle: u32,
     pub expired: bool,

@@ -10,27 +10,24 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::audit::record;
 use crate::error::at_field;
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, flag, infra, projects, users};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Grant {
     pub id: i64,
     pub project: String,
     /// The infrastructure the grant is for, or null when it is for a stage.
     pub infrastructure: Option<String>,
     /// Every infrastructure of this stage, or null when for one infrastructure.
-    #[schema(value_type = Option<String>, example = "prod")]
     pub stage: Option<Stage>,
     pub user: Option<String>,
     pub group: Option<String>,
     /// The separate break-glass grant (it allows no normal deployment).
     pub emergency: bool,
     pub created_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 

@@ -7,31 +7,27 @@ use gatehouse_core::signoff::SignoffState;
 use gatehouse_core::{Subject, Timestamp};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::signoffs;
 use crate::subject_status::StageStatus;
 use crate::{Page, PageRequest, Result};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LiveAt {
     pub infrastructure: String,
     /// The slot it occupies there.
     pub slot: String,
-    #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
     pub deployment_id: i64,
-    #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
     pub by: String,
     pub still_approved: bool,
     pub break_glass: bool,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct InventoryRow {
     pub project: String,
-    #[schema(value_type = u8, minimum = 1, maximum = 4)]
     pub risk_tier: RiskTier,
     pub subject: String,
     /// `version` or `bundle`.

@@ -33,13 +33,12 @@ use gatehouse_core::inventory::{RiskTier, Stage};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use crate::signoffs;
 use crate::{Page, PageRequest, Result, StoreError, infra};
 
 /// What the gate decided on, frozen at deploy time.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evidence {
     /// The infrastructure's policy then.
     pub policy: String,
@@ -52,14 +51,13 @@ pub struct Evidence {
     pub expired: bool,
     /// Who approved the sign-off the deployment relied on, and when.
     pub approved_by: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub approved_at: Option<String>,
     /// `allow`, `allow_with_warning` or `break_glass`.
     pub decision: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct EmergencyReview {
     pub id: i64,
     pub deployment_id: i64,
@@ -67,36 +65,29 @@ pub struct EmergencyReview {
     pub subject: String,
     pub infrastructure: String,
     /// The sign-off stage whose final approver decides.
-    #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
     /// `open`, `accepted` or `rollback_ordered`.
-    #[schema(value_type = String, example = "open")]
     pub state: EmergencyState,
-    #[schema(value_type = String, format = DateTime)]
     pub opened_at: Timestamp,
     pub decided_by: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub decided_at: Option<Timestamp>,
     pub comment: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Deployment {
     pub id: i64,
     pub infrastructure: String,
     /// The slot of the infrastructure it occupies: `PROJECT/model` for a model
     /// version, `PROJECT` for a bundle, or `PROJECT/service` when named.
-    #[schema(example = "FRAUD/fraud-scorer")]
     pub slot: String,
     pub subject: String,
     pub project: String,
     /// `deploy`, `rollback`, `break_glass` or `undeploy` (a rollback of a
     /// slot's only deployment, which empties the slot; `subject` is what it
     /// removed).
-    #[schema(example = "deploy")]
     pub kind: String,
     pub deployed_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub deployed_at: Timestamp,
     pub comment: String,
     /// The written reason of a break-glass deployment.
@@ -106,7 +97,6 @@ pub struct Deployment {
     pub evidence: Evidence,
     /// Currently running there.
     pub live: bool,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub superseded_at: Option<Timestamp>,
     /// A rollback replaced it; it is never a rollback target again.
     pub rolled_back: bool,

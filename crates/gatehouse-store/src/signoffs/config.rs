@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use super::{doc_text, parse_doc};
 use crate::audit::record;
@@ -27,12 +26,11 @@ pub(super) struct StoredStage {
 }
 
 /// A reviewer slot as configured.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SlotConfig {
     /// Slot number within its stage: 1, 2, … in the order configured.
     pub id: u32,
     /// `feedback` or `final_approval`.
-    #[schema(value_type = String, example = "feedback")]
     pub kind: SlotKind,
     /// The project role the slot is assigned to, if assigned to a role.
     pub role: Option<String>,
@@ -41,16 +39,15 @@ pub struct SlotConfig {
 }
 
 /// The reviewer slots of one sign-off stage.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StageConfig {
     /// `dev`, `qa`, `preprod` or `prod`.
-    #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
     pub slots: Vec<SlotConfig>,
 }
 
 /// A project's "sign-off reviewers and approvers".
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SignoffConfig {
     pub project: String,
     /// Stages that need a sign-off, lowest first.
@@ -63,7 +60,6 @@ pub struct SignoffConfig {
     /// slots yet: reviews cannot be requested until an owner sets them).
     pub configured: bool,
     pub updated_by: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub updated_at: Option<Timestamp>,
 }
 

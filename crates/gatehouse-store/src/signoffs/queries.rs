@@ -9,7 +9,6 @@ use gatehouse_core::signoff::{self as so, Assignee, Signoff, SignoffState, SlotK
 use gatehouse_core::{Subject, Timestamp, Username};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use super::config::{Config, StoredStage, config_of_row, load_config, stage_not_configured};
 use super::views::{SignoffView, stage_status, view};
@@ -143,10 +142,9 @@ impl Governance {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PendingSlot {
     pub id: u32,
-    #[schema(value_type = String, example = "feedback")]
     pub kind: SlotKind,
     /// `assignee` (through the slot's role or user) or `delegate`.
     pub via: String,
@@ -154,16 +152,14 @@ pub struct PendingSlot {
 }
 
 /// A review waiting on the caller.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PendingReview {
     pub subject: String,
     pub project: String,
-    #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
     pub cycle: u32,
     pub revision: u64,
     pub requested_by: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub requested_at: Option<Timestamp>,
     pub slots: Vec<PendingSlot>,
 }

@@ -9,38 +9,33 @@ use gatehouse_core::signoff::{
     self as so, Assignee, Cycle, Decision, Signoff, SignoffState, Slot, SlotKind, Verdict,
 };
 use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::config::{Config, SlotConfig, slot_config};
 use super::{expired, expires_at};
 use crate::subject_status::{FeedbackView, StageStatus};
 use crate::subjects::SubjectInfo;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AnswerView {
     pub by: String,
     /// `approve`, `minor_issue` or `major_issue`.
-    #[schema(value_type = String, example = "approve")]
     pub verdict: Verdict,
     pub comment: String,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DelegationView {
     pub by: String,
     pub to: String,
     pub comment: String,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SlotView {
     pub id: u32,
     /// `feedback` or `final_approval`.
-    #[schema(value_type = String, example = "feedback")]
     pub kind: SlotKind,
     pub role: Option<String>,
     pub user: Option<String>,
@@ -55,25 +50,21 @@ pub struct SlotView {
     pub delegations: Vec<DelegationView>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DecisionView {
     pub by: String,
     /// `approve`, `reject` or `abandon`.
-    #[schema(value_type = String, example = "approve")]
     pub decision: Decision,
     pub comment: String,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The risk tier the decision was taken under; an approval counts only
     /// while the project's tier is not above it.
-    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub tier: Option<RiskTier>,
 }
 
 /// What a review was requested under, kept for its whole cycle.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TermsView {
-    #[schema(value_type = u8, minimum = 1, maximum = 4)]
     pub tier: RiskTier,
     /// Distinct feedback approvals needed (from people other than the one who
     /// decides, none barred by separation of duties).
@@ -83,22 +74,19 @@ pub struct TermsView {
     pub separation_of_duties: bool,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ResetView {
     pub by: String,
     pub reason: String,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CycleView {
     pub number: u32,
     /// `not_started`, `in_review`, `approved`, `rejected` or `abandoned`.
-    #[schema(value_type = String, example = "approved")]
     pub state: SignoffState,
     pub requested_by: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub requested_at: Option<Timestamp>,
     pub slots: Vec<SlotView>,
     pub decision: Option<DecisionView>,
@@ -107,18 +95,15 @@ pub struct CycleView {
 }
 
 /// One sign-off in full.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SignoffView {
     pub subject: String,
     pub project: String,
-    #[schema(value_type = String, example = "prod")]
     pub stage: Stage,
     /// `not_started`, `in_review`, `approved`, `rejected` or `abandoned`.
-    #[schema(value_type = String, example = "in_review")]
     pub state: SignoffState,
     /// Approved, but the approval has outlived the risk tier's validity.
     pub expired: bool,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// Rejected or abandoned: nothing more can happen to it.
     pub locked: bool,
@@ -127,7 +112,6 @@ pub struct SignoffView {
     pub revision: u64,
     pub subject_creator: String,
     pub requested_by: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub requested_at: Option<Timestamp>,
     pub notify_reviewers: bool,
     /// The terms the running review was requested under (null before a
@@ -144,7 +128,6 @@ pub struct SignoffView {
     pub configured_slots: Vec<SlotConfig>,
     /// Earlier cycles, oldest first.
     pub history: Vec<CycleView>,
-    pub links: crate::links::Links,
 }
 
 fn answer_view(a: &so::Answer) -> AnswerView {
@@ -267,7 +250,6 @@ pub(super) fn view(
             .map(slot_config)
             .collect(),
         history: s.history.iter().map(cycle_view).collect(),
-        links: crate::links::Links::for_subject(&info.text),
     }
 }
 

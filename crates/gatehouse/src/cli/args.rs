@@ -3,9 +3,61 @@
 use std::io::{BufRead, IsTerminal};
 
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use gatehouse_core::gate::EmergencyState;
+use gatehouse_core::inventory::{InfraKind, Policy, Stage};
+use gatehouse_core::signoff::{Decision, SignoffState};
 use serde_json::{Map, Number, Value};
 
 use super::error::CliError;
+
+/// A core enum written as a fixed word (`api_node`, `in_review`, …): the
+/// command line takes the same words as the API, from the core's list.
+pub trait Word: Copy + Send + Sync + 'static {
+    /// Every value, in the core's order (the order `--help` lists them in).
+    const WORDS: &'static [Self];
+    fn text(self) -> &'static str;
+}
+
+macro_rules! words {
+    ($($t:ty),+ $(,)?) => {$(
+        impl Word for $t {
+            const WORDS: &'static [Self] = <$t>::ALL;
+            fn text(self) -> &'static str {
+                self.as_str()
+            }
+        }
+    )+};
+}
+
+words!(InfraKind, Stage, Policy, SignoffState, Decision);
+
+impl Word for EmergencyState {
+    const WORDS: &'static [Self] = &[
+        EmergencyState::Open,
+        EmergencyState::Accepted,
+        EmergencyState::RollbackOrdered,
+    ];
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// The clap parser of a core enum: exactly its words, listed in `--help`.
+pub fn word<T: Word>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::WORDS.iter().map(|v| v.text())).map(|text| {
+        T::WORDS
+            .iter()
+            .copied()
+            .find(|v| v.text() == text)
+            .expect("clap accepts only the possible values")
+    })
+}
+
+/// The word a value is sent as.
+pub fn wire<T: Word>(v: T) -> String {
+    v.text().to_string()
+}
 
 /// Paging options of every list command.
 #[derive(Args, Clone, Default)]

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
+use gatehouse_api::PageOf;
+use gatehouse_api::audit::{AuditEvent, PublicKeys, VerifyReport};
 use gatehouse_core::Timestamp;
 use gatehouse_core::audit::canonical_json;
 use gatehouse_core::audit_key::{AuditPublicKey, Checkpoint};
@@ -233,10 +235,10 @@ pub async fn audit(opts: &ClientOpts, cmd: AuditCommand) -> Result<(), CliError>
             if opts.json {
                 output::print_json(&answer);
             } else {
-                let keys = answer.get("keys").cloned().unwrap_or(json!([]));
-                output::print_list(false, &json!({ "items": keys }), KEY_COLS);
-                if let Some(id) = answer.get("current_key_id").and_then(Value::as_str) {
-                    outln!("current: {}", sanitize(id));
+                let keys: PublicKeys = api.typed(&answer)?;
+                output::print_list(false, &json!({ "items": answer["keys"] }), KEY_COLS);
+                if let Some(id) = keys.current_key_id {
+                    outln!("current: {}", sanitize(&id));
                 }
             }
             Ok(())
@@ -391,12 +393,7 @@ async fn verify(opts: &ClientOpts, a: VerifyArgs) -> Result<(), CliError> {
         }
         let api = Api::from_opts(opts)?;
         let report = api.get(&["audit", "verify"]).await?;
-        let ok = report.get("ok").and_then(Value::as_bool).unwrap_or(false);
-        let message = report
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("the server answered no message")
-            .to_string();
+        let VerifyReport { ok, message, .. } = api.typed(&report)?;
         if opts.json {
             output::print_json(&report);
         } else if ok {
@@ -732,12 +729,8 @@ async fn export(opts: &ClientOpts, a: ExportArgs) -> Result<(), CliError> {
         .send(Method::GET, &["audit", "events"], &newest_q, None, true)
         .await?
         .unwrap_or_default();
-    let last_seq = newest
-        .get("items")
-        .and_then(Value::as_array)
-        .and_then(|i| i.first())
-        .and_then(|e| e.get("seq"))
-        .and_then(Value::as_i64);
+    let newest: PageOf<AuditEvent> = api.typed(&newest)?;
+    let last_seq = newest.items.first().map(|e| e.seq);
     let (mut out, to): (Box<dyn Write>, String) = match &a.output {
         Some(p) => {
             let f = std::fs::File::create(p)
@@ -767,11 +760,12 @@ async fn export(opts: &ClientOpts, a: ExportArgs) -> Result<(), CliError> {
             .send(Method::GET, &["audit", "events"], &q, None, true)
             .await?
             .unwrap_or_default();
-        let items = page
-            .get("items")
-            .and_then(Value::as_array)
-            .ok_or_else(|| CliError::other("the server answered a list without \"items\""))?;
-        for e in items {
+        let typed: PageOf<AuditEvent> = api.typed(&page)?;
+        let items = page["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (e, event) in items.iter().zip(&typed.items) {
             let line = match a.format {
                 Format::Jsonl => e.to_string(),
                 Format::Csv => csv_line(e),
@@ -781,12 +775,12 @@ async fn export(opts: &ClientOpts, a: ExportArgs) -> Result<(), CliError> {
                 other => other.map_err(write_err)?,
             }
             done += 1;
-            seq = e.get("seq").and_then(Value::as_i64).unwrap_or(seq);
+            seq = event.seq;
         }
         progress.update(done, seq);
-        match page.get("next_cursor").and_then(Value::as_str) {
-            Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => {
-                cursor = Some(next.to_string());
+        match typed.next_cursor {
+            Some(next) if !next.is_empty() && cursor.as_deref() != Some(next.as_str()) => {
+                cursor = Some(next);
             }
             _ => break,
         }

@@ -1,6 +1,7 @@
 //! `login`, `logout`, `whoami` and `token …`.
 
 use clap::{Args, Subcommand};
+use gatehouse_api::identity::NewToken;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -101,23 +102,18 @@ pub async fn login(opts: &ClientOpts, a: LoginArgs) -> Result<(), CliError> {
         .send(Method::POST, &["tokens"], &[], Some(&body), false)
         .await?
         .unwrap_or_default();
-    let Some(token) = answer.get("token").and_then(Value::as_str) else {
+    if answer.get("token").is_none() {
         return Err(CliError::other(format!(
             "the server at {} answered without a token",
             api.server()
         )));
-    };
+    }
+    let minted: NewToken = api.typed(&answer)?;
     let creds = Credentials {
         server: api.server().to_string(),
-        token: token.to_string(),
-        username: Some(
-            answer
-                .get("username")
-                .and_then(Value::as_str)
-                .unwrap_or(&username)
-                .to_string(),
-        ),
-        token_id: answer.get("id").and_then(id_string),
+        token: minted.token,
+        username: Some(minted.username),
+        token_id: Some(minted.id.to_string()),
     };
     let path = config::save(&creds)?;
     // A previous login to the same server is replaced: revoke its token, best effort.
@@ -163,11 +159,12 @@ pub async fn login_again(api: &Api, username: &str, password: &str) -> Option<st
         .send(Method::POST, &["tokens"], &[], Some(&body), false)
         .await
         .ok()??;
+    let minted: NewToken = fresh.typed(&answer).ok()?;
     let creds = Credentials {
         server: stored.server,
-        token: answer.get("token")?.as_str()?.to_string(),
+        token: minted.token,
         username: Some(username.to_string()),
-        token_id: answer.get("id").and_then(id_string),
+        token_id: Some(minted.id.to_string()),
     };
     config::save(&creds).ok()
 }
@@ -273,14 +270,6 @@ fn mark_never_expiring(answer: &mut Value) {
                 t["expires_at"] = json!("never");
             }
         }
-    }
-}
-
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

@@ -10,17 +10,20 @@
 //! infrastructure does not admit the project or the caller holds no deploy
 //! grant, so that a pipeline step stops on anything but 0.
 
-use clap::{ArgGroup, Args, Subcommand, ValueEnum};
-use gatehouse_core::gate::{DeploySlot, GateDecision};
+use clap::{ArgGroup, Args, Subcommand};
+use gatehouse_api::deployments::{Deployment, EmergencyDecision, GateCheck, Grant, InventoryRow};
+use gatehouse_core::gate::{DeploySlot, EmergencyState, GateDecision};
+use gatehouse_core::inventory::Stage;
+use gatehouse_core::signoff::SignoffState;
 use gatehouse_core::{BundleTag, ModelName, ProjectKey, ServiceName, Subject};
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::ClientOpts;
-use super::args::{Body, PageArgs, Query};
+use super::args::{Body, PageArgs, Query, wire, word};
 use super::error::CliError;
 use super::http::Api;
-use super::infra::{Stage, wire};
 use super::inventory::ProjectArg;
 use super::output::{self, Col, col, sanitize, wide};
 use super::people::print_changed;
@@ -275,25 +278,6 @@ impl SlotArg {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum SignoffState {
-    #[value(name = "not_started")]
-    NotStarted,
-    #[value(name = "in_review")]
-    InReview,
-    Approved,
-    Rejected,
-    Abandoned,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ReviewState {
-    Open,
-    Accepted,
-    #[value(name = "rollback_ordered")]
-    RollbackOrdered,
-}
-
 /// The deployment-gate commands, flattened into the client's top level.
 #[derive(Subcommand)]
 pub enum GateCommands {
@@ -350,7 +334,7 @@ pub enum GrantCommand {
         )]
         infra: Option<String>,
         /// Every infrastructure of this stage
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<Stage>())]
         stage: Option<Stage>,
         /// The user granted
         #[arg(long, short = 'u', value_name = "USERNAME")]
@@ -446,10 +430,10 @@ pub struct InventoryArgs {
     #[arg(long, short = 'p', value_name = "KEY")]
     project: Option<String>,
     /// Only subjects with a sign-off (any stage) in this state
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = word::<SignoffState>())]
     state: Option<SignoffState>,
     /// Only subjects live on an infrastructure of this stage
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = word::<Stage>())]
     stage: Option<Stage>,
     #[command(flatten)]
     page: PageArgs,
@@ -460,8 +444,8 @@ pub enum EmergencyCommand {
     /// List emergency reviews.
     List {
         /// Only reviews in this state
-        #[arg(long, value_enum)]
-        state: Option<ReviewState>,
+        #[arg(long, value_parser = word::<EmergencyState>())]
+        state: Option<EmergencyState>,
     },
     /// Accept a break-glass deployment (the final approver of the stage checked).
     Accept {
@@ -510,7 +494,11 @@ pub async fn run(opts: &ClientOpts, cmd: GateCommands) -> Result<(), CliError> {
             if json {
                 output::print_json(&answer);
             } else {
-                output::print_list(false, &map_items(&answer, deployment_row), DEPLOYMENT_COLS);
+                output::print_list(
+                    false,
+                    &map_items(&api, &answer, deployment_row)?,
+                    DEPLOYMENT_COLS,
+                );
             }
             Ok(())
         }
@@ -524,7 +512,11 @@ pub async fn run(opts: &ClientOpts, cmd: GateCommands) -> Result<(), CliError> {
             if json {
                 output::print_json(&answer);
             } else {
-                output::print_list(false, &map_items(&answer, inventory_row), INVENTORY_COLS);
+                output::print_list(
+                    false,
+                    &map_items(&api, &answer, inventory_row)?,
+                    INVENTORY_COLS,
+                );
             }
             Ok(())
         }
@@ -545,7 +537,7 @@ async fn grant(api: &Api, json: bool, cmd: GrantCommand) -> Result<(), CliError>
             if json {
                 output::print_json(&answer);
             } else {
-                output::print_list(false, &map_items(&answer, grant_row), GRANT_COLS);
+                output::print_list(false, &map_items(api, &answer, grant_row)?, GRANT_COLS);
             }
         }
         GrantCommand::Add {
@@ -608,11 +600,8 @@ async fn gate_check(
         .send(Method::GET, &["gate"], &query, None, true)
         .await?
         .unwrap_or_default();
-    let decision = answer
-        .get("decision")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let check: GateCheck = api.typed(&answer)?;
+    let decision = check.decision;
     let Some(exit) = decision_exit(&decision) else {
         return Err(CliError::other(format!(
             "the server at {} answered the gate check without a known decision ({:?})",
@@ -723,12 +712,12 @@ async fn emergency(api: &Api, json: bool, cmd: EmergencyCommand) -> Result<(), C
         return Ok(());
     }
     // The review, and the rollback deployment when the server reports it.
-    let review = answer.get("review").unwrap_or(&answer);
-    output::print_object(false, review, REVIEW_FIELDS);
-    if let Some(d) = answer.get("rollback").filter(|d| d.is_object()) {
+    let decided: EmergencyDecision = api.typed(&answer)?;
+    output::print_object(false, &answer["review"], REVIEW_FIELDS);
+    if decided.rollback.is_some() {
         outln!();
         outln!("Rolled back:");
-        print_deployment(false, d);
+        print_deployment(false, &answer["rollback"]);
     }
     Ok(())
 }
@@ -770,92 +759,79 @@ fn flatten(obj: &Value, nested: &[&str]) -> Value {
     Value::Object(out)
 }
 
-/// A list answer whose items are replaced by `row(item)` (for tables only).
-fn map_items(answer: &Value, row: fn(&Value) -> Value) -> Value {
+/// A list answer whose items are replaced by `row(item, typed item)` (for
+/// tables only): each item is read as the API's body `T` first.
+fn map_items<T: DeserializeOwned>(
+    api: &Api,
+    answer: &Value,
+    row: fn(Value, T) -> Value,
+) -> Result<Value, CliError> {
     let mut answer = answer.clone();
     if let Some(items) = answer.get_mut("items").and_then(Value::as_array_mut) {
         for item in items.iter_mut() {
-            *item = row(item);
+            let typed: T = api.typed(item)?;
+            *item = row(std::mem::take(item), typed);
         }
     }
-    answer
+    Ok(answer)
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => sanitize(s),
-        Value::Null => String::new(),
-        other => sanitize(&other.to_string()),
-    }
-}
-
-fn grant_row(g: &Value) -> Value {
-    let mut row = g.clone();
-    let target = match (&g["infrastructure"], &g["stage"]) {
-        (Value::String(i), _) => i.clone(),
-        (_, Value::String(s)) => format!("stage {s}"),
-        _ => "-".into(),
+fn grant_row(mut row: Value, g: Grant) -> Value {
+    let target = match (g.infrastructure, g.stage) {
+        (Some(i), _) => i,
+        (None, Some(s)) => format!("stage {s}"),
+        (None, None) => "-".into(),
     };
-    let grantee = match (&g["user"], &g["group"]) {
-        (Value::String(u), _) => u.clone(),
-        (_, Value::String(gr)) => format!("group {gr}"),
-        _ => "-".into(),
+    let grantee = match (g.user, g.group) {
+        (Some(u), _) => u,
+        (None, Some(gr)) => format!("group {gr}"),
+        (None, None) => "-".into(),
     };
     row["target"] = Value::String(target);
     row["grantee"] = Value::String(grantee);
     row
 }
 
-fn deployment_row(d: &Value) -> Value {
-    let mut row = d.clone();
-    let ev = &d["evidence"];
-    row["decision"] = ev["decision"].clone();
+fn deployment_row(mut row: Value, d: Deployment) -> Value {
+    let ev = d.evidence;
+    row["decision"] = Value::String(ev.decision);
     row["signoff"] = Value::String(format!(
         "{} {} (cycle {})",
-        text(&ev["stage_checked"]),
-        text(&ev["signoff_state"]),
-        text(&ev["signoff_cycle"])
+        sanitize(&ev.stage_checked),
+        sanitize(&ev.signoff_state),
+        ev.signoff_cycle
     ));
     row
 }
 
-fn inventory_row(r: &Value) -> Value {
-    let mut row = r.clone();
-    let governance: Vec<String> = r["governance"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn inventory_row(mut row: Value, r: InventoryRow) -> Value {
+    let governance: Vec<String> = r
+        .governance
+        .iter()
         .map(|g| {
-            let expired = if g["expired"] == Value::Bool(true) {
-                " (expired)"
-            } else {
-                ""
-            };
-            format!("{}={}{expired}", text(&g["stage"]), text(&g["state"]))
+            let expired = if g.expired { " (expired)" } else { "" };
+            format!("{}={}{expired}", g.stage, g.state)
         })
         .collect();
     // The slot is named only when it is not the subject's own (a service).
-    let own_slot = r["subject"]
-        .as_str()
-        .and_then(|s| s.parse::<Subject>().ok())
+    let own_slot = r
+        .subject
+        .parse::<Subject>()
+        .ok()
         .map(|s| DeploySlot::for_subject(&s, None).to_string());
-    let live: Vec<String> = r["live"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let live: Vec<String> = r
+        .live
+        .iter()
         .map(|l| {
-            let mut s = text(&l["infrastructure"]);
-            match l["slot"].as_str() {
-                Some(slot) if own_slot.as_deref() != Some(slot) => {
-                    s.push_str(&format!(" (slot {})", sanitize(slot)));
-                }
-                _ => {}
+            let mut s = sanitize(&l.infrastructure);
+            if own_slot.as_deref() != Some(l.slot.as_str()) {
+                s.push_str(&format!(" (slot {})", sanitize(&l.slot)));
             }
-            s.push_str(&format!(" by {}", text(&l["by"])));
-            if l["break_glass"] == Value::Bool(true) {
+            s.push_str(&format!(" by {}", sanitize(&l.by)));
+            if l.break_glass {
                 s.push_str(" [break-glass]");
             }
-            if l["still_approved"] == Value::Bool(false) {
+            if !l.still_approved {
                 s.push_str(" [not approved now]");
             }
             s
@@ -1213,41 +1189,102 @@ mod tests {
         let f = flatten(&d, &["evidence", "emergency_review"]);
         assert_eq!(f["evidence.policy"], "warn");
         assert_eq!(f["emergency_review"], Value::Null);
-        let row = deployment_row(&json!({"evidence": {"decision": "allow",
-            "stage_checked": "prod", "signoff_state": "approved", "signoff_cycle": 1}}));
+        let row = deployment_row(json!({}), deployment());
         assert_eq!(row["signoff"], "prod approved (cycle 1)");
     }
 
     #[test]
     fn inventory_rows_say_where_and_how() {
-        let row = inventory_row(&json!({
-            "governance": [{"stage": "prod", "state": "approved", "expired": true}],
-            "live": [{"infrastructure": "prod-api", "by": "alice", "break_glass": true,
-                      "still_approved": false}]
-        }));
+        let row = inventory_row(
+            json!({}),
+            inventory(
+                "version:FRAUD/fraud-scorer/4",
+                json!([{"stage": "prod", "state": "approved", "expired": true}]),
+                json!([live_at(
+                    "prod-api",
+                    "FRAUD/fraud-scorer",
+                    "alice",
+                    true,
+                    false
+                )]),
+            ),
+        );
         assert_eq!(row["signoff"], "prod=approved (expired)");
         assert_eq!(
             row["where"],
             "prod-api by alice [break-glass] [not approved now]"
         );
         // A service's slot is named; the subject's own slot is not.
-        let row = inventory_row(&json!({
-            "subject": "version:FRAUD/fraud-scorer/4",
-            "governance": [],
-            "live": [
-                {"infrastructure": "dev-api", "slot": "FRAUD/fraud-scorer", "by": "ivan"},
-                {"infrastructure": "qa-api", "slot": "FRAUD/fraud-challenger", "by": "ivan"}
-            ]
-        }));
+        let row = inventory_row(
+            json!({}),
+            inventory(
+                "version:FRAUD/fraud-scorer/4",
+                json!([]),
+                json!([
+                    live_at("dev-api", "FRAUD/fraud-scorer", "ivan", false, true),
+                    live_at("qa-api", "FRAUD/fraud-challenger", "ivan", false, true)
+                ]),
+            ),
+        );
         assert_eq!(
             row["where"],
             "dev-api by ivan, qa-api (slot FRAUD/fraud-challenger) by ivan"
         );
-        let g = grant_row(&json!({"infrastructure": null, "stage": "prod",
-                                  "user": null, "group": "ml-team"}));
+        let g = grant_row(
+            json!({}),
+            serde_json::from_value(json!({"id": 1, "project": "FRAUD",
+                "infrastructure": null, "stage": "prod", "user": null, "group": "ml-team",
+                "emergency": false, "created_by": "olive",
+                "created_at": "2026-01-02T03:04:05.000000Z"}))
+            .unwrap(),
+        );
         assert_eq!(
             (g["target"].as_str(), g["grantee"].as_str()),
             (Some("stage prod"), Some("group ml-team"))
         );
+    }
+
+    const AT: &str = "2026-01-02T03:04:05.000000Z";
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(json!({
+            "id": 1, "infrastructure": "prod-api", "slot": "FRAUD/fraud-scorer",
+            "subject": "version:FRAUD/fraud-scorer/3", "project": "FRAUD",
+            "kind": "deploy", "deployed_by": "dana", "deployed_at": AT, "comment": "",
+            "reason": null, "warning": null,
+            "evidence": {"policy": "prevent", "stage_checked": "prod",
+                "signoff_state": "approved", "signoff_cycle": 1, "signoff_revision": 4,
+                "expired": false, "approved_by": "rita", "approved_at": AT,
+                "decision": "allow", "reason": "approved"},
+            "live": true, "superseded_at": null, "rolled_back": false,
+            "still_approved": true, "emergency_review": null
+        }))
+        .unwrap()
+    }
+
+    fn live_at(infra: &str, slot: &str, by: &str, break_glass: bool, approved: bool) -> Value {
+        json!({"infrastructure": infra, "slot": slot, "stage": "prod", "deployment_id": 1,
+               "since": AT, "by": by, "still_approved": approved, "break_glass": break_glass})
+    }
+
+    fn inventory(subject: &str, governance: Value, live: Value) -> InventoryRow {
+        let governance: Vec<Value> = governance
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                json!({"stage": g["stage"], "state": g["state"], "expired": g["expired"],
+                    "expires_at": null, "cycle": 1, "revision": 1, "requested_by": null,
+                    "requested_at": null, "decided_by": null, "decision": null,
+                    "decided_at": null, "feedback": {"approve": 0, "minor_issue": 0,
+                    "major_issue": 0, "distinct_approvers": 0, "open_slots": []}})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "project": "FRAUD", "risk_tier": 3, "subject": subject, "kind": "version",
+            "governance": governance, "live": live, "in_review": false,
+            "open_emergency_reviews": 0
+        }))
+        .unwrap()
     }
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use gatehouse_api::PageOf;
 use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::ClientOpts;
@@ -151,6 +153,16 @@ impl Api {
         Err(problem(status, &bytes))
     }
 
+    /// Reads an answer as the API's body `T` (the fields this client uses).
+    pub fn typed<T: DeserializeOwned>(&self, answer: &Value) -> Result<T, CliError> {
+        T::deserialize(answer).map_err(|e| {
+            CliError::other(format!(
+                "the server at {} answered in a shape this client does not know: {e}",
+                self.server
+            ))
+        })
+    }
+
     pub async fn get(&self, segments: &[&str]) -> Result<Value, CliError> {
         self.send(Method::GET, segments, &[], None, true)
             .await
@@ -215,21 +227,21 @@ impl Api {
                 .send(Method::GET, segments, &query, None, true)
                 .await?
                 .unwrap_or_default();
-            let next = match answer.get("next_cursor") {
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                _ => None,
-            };
-            let Some(page_items) = answer.get("items").and_then(Value::as_array) else {
+            if answer.get("items").is_none_or(|i| !i.is_array()) {
                 return Err(CliError::other(format!(
                     "the server at {} answered a list without \"items\"",
                     self.server
                 )));
-            };
+            }
             if !page.all {
                 return Ok(answer);
             }
-            items.extend(page_items.iter().cloned());
-            match next {
+            let PageOf {
+                items: page_items,
+                next_cursor,
+            } = self.typed::<PageOf<Value>>(&answer)?;
+            items.extend(page_items);
+            match next_cursor.filter(|n| !n.is_empty()) {
                 None => return Ok(json!({ "items": items, "next_cursor": null })),
                 Some(n) => {
                     if !seen.insert(n.clone()) {

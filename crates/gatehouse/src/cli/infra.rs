@@ -1,10 +1,11 @@
 //! `infra …`: deployment targets, and the projects each admits.
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use gatehouse_core::gate::Admission;
+use gatehouse_core::inventory::{InfraKind, Policy, Stage};
 
 use super::ClientOpts;
-use super::args::{Body, PageArgs, Query};
+use super::args::{Body, PageArgs, Query, wire, word};
 use super::error::CliError;
 use super::http::Api;
 use super::output::{self, Col, col, sanitize, wide};
@@ -34,30 +35,6 @@ const INFRA_COLS: &[Col] = &[
     wide("DESCRIPTION", "description", 48),
 ];
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Kind {
-    #[value(name = "api_node")]
-    ApiNode,
-    #[value(name = "automation_node")]
-    AutomationNode,
-    Other,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Stage {
-    Dev,
-    Qa,
-    Preprod,
-    Prod,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Policy {
-    Prevent,
-    Warn,
-    Always,
-}
-
 /// `--admit KEY …` as the API's `admitted_projects`, checked before sending;
 /// `*` admits every project and stands alone.
 fn admission(keys: &[String]) -> Result<Vec<String>, CliError> {
@@ -67,22 +44,15 @@ fn admission(keys: &[String]) -> Result<Vec<String>, CliError> {
     Ok(keys)
 }
 
-/// The wire name of a value, as clap spells it.
-pub fn wire(v: impl ValueEnum) -> String {
-    v.to_possible_value()
-        .map(|p| p.get_name().to_string())
-        .unwrap_or_default()
-}
-
 #[derive(Subcommand)]
 pub enum InfraCommand {
     /// List infrastructures.
     List {
-        #[arg(long, value_enum)]
-        kind: Option<Kind>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<InfraKind>())]
+        kind: Option<InfraKind>,
+        #[arg(long, value_parser = word::<Stage>())]
         stage: Option<Stage>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<Policy>())]
         policy: Option<Policy>,
         /// Archived (true) or active (false) ones [server default: false]
         #[arg(long, value_name = "BOOL")]
@@ -95,12 +65,12 @@ pub enum InfraCommand {
     /// Create an infrastructure (admins).
     Create {
         name: String,
-        #[arg(long, value_enum)]
-        kind: Kind,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<InfraKind>())]
+        kind: InfraKind,
+        #[arg(long, value_parser = word::<Stage>())]
         stage: Stage,
         /// Governance policy: prevent (block unapproved), warn (ask for confirmation), always
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<Policy>())]
         policy: Policy,
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
@@ -115,11 +85,11 @@ pub enum InfraCommand {
     /// Change an infrastructure (admins).
     Update {
         name: String,
-        #[arg(long, value_enum)]
-        kind: Option<Kind>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<InfraKind>())]
+        kind: Option<InfraKind>,
+        #[arg(long, value_parser = word::<Stage>())]
         stage: Option<Stage>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<Policy>())]
         policy: Option<Policy>,
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,

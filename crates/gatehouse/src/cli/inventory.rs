@@ -434,19 +434,25 @@ pub enum BundleCommand {
 }
 
 /// A version or bundle, its sign-off status on one line unless `--json`.
-fn print_governed(json: bool, obj: Value, first: &[&str]) {
-    let obj = if json { obj } else { readable_governance(obj) };
+fn print_governed(api: &Api, json: bool, obj: Value, first: &[&str]) -> Result<(), CliError> {
+    let obj = if json {
+        obj
+    } else {
+        readable_governance(api, obj)?
+    };
     output::print_object(json, &obj, first);
+    Ok(())
 }
 
 /// A list of versions or bundles, their sign-off status on one line unless `--json`.
-fn print_governed_list(json: bool, answer: Value, cols: &[Col]) {
+fn print_governed_list(api: &Api, json: bool, answer: Value, cols: &[Col]) -> Result<(), CliError> {
     let answer = if json {
         answer
     } else {
-        readable_governance(answer)
+        readable_governance(api, answer)?
     };
     output::print_list(json, &answer, cols);
+    Ok(())
 }
 
 pub async fn project(opts: &ClientOpts, cmd: ProjectCommand) -> Result<(), CliError> {
@@ -639,7 +645,7 @@ pub async fn version(opts: &ClientOpts, cmd: VersionCommand) -> Result<(), CliEr
             let body = fields.body()?;
             let api = Api::from_opts(opts)?;
             let v = api.post(&model.path(&[]), &body).await?;
-            print_governed(json, v, VERSION_FIELDS);
+            print_governed(&api, json, v, VERSION_FIELDS)?;
         }
         VersionCommand::List {
             model,
@@ -653,13 +659,13 @@ pub async fn version(opts: &ClientOpts, cmd: VersionCommand) -> Result<(), CliEr
                 .opt("sensitivity", sensitivity)
                 .opt("tag", tag);
             let answer = api.list(&model.path(&[]), &q.0, &page).await?;
-            print_governed_list(json, answer, VERSION_COLS);
+            print_governed_list(&api, json, answer, VERSION_COLS)?;
         }
         VersionCommand::Show { model, version } => {
             let api = Api::from_opts(opts)?;
             let n = version.to_string();
             let v = api.get(&model.path(&[&n])).await?;
-            print_governed(json, v, VERSION_FIELDS);
+            print_governed(&api, json, v, VERSION_FIELDS)?;
         }
         VersionCommand::Update {
             model,
@@ -681,7 +687,7 @@ pub async fn version(opts: &ClientOpts, cmd: VersionCommand) -> Result<(), CliEr
             let api = Api::from_opts(opts)?;
             let n = version.to_string();
             let v = api.patch(&model.path(&[&n]), &body).await?;
-            print_governed(json, v, VERSION_FIELDS);
+            print_governed(&api, json, v, VERSION_FIELDS)?;
         }
         VersionCommand::Delete { model, version } => {
             let api = Api::from_opts(opts)?;
@@ -709,14 +715,14 @@ pub async fn bundle(opts: &ClientOpts, cmd: BundleCommand) -> Result<(), CliErro
             let answer = api
                 .list(&["projects", &project.project, "bundles"], &[], &page)
                 .await?;
-            print_governed_list(json, answer, BUNDLE_COLS);
+            print_governed_list(&api, json, answer, BUNDLE_COLS)?;
         }
         BundleCommand::Show { project, tag } => {
             let api = Api::from_opts(opts)?;
             let b = api
                 .get(&["projects", &project.project, "bundles", &tag])
                 .await?;
-            print_governed(json, b, BUNDLE_FIELDS);
+            print_governed(&api, json, b, BUNDLE_FIELDS)?;
         }
         BundleCommand::Create {
             project,
@@ -737,7 +743,7 @@ pub async fn bundle(opts: &ClientOpts, cmd: BundleCommand) -> Result<(), CliErro
             let b = api
                 .post(&["projects", &project.project, "bundles"], &body)
                 .await?;
-            print_governed(json, b, BUNDLE_FIELDS);
+            print_governed(&api, json, b, BUNDLE_FIELDS)?;
         }
         BundleCommand::Update {
             project,
@@ -751,7 +757,7 @@ pub async fn bundle(opts: &ClientOpts, cmd: BundleCommand) -> Result<(), CliErro
                     &json!({ "description": description }),
                 )
                 .await?;
-            print_governed(json, b, BUNDLE_FIELDS);
+            print_governed(&api, json, b, BUNDLE_FIELDS)?;
         }
         BundleCommand::Delete { project, tag } => {
             let api = Api::from_opts(opts)?;

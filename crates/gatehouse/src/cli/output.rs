@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use gatehouse_core::Timestamp;
 use serde_json::Value;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -90,6 +91,16 @@ fn short_time(field: &str, v: &Value) -> Option<String> {
 /// A time from the server as `2026-11-23 09:40:00`, or `-` when absent.
 pub fn when(v: &Value) -> String {
     short_time("_at", v).unwrap_or_else(|| cell(v))
+}
+
+/// [`when`] of a typed answer's time.
+pub fn when_time(t: Option<Timestamp>) -> String {
+    when(&t.map_or(Value::Null, |t| Value::String(t.to_rfc3339())))
+}
+
+/// [`cell`] of a typed answer's optional text: sanitised, or `-`.
+pub fn cell_text(s: Option<&str>) -> String {
+    s.map_or_else(|| "-".to_string(), sanitize)
 }
 
 /// Columns a text takes on a terminal (wide characters count twice).

@@ -1,6 +1,7 @@
 //! `user …` and `group …`.
 
 use clap::Subcommand;
+use gatehouse_api::users::UserView;
 use serde_json::{Value, json};
 
 use super::ClientOpts;
@@ -226,12 +227,8 @@ pub async fn user(opts: &ClientOpts, cmd: UserCommand) -> Result<(), CliError> {
             password,
             current_password,
         } => {
-            let me = api.get(&["me"]).await?;
-            let me = me
-                .get("username")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| CliError::other("the server did not say who you are (GET /me)"))?;
+            let me: UserView = api.typed(&api.get(&["me"]).await?)?;
+            let me = me.username;
             let username = username.unwrap_or_else(|| me.clone());
             let own = username == me;
             let mut body = json!({});

@@ -2,13 +2,15 @@
 //! and reviewer slots).
 
 use clap::{Subcommand, ValueEnum};
+use gatehouse_api::roles::{SignoffConfig, StageConfig};
+use gatehouse_core::inventory::Stage;
+use gatehouse_core::signoff::SlotKind;
 use serde_json::{Value, json};
 
 use super::ClientOpts;
-use super::args::{Body, PageArgs};
+use super::args::{Body, PageArgs, wire, word};
 use super::error::CliError;
 use super::http::Api;
-use super::infra::{Stage, wire};
 use super::inventory::ProjectArg;
 use super::output::{self, Col, col, sanitize, wide};
 use super::people::print_changed;
@@ -112,7 +114,7 @@ pub enum ReviewersCommand {
         #[command(flatten)]
         project: ProjectArg,
         /// The stage that needs this sign-off
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<Stage>())]
         stage: Stage,
         /// A feedback slot (repeatable), assigned to a project role or a user
         #[arg(long = "feedback", value_name = "role:NAME|user:NAME")]
@@ -125,7 +127,7 @@ pub enum ReviewersCommand {
     RemoveStage {
         #[command(flatten)]
         project: ProjectArg,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<Stage>())]
         stage: Stage,
     },
     /// Turn separation of duties on or off (off only for risk tier 1 projects).
@@ -246,19 +248,18 @@ fn slot_body(kind: &str, (field, name): (&str, String)) -> Value {
 
 /// The slots of one stage of a sign-off configuration, as a PUT body takes them
 /// (kind and role or user; the ids follow from the order).
-fn slots_for_put(stage: &Value) -> Vec<Value> {
-    let empty = Vec::new();
-    stage["slots"]
-        .as_array()
-        .unwrap_or(&empty)
+fn slots_for_put(stage: &StageConfig) -> Vec<Value> {
+    stage
+        .slots
         .iter()
         .map(|s| {
             let mut slot = serde_json::Map::new();
-            slot.insert("kind".into(), s["kind"].clone());
-            for field in ["role", "user"] {
-                if let Some(v) = s.get(field).filter(|v| !v.is_null()) {
-                    slot.insert(field.into(), v.clone());
-                }
+            slot.insert("kind".into(), json!(s.kind.as_str()));
+            if let Some(role) = &s.role {
+                slot.insert("role".into(), json!(role));
+            }
+            if let Some(user) = &s.user {
+                slot.insert("user".into(), json!(user));
             }
             Value::Object(slot)
         })
@@ -268,16 +269,13 @@ fn slots_for_put(stage: &Value) -> Vec<Value> {
 /// The configured stages of a sign-off configuration as `(stage, slots)` for a
 /// PUT, leaving out stages without slots (only the unconfigured default `prod`
 /// has none, and the server does not take a stage without a final approval).
-fn stages_for_put(config: &Value) -> Vec<(String, Vec<Value>)> {
-    let empty = Vec::new();
-    config["stages"]
-        .as_array()
-        .unwrap_or(&empty)
+fn stages_for_put(config: &SignoffConfig) -> Vec<(String, Vec<Value>)> {
+    config
+        .stages
         .iter()
         .filter_map(|s| {
-            let name = s["stage"].as_str()?.to_string();
             let slots = slots_for_put(s);
-            (!slots.is_empty()).then_some((name, slots))
+            (!slots.is_empty()).then(|| (s.stage.as_str().to_string(), slots))
         })
         .collect()
 }
@@ -291,8 +289,8 @@ fn put_body(stages: Vec<(String, Vec<Value>)>, separation_of_duties: bool) -> Va
 }
 
 /// Who a configured slot is assigned to: `role NAME` or `user NAME`.
-pub fn assigned_to(slot: &Value) -> String {
-    match (slot["role"].as_str(), slot["user"].as_str()) {
+pub fn assigned_to(role: Option<&str>, user: Option<&str>) -> String {
+    match (role, user) {
         (Some(role), _) => format!("role {}", sanitize(role)),
         (None, Some(user)) => format!("user {}", sanitize(user)),
         (None, None) => "-".to_string(),
@@ -300,29 +298,25 @@ pub fn assigned_to(slot: &Value) -> String {
 }
 
 /// `final_approval` → `final approval`.
-pub fn kind_text(kind: &Value) -> String {
-    output::cell(kind).replace('_', " ")
+pub fn kind_text(kind: SlotKind) -> String {
+    kind.as_str().replace('_', " ")
 }
 
-fn print_config(json: bool, config: &Value) {
+/// The configuration answered by the server: its JSON as is with `--json`,
+/// else a summary and a table of every stage's slots.
+fn print_config(api: &Api, json: bool, answer: &Value) -> Result<(), CliError> {
     if json {
-        output::print_json(config);
-        return;
+        output::print_json(answer);
+        return Ok(());
     }
-    let project = output::cell(&config["project"]);
-    let on = |v: &Value| {
-        if v.as_bool() == Some(false) {
-            "off"
-        } else {
-            "on"
-        }
-    };
-    let configured = config["configured"].as_bool() == Some(true);
-    if configured {
+    let config: SignoffConfig = api.typed(answer)?;
+    let project = sanitize(&config.project);
+    let on = |v: bool| if v { "on" } else { "off" };
+    if config.configured {
         outln!(
             "Project {project}: set by {} at {}",
-            output::cell(&config["updated_by"]),
-            output::when(&config["updated_at"])
+            output::cell_text(config.updated_by.as_deref()),
+            output::when_time(config.updated_at)
         );
     } else {
         outln!(
@@ -330,29 +324,27 @@ fn print_config(json: bool, config: &Value) {
         );
     }
     let (sod, effective) = (
-        on(&config["separation_of_duties"]),
-        on(&config["effective_separation_of_duties"]),
+        on(config.separation_of_duties),
+        on(config.effective_separation_of_duties),
     );
     if sod == effective {
         outln!("Separation of duties: {sod}");
     } else {
         outln!("Separation of duties: {sod} as configured, {effective} in effect (risk tier)");
     }
-    let empty = Vec::new();
     let mut rows = Vec::new();
-    for stage in config["stages"].as_array().unwrap_or(&empty) {
-        let slots = stage["slots"].as_array().unwrap_or(&empty);
-        if slots.is_empty() {
+    for stage in &config.stages {
+        if stage.slots.is_empty() {
             rows.push(
-                json!({"stage": stage["stage"], "id": null, "kind": "-", "to": "(no slots yet)"}),
+                json!({"stage": stage.stage, "id": null, "kind": "-", "to": "(no slots yet)"}),
             );
         }
-        for s in slots {
+        for s in &stage.slots {
             rows.push(json!({
-                "stage": stage["stage"],
-                "id": s["id"],
-                "kind": kind_text(&s["kind"]),
-                "to": assigned_to(s),
+                "stage": stage.stage,
+                "id": s.id,
+                "kind": kind_text(s.kind),
+                "to": assigned_to(s.role.as_deref(), s.user.as_deref()),
             }));
         }
     }
@@ -369,6 +361,7 @@ fn print_config(json: bool, config: &Value) {
             ],
         )
     );
+    Ok(())
 }
 
 pub async fn reviewers(opts: &ClientOpts, cmd: ReviewersCommand) -> Result<(), CliError> {
@@ -379,7 +372,7 @@ pub async fn reviewers(opts: &ClientOpts, cmd: ReviewersCommand) -> Result<(), C
             let c = api
                 .get(&["projects", &project.project, "signoff-config"])
                 .await?;
-            print_config(json, &c);
+            print_config(&api, json, &c)?;
         }
         ReviewersCommand::Set {
             project,
@@ -397,21 +390,21 @@ pub async fn reviewers(opts: &ClientOpts, cmd: ReviewersCommand) -> Result<(), C
             ));
             let api = Api::from_opts(opts)?;
             let path = ["projects", project.project.as_str(), "signoff-config"];
-            let current = api.get(&path).await?;
+            let current: SignoffConfig = api.typed(&api.get(&path).await?)?;
             let stage = wire(stage);
             let mut stages = stages_for_put(&current);
             match stages.iter_mut().find(|(s, _)| *s == stage) {
                 Some((_, old)) => *old = slots,
                 None => stages.push((stage, slots)),
             }
-            let sod = current["separation_of_duties"].as_bool().unwrap_or(true);
+            let sod = current.separation_of_duties;
             let c = api.put(&path, Some(&put_body(stages, sod))).await?;
-            print_config(json, &c);
+            print_config(&api, json, &c)?;
         }
         ReviewersCommand::RemoveStage { project, stage } => {
             let api = Api::from_opts(opts)?;
             let path = ["projects", project.project.as_str(), "signoff-config"];
-            let current = api.get(&path).await?;
+            let current: SignoffConfig = api.typed(&api.get(&path).await?)?;
             let stage = wire(stage);
             let mut stages = stages_for_put(&current);
             let before = stages.len();
@@ -429,14 +422,14 @@ pub async fn reviewers(opts: &ClientOpts, cmd: ReviewersCommand) -> Result<(), C
                     sanitize(&project.project)
                 )));
             }
-            let sod = current["separation_of_duties"].as_bool().unwrap_or(true);
+            let sod = current.separation_of_duties;
             let c = api.put(&path, Some(&put_body(stages, sod))).await?;
-            print_config(json, &c);
+            print_config(&api, json, &c)?;
         }
         ReviewersCommand::SeparationOfDuties { setting, project } => {
             let api = Api::from_opts(opts)?;
             let path = ["projects", project.project.as_str(), "signoff-config"];
-            let current = api.get(&path).await?;
+            let current: SignoffConfig = api.typed(&api.get(&path).await?)?;
             let stages = stages_for_put(&current);
             if stages.is_empty() {
                 return Err(CliError::input(format!(
@@ -446,7 +439,7 @@ pub async fn reviewers(opts: &ClientOpts, cmd: ReviewersCommand) -> Result<(), C
             }
             let on = matches!(setting, OnOff::On);
             let c = api.put(&path, Some(&put_body(stages, on))).await?;
-            print_config(json, &c);
+            print_config(&api, json, &c)?;
         }
     }
     Ok(())
@@ -474,17 +467,13 @@ mod tests {
 
     #[test]
     fn a_configuration_becomes_a_put_body_without_ids_or_empty_stages() {
-        let config = json!({
-            "project": "FRAUD",
-            "stages": [
-                {"stage": "qa", "slots": [{"id": 1, "kind": "final_approval", "role": null, "user": "mark"}]},
-                {"stage": "prod", "slots": [
-                    {"id": 1, "kind": "feedback", "role": "Risk & Compliance", "user": null},
-                    {"id": 2, "kind": "final_approval", "role": null, "user": "quinn"}
-                ]}
-            ],
-            "separation_of_duties": true
-        });
+        let config = signoff_config(json!([
+            {"stage": "qa", "slots": [{"id": 1, "kind": "final_approval", "role": null, "user": "mark"}]},
+            {"stage": "prod", "slots": [
+                {"id": 1, "kind": "feedback", "role": "Risk & Compliance", "user": null},
+                {"id": 2, "kind": "final_approval", "role": null, "user": "quinn"}
+            ]}
+        ]));
         let stages = stages_for_put(&config);
         assert_eq!(
             put_body(stages, true),
@@ -496,7 +485,16 @@ mod tests {
                 ]}
             ], "separation_of_duties": true})
         );
-        let default = json!({"stages": [{"stage": "prod", "slots": []}], "configured": false});
+        let default = signoff_config(json!([{"stage": "prod", "slots": []}]));
         assert!(stages_for_put(&default).is_empty());
+    }
+
+    fn signoff_config(stages: Value) -> SignoffConfig {
+        serde_json::from_value(json!({
+            "project": "FRAUD", "stages": stages, "separation_of_duties": true,
+            "effective_separation_of_duties": true, "configured": true,
+            "updated_by": "olive", "updated_at": "2026-01-02T03:04:05.000000Z"
+        }))
+        .unwrap()
     }
 }

@@ -4,14 +4,21 @@
 use std::fmt::Write as _;
 
 use clap::{Args, Subcommand, ValueEnum};
+use gatehouse_api::PageOf;
+use gatehouse_api::roles::SlotConfig;
+use gatehouse_api::signoffs::{
+    DecisionView, FeedbackView, Governance, PendingReview, PendingSlot, SignoffView, SlotView,
+    StageStatus,
+};
+use gatehouse_core::inventory::Stage;
+use gatehouse_core::signoff::{Decision, SignoffState, SlotKind, Verdict};
 use gatehouse_core::{Subject, Timestamp};
 use serde_json::{Value, json};
 
 use super::ClientOpts;
-use super::args::{Body, PageArgs};
+use super::args::{Body, PageArgs, wire, word};
 use super::error::CliError;
 use super::http::Api;
-use super::infra::{Stage, wire};
 use super::output::{self, Col, col, sanitize, wide};
 use super::roles::{assigned_to, kind_text};
 
@@ -52,7 +59,7 @@ pub struct Target {
     #[arg(value_name = "SUBJECT", value_parser = parse_subject)]
     subject: Subject,
     /// The sign-off stage
-    #[arg(long, value_enum, default_value = "prod")]
+    #[arg(long, value_parser = word::<Stage>(), default_value = "prod")]
     stage: Stage,
     /// Only if the sign-off is still at this revision (412 stale_revision otherwise)
     #[arg(long, value_name = "REV")]
@@ -80,29 +87,12 @@ pub enum VerdictArg {
     MajorIssue,
 }
 
-impl VerdictArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::MinorIssue => "minor_issue",
-            Self::MajorIssue => "major_issue",
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum DecisionArg {
-    Approve,
-    Reject,
-    Abandon,
-}
-
-impl DecisionArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Reject => "reject",
-            Self::Abandon => "abandon",
+impl From<VerdictArg> for Verdict {
+    fn from(v: VerdictArg) -> Self {
+        match v {
+            VerdictArg::Approve => Verdict::Approve,
+            VerdictArg::MinorIssue => Verdict::MinorIssue,
+            VerdictArg::MajorIssue => Verdict::MajorIssue,
         }
     }
 }
@@ -116,7 +106,7 @@ pub enum SignoffCommand {
         #[arg(value_name = "SUBJECT", value_parser = parse_subject)]
         subject: Subject,
         /// The sign-off stage to show in full [default: a summary of every stage]
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = word::<Stage>())]
         stage: Option<Stage>,
     },
     /// Request review (project contributors and owners).
@@ -156,8 +146,8 @@ pub enum SignoffCommand {
     Decide {
         #[command(flatten)]
         target: Target,
-        #[arg(value_enum)]
-        decision: DecisionArg,
+        #[arg(value_parser = word::<Decision>())]
+        decision: Decision,
         #[arg(long, value_name = "TEXT")]
         comment: Option<String>,
     },
@@ -185,7 +175,7 @@ pub async fn signoff(opts: &ClientOpts, cmd: SignoffCommand) -> Result<(), CliEr
             if json {
                 output::print_json(&answer);
             } else {
-                out!("{}", status_table(&answer));
+                out!("{}", status_table(&api.typed(&answer)?));
             }
             return Ok(());
         }
@@ -199,7 +189,7 @@ pub async fn signoff(opts: &ClientOpts, cmd: SignoffCommand) -> Result<(), CliEr
                 if_match: None,
             };
             let v = api.get(&refs(&target.path(None))).await?;
-            print_view(json, &v);
+            print_view(&api, json, &v)?;
             return Ok(());
         }
         SignoffCommand::Request { target, notify } => {
@@ -215,7 +205,7 @@ pub async fn signoff(opts: &ClientOpts, cmd: SignoffCommand) -> Result<(), CliEr
             "feedback",
             Body::default()
                 .set("slot", slot)
-                .set("verdict", verdict.as_str())
+                .set("verdict", Verdict::from(verdict).as_str())
                 .opt("comment", comment)
                 .into_value(),
         ),
@@ -250,8 +240,7 @@ pub async fn signoff(opts: &ClientOpts, cmd: SignoffCommand) -> Result<(), CliEr
     let v = api
         .post_if_match(&refs(&target.path(Some(command))), &body, target.if_match)
         .await?;
-    print_view(json, &v);
-    Ok(())
+    print_view(&api, json, &v)
 }
 
 fn refs(path: &[String]) -> Vec<&str> {
@@ -259,10 +248,8 @@ fn refs(path: &[String]) -> Vec<&str> {
 }
 
 /// `2 approve, 1 minor issue, 0 major issues`.
-fn feedback_text(f: &Value) -> String {
-    let n = |k: &str| f[k].as_u64().unwrap_or(0);
-    let (a, mi, ma) = (n("approve"), n("minor_issue"), n("major_issue"));
-    let plural = |n: u64, one: &str, many: &str| {
+fn feedback_text(f: &FeedbackView) -> String {
+    let plural = |n: usize, one: &str, many: &str| {
         if n == 1 {
             format!("{n} {one}")
         } else {
@@ -271,41 +258,51 @@ fn feedback_text(f: &Value) -> String {
     };
     format!(
         "{}, {}, {}",
-        plural(a, "approval", "approvals"),
-        plural(mi, "minor issue", "minor issues"),
-        plural(ma, "major issue", "major issues"),
+        plural(f.approve, "approval", "approvals"),
+        plural(f.minor_issue, "minor issue", "minor issues"),
+        plural(f.major_issue, "major issue", "major issues"),
     )
 }
 
 /// A state, with `(expired)` when an approval has run out.
-fn state_text(s: &Value) -> String {
-    let state = output::cell(&s["state"]);
-    if s["expired"].as_bool() == Some(true) {
+fn state_text(state: SignoffState, expired: bool) -> String {
+    if expired {
         format!("{state} (expired)")
     } else {
-        state
+        state.to_string()
     }
+}
+
+/// A list as one cell: its entries joined by commas, or `-` when empty.
+fn list_cell<T: ToString>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "-".to_string();
+    }
+    items
+        .iter()
+        .map(|i| sanitize(&i.to_string()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One line per stage of a governance status (`governance` of a version or
 /// bundle, or `GET …/signoffs`'s `stages`).
-fn status_rows(stages: &[Value]) -> Vec<Value> {
+fn status_rows(stages: &[StageStatus]) -> Vec<Value> {
     stages
         .iter()
         .map(|s| {
-            let open = s["feedback"]["open_slots"].clone();
             json!({
-                "stage": s["stage"],
-                "state": state_text(s),
-                "cycle": s["cycle"],
-                "revision": s["revision"],
-                "requested_by": s["requested_by"],
-                "decided_by": s["decided_by"],
-                "decision": s["decision"],
-                "decided_at": s["decided_at"],
-                "feedback": feedback_text(&s["feedback"]),
-                "open_slots": open,
-                "expires_at": s["expires_at"],
+                "stage": s.stage,
+                "state": state_text(s.state, s.expired),
+                "cycle": s.cycle,
+                "revision": s.revision,
+                "requested_by": s.requested_by,
+                "decided_by": s.decided_by,
+                "decision": s.decision,
+                "decided_at": s.decided_at,
+                "feedback": feedback_text(&s.feedback),
+                "open_slots": s.feedback.open_slots,
+                "expires_at": s.expires_at,
             })
         })
         .collect()
@@ -324,33 +321,28 @@ const STATUS_COLS: &[Col] = &[
     col("EXPIRES", "expires_at"),
 ];
 
-fn status_table(answer: &Value) -> String {
-    let empty = Vec::new();
-    let stages = answer["stages"].as_array().unwrap_or(&empty);
-    let mut out = format!("{}\n", output::cell(&answer["subject"]));
-    out.push_str(&output::table(&status_rows(stages), STATUS_COLS));
+fn status_table(status: &Governance) -> String {
+    let mut out = format!("{}\n", sanitize(&status.subject));
+    out.push_str(&output::table(&status_rows(&status.stages), STATUS_COLS));
     out
 }
 
 /// The `governance` of a version or bundle on one line: `qa: approved by mark,
 /// prod: in_review`.
-pub fn governance_summary(governance: &Value) -> String {
-    let Some(stages) = governance.as_array() else {
-        return output::cell(governance);
-    };
+pub fn governance_summary(stages: &[StageStatus]) -> String {
     if stages.is_empty() {
         return "-".to_string();
     }
     stages
         .iter()
         .map(|s| {
-            let mut t = format!("{}: {}", output::cell(&s["stage"]), state_text(s));
-            if let Some(by) = s["decided_by"].as_str() {
+            let mut t = format!("{}: {}", s.stage, state_text(s.state, s.expired));
+            if let Some(by) = &s.decided_by {
                 let _ = write!(
                     t,
                     " by {} at {}",
                     sanitize(by),
-                    output::when(&s["decided_at"])
+                    output::when_time(s.decided_at)
                 );
             }
             t
@@ -361,112 +353,103 @@ pub fn governance_summary(governance: &Value) -> String {
 
 /// For tables and blocks: the `governance` of a version or bundle, or of each
 /// item of a list of them, as one line of text.
-pub fn readable_governance(mut answer: Value) -> Value {
-    fn one(v: &mut Value) {
+pub fn readable_governance(api: &Api, mut answer: Value) -> Result<Value, CliError> {
+    let one = |v: &mut Value| -> Result<(), CliError> {
         if let Some(g) = v.get_mut("governance") {
-            *g = Value::String(governance_summary(g));
+            let stages: Vec<StageStatus> = api.typed(g)?;
+            *g = Value::String(governance_summary(&stages));
         }
-    }
+        Ok(())
+    };
     match answer.get_mut("items").and_then(Value::as_array_mut) {
-        Some(items) => items.iter_mut().for_each(one),
-        None => one(&mut answer),
+        Some(items) => items.iter_mut().try_for_each(one)?,
+        None => one(&mut answer)?,
     }
-    answer
+    Ok(answer)
 }
 
 /// A comment in quotes, or nothing.
-fn quoted(c: &Value) -> String {
-    match c.as_str() {
-        Some(s) if !s.trim().is_empty() => format!(": \"{}\"", sanitize(s)),
-        _ => String::new(),
+fn quoted(c: &str) -> String {
+    if c.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": \"{}\"", sanitize(c))
     }
 }
 
 /// What happened in one cycle, oldest first.
 fn timeline(
-    requested_by: &Value,
-    requested_at: &Value,
-    slots: &[Value],
-    decision: &Value,
-) -> Vec<(Value, String)> {
-    let mut events: Vec<(Value, String)> = Vec::new();
-    if let Some(by) = requested_by.as_str() {
-        events.push((
-            requested_at.clone(),
-            format!("{} requested review", sanitize(by)),
-        ));
+    requested_by: Option<&str>,
+    requested_at: Option<Timestamp>,
+    slots: &[SlotView],
+    decision: Option<&DecisionView>,
+) -> Vec<(Option<Timestamp>, String)> {
+    let mut events: Vec<(Option<Timestamp>, String)> = Vec::new();
+    if let Some(by) = requested_by {
+        events.push((requested_at, format!("{} requested review", sanitize(by))));
     }
-    let empty = Vec::new();
     for slot in slots {
-        let id = output::cell(&slot["id"]);
-        for d in slot["delegations"].as_array().unwrap_or(&empty) {
+        let id = slot.id;
+        for d in &slot.delegations {
             events.push((
-                d["at"].clone(),
+                Some(d.at),
                 format!(
                     "{} delegated slot {id} to {}{}",
-                    output::cell(&d["by"]),
-                    output::cell(&d["to"]),
-                    quoted(&d["comment"])
+                    sanitize(&d.by),
+                    sanitize(&d.to),
+                    quoted(&d.comment)
                 ),
             ));
         }
-        for a in slot["answers"].as_array().unwrap_or(&empty) {
+        for a in &slot.answers {
             events.push((
-                a["at"].clone(),
+                Some(a.at),
                 format!(
                     "{} answered slot {id}: {}{}",
-                    output::cell(&a["by"]),
-                    output::cell(&a["verdict"]),
-                    quoted(&a["comment"])
+                    sanitize(&a.by),
+                    a.verdict,
+                    quoted(&a.comment)
                 ),
             ));
         }
     }
-    if decision.is_object() {
+    if let Some(d) = decision {
         events.push((
-            decision["at"].clone(),
+            Some(d.at),
             format!(
                 "{} decided: {}{}",
-                output::cell(&decision["by"]),
-                output::cell(&decision["decision"]),
-                quoted(&decision["comment"])
+                sanitize(&d.by),
+                d.decision,
+                quoted(&d.comment)
             ),
         ));
     }
-    // Times are RFC 3339 with microseconds; the sort is stable, so ties keep
-    // the order above.
-    events.sort_by_key(|(at, _)| at.as_str().and_then(Timestamp::parse_rfc3339));
+    // The sort is stable, so ties keep the order above.
+    events.sort_by_key(|(at, _)| *at);
     events
 }
 
 /// Table rows of a review's slots; the final approval slot shows the decision.
-fn slot_rows(slots: &[Value], decision: &Value) -> Vec<Value> {
+fn slot_rows(slots: &[SlotView], decision: Option<&DecisionView>) -> Vec<Value> {
     slots
         .iter()
         .map(|s| {
-            let mut to = assigned_to(s);
-            if s["role"].is_string() {
-                let members = output::cell(&s["assignees"]);
-                let _ = write!(to, " ({members})");
+            let mut to = assigned_to(s.role.as_deref(), s.user.as_deref());
+            if s.role.is_some() {
+                let _ = write!(to, " ({})", list_cell(&s.assignees));
             }
-            let answer = match (s["answer"].as_object(), decision.as_object()) {
-                (Some(a), _) => format!(
-                    "{} by {}",
-                    output::cell(&a["verdict"]),
-                    output::cell(&a["by"])
-                ),
-                (None, Some(d)) if s["kind"] == "final_approval" => format!(
-                    "{} by {}",
-                    output::cell(&d["decision"]),
-                    output::cell(&d["by"])
-                ),
+            let answer = match (&s.answer, decision) {
+                (Some(a), _) => format!("{} by {}", a.verdict, sanitize(&a.by)),
+                (None, Some(d)) if s.kind == SlotKind::FinalApproval => {
+                    format!("{} by {}", d.decision, sanitize(&d.by))
+                }
                 _ => "-".to_string(),
             };
             json!({
-                "id": s["id"],
-                "kind": kind_text(&s["kind"]),
+                "id": s.id,
+                "kind": kind_text(s.kind),
                 "to": to,
-                "delegate": s["delegate"],
+                "delegate": s.delegate,
                 "answer": answer,
             })
         })
@@ -474,10 +457,16 @@ fn slot_rows(slots: &[Value], decision: &Value) -> Vec<Value> {
 }
 
 /// Table rows of configured slots.
-fn config_rows(slots: &[Value]) -> Vec<Value> {
+fn config_rows(slots: &[SlotConfig]) -> Vec<Value> {
     slots
         .iter()
-        .map(|s| json!({"id": s["id"], "kind": kind_text(&s["kind"]), "to": assigned_to(s)}))
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "kind": kind_text(s.kind),
+                "to": assigned_to(s.role.as_deref(), s.user.as_deref()),
+            })
+        })
         .collect()
 }
 
@@ -495,49 +484,28 @@ const SLOT_COLS: &[Col] = &[
     col("ANSWER", "answer"),
 ];
 
-/// The configuration fields of a slot, to compare a review's slots with the
-/// project's current ones.
-fn slot_key(s: &Value) -> (Value, Value, Value, Value) {
-    (
-        s["id"].clone(),
-        s["kind"].clone(),
-        s["role"].clone(),
-        s["user"].clone(),
-    )
-}
-
 /// A sign-off in full, as `key: value` lines, tables and a timeline.
-fn render_view(v: &Value) -> String {
+fn render_view(v: &SignoffView) -> String {
     let mut out = String::new();
-    let empty = Vec::new();
     let line = |out: &mut String, k: &str, val: String| {
         let _ = writeln!(out, "{:<11}{val}", format!("{k}:"));
     };
-    let _ = writeln!(
-        out,
-        "{} — {} sign-off",
-        output::cell(&v["subject"]),
-        output::cell(&v["stage"])
-    );
-    let mut state = state_text(v);
-    if v["locked"].as_bool() == Some(true) {
+    let _ = writeln!(out, "{} — {} sign-off", sanitize(&v.subject), v.stage);
+    let mut state = state_text(v.state, v.expired);
+    if v.locked {
         state.push_str(", locked");
     }
     line(
         &mut out,
         "state",
-        format!(
-            "{state} (cycle {}, revision {})",
-            output::cell(&v["cycle"]),
-            output::cell(&v["revision"])
-        ),
+        format!("{state} (cycle {}, revision {})", v.cycle, v.revision),
     );
-    if !v["expires_at"].is_null() {
-        line(&mut out, "expires", output::when(&v["expires_at"]));
+    if v.expires_at.is_some() {
+        line(&mut out, "expires", output::when_time(v.expires_at));
     }
-    line(&mut out, "creator", output::cell(&v["subject_creator"]));
-    if let Some(by) = v["requested_by"].as_str() {
-        let notified = if v["notify_reviewers"].as_bool() == Some(true) {
+    line(&mut out, "creator", sanitize(&v.subject_creator));
+    if let Some(by) = &v.requested_by {
+        let notified = if v.notify_reviewers {
             " (reviewers notified)"
         } else {
             ""
@@ -548,25 +516,25 @@ fn render_view(v: &Value) -> String {
             format!(
                 "by {} at {}{notified}",
                 sanitize(by),
-                output::when(&v["requested_at"])
+                output::when_time(v.requested_at)
             ),
         );
     }
-    if let Some(d) = v["decision"].as_object() {
+    if let Some(d) = &v.decision {
         line(
             &mut out,
             "decision",
             format!(
                 "{} by {} at {}{}",
-                output::cell(&d["decision"]),
-                output::cell(&d["by"]),
-                output::when(&d["at"]),
-                quoted(&d["comment"])
+                d.decision,
+                sanitize(&d.by),
+                output::when_time(Some(d.at)),
+                quoted(&d.comment)
             ),
         );
     }
-    let open = output::cell(&v["feedback"]["open_slots"]);
-    let approvers = match v["feedback"]["distinct_approvers"].as_u64().unwrap_or(0) {
+    let open = list_cell(&v.feedback.open_slots);
+    let approvers = match v.feedback.distinct_approvers {
         1 => "1 distinct approver".to_string(),
         n => format!("{n} distinct approvers"),
     };
@@ -575,18 +543,23 @@ fn render_view(v: &Value) -> String {
         "feedback",
         format!(
             "{}; {approvers}; open slots: {open}",
-            feedback_text(&v["feedback"])
+            feedback_text(&v.feedback)
         ),
     );
 
-    let slots = v["slots"].as_array().unwrap_or(&empty);
-    let configured = v["configured_slots"].as_array().unwrap_or(&empty);
+    let (slots, configured) = (&v.slots, &v.configured_slots);
     if !slots.is_empty() {
         let _ = writeln!(out, "\nSlots of this review:");
-        out.push_str(&output::table(&slot_rows(slots, &v["decision"]), SLOT_COLS));
+        out.push_str(&output::table(
+            &slot_rows(slots, v.decision.as_ref()),
+            SLOT_COLS,
+        ));
     }
-    let differs = slots.iter().map(slot_key).collect::<Vec<_>>()
-        != configured.iter().map(slot_key).collect::<Vec<_>>();
+    // The configuration fields of the slots: has the project's changed since?
+    let differs = slots
+        .iter()
+        .map(|s| (s.id, s.kind, &s.role, &s.user))
+        .ne(configured.iter().map(|s| (s.id, s.kind, &s.role, &s.user)));
     if slots.is_empty() || differs {
         let heading = if slots.is_empty() {
             "Configured slots (a review requested now gets these):"
@@ -602,44 +575,37 @@ fn render_view(v: &Value) -> String {
     }
 
     let events = timeline(
-        &v["requested_by"],
-        &v["requested_at"],
+        v.requested_by.as_deref(),
+        v.requested_at,
         slots,
-        &v["decision"],
+        v.decision.as_ref(),
     );
     if !events.is_empty() {
         let _ = writeln!(out, "\nTimeline:");
         for (at, text) in events {
-            let _ = writeln!(out, "  {}  {text}", output::when(&at));
+            let _ = writeln!(out, "  {}  {text}", output::when_time(at));
         }
     }
 
-    let history = v["history"].as_array().unwrap_or(&empty);
-    if !history.is_empty() {
+    if !v.history.is_empty() {
         let _ = writeln!(out, "\nEarlier cycles:");
-        for c in history {
-            let _ = writeln!(
-                out,
-                "  cycle {}: {}",
-                output::cell(&c["number"]),
-                output::cell(&c["state"])
-            );
-            let slots = c["slots"].as_array().unwrap_or(&empty);
+        for c in &v.history {
+            let _ = writeln!(out, "  cycle {}: {}", c.number, c.state);
             for (at, text) in timeline(
-                &c["requested_by"],
-                &c["requested_at"],
-                slots,
-                &c["decision"],
+                c.requested_by.as_deref(),
+                c.requested_at,
+                &c.slots,
+                c.decision.as_ref(),
             ) {
-                let _ = writeln!(out, "    {}  {text}", output::when(&at));
+                let _ = writeln!(out, "    {}  {text}", output::when_time(at));
             }
-            if let Some(r) = c["reset"].as_object() {
+            if let Some(r) = &c.reset {
                 let _ = writeln!(
                     out,
                     "    {}  {} reset the sign-off{}",
-                    output::when(&r["at"]),
-                    output::cell(&r["by"]),
-                    quoted(&r["reason"])
+                    output::when_time(Some(r.at)),
+                    sanitize(&r.by),
+                    quoted(&r.reason)
                 );
             }
         }
@@ -647,12 +613,15 @@ fn render_view(v: &Value) -> String {
     out
 }
 
-fn print_view(json: bool, v: &Value) {
+/// A sign-off as the server answered it with `--json`, else rendered in full.
+fn print_view(api: &Api, json: bool, answer: &Value) -> Result<(), CliError> {
     if json {
-        output::print_json(v);
+        output::print_json(answer);
     } else {
-        out!("{}", render_view(v));
+        let view: SignoffView = api.typed(answer)?;
+        out!("{}", render_view(&view));
     }
+    Ok(())
 }
 
 const PENDING_COLS: &[Col] = &[
@@ -666,18 +635,15 @@ const PENDING_COLS: &[Col] = &[
 ];
 
 /// `1 feedback (Risk & Compliance), 3 final approval via delegate`.
-fn pending_slots(slots: &Value) -> String {
-    let empty = Vec::new();
+fn pending_slots(slots: &[PendingSlot]) -> String {
     slots
-        .as_array()
-        .unwrap_or(&empty)
         .iter()
         .map(|s| {
-            let mut t = format!("{} {}", output::cell(&s["id"]), kind_text(&s["kind"]));
-            if let Some(role) = s["role"].as_str() {
+            let mut t = format!("{} {}", s.id, kind_text(s.kind));
+            if let Some(role) = &s.role {
                 let _ = write!(t, " ({})", sanitize(role));
             }
-            if s["via"].as_str() == Some("delegate") {
+            if s.via == "delegate" {
                 t.push_str(" as delegate");
             }
             t
@@ -696,17 +662,21 @@ pub async fn reviews(opts: &ClientOpts) -> Result<(), CliError> {
         output::print_json(&answer);
         return Ok(());
     }
-    let empty = Vec::new();
-    let items = answer["items"].as_array().unwrap_or(&empty);
-    if items.is_empty() {
+    let pending: PageOf<PendingReview> = api.typed(&answer)?;
+    if pending.items.is_empty() {
         outln!("Nothing waits on you.");
         return Ok(());
     }
+    let items = answer["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let rows: Vec<Value> = items
         .iter()
-        .map(|i| {
+        .zip(&pending.items)
+        .map(|(i, p)| {
             let mut row = i.clone();
-            row["your_slots"] = json!(pending_slots(&i["slots"]));
+            row["your_slots"] = json!(pending_slots(&p.slots));
             row
         })
         .collect();
@@ -749,16 +719,28 @@ mod tests {
 
     #[test]
     fn governance_is_one_line_per_subject() {
-        let g = json!([
-            {"stage": "qa", "state": "approved", "expired": false, "decided_by": "mark",
-             "decided_at": "2026-11-23T09:40:00.000000Z"},
-            {"stage": "prod", "state": "in_review", "expired": false, "decided_by": null}
-        ]);
+        let status = |stage: &str, state: &str, by: Value, at: Value| {
+            json!({"stage": stage, "state": state, "expired": false, "expires_at": null,
+                "cycle": 1, "revision": 1, "requested_by": null, "requested_at": null,
+                "decided_by": by, "decision": null, "decided_at": at,
+                "feedback": {"approve": 0, "minor_issue": 0, "major_issue": 0,
+                    "distinct_approvers": 0, "open_slots": []}})
+        };
+        let g: Vec<StageStatus> = serde_json::from_value(json!([
+            status(
+                "qa",
+                "approved",
+                json!("mark"),
+                json!("2026-11-23T09:40:00.000000Z")
+            ),
+            status("prod", "in_review", Value::Null, Value::Null)
+        ]))
+        .unwrap();
         assert_eq!(
             governance_summary(&g),
             "qa: approved by mark at 2026-11-23 09:40:00; prod: in_review"
         );
-        assert_eq!(governance_summary(&json!([])), "-");
+        assert_eq!(governance_summary(&[]), "-");
     }
 
     #[test]
@@ -798,9 +780,11 @@ mod tests {
                 {"id": 2, "kind": "feedback", "role": null, "user": "ivan"},
                 {"id": 3, "kind": "final_approval", "role": null, "user": "mark"}
             ],
-            "history": []
+            "history": [], "excluded": ["alice"],
+            "links": {"events": "/api/v1/audit/events?subject=version%3AFRAUD%2Ffraud-scorer%2F4"}
         });
-        let text = render_view(&v);
+        let view = |v: &Value| -> SignoffView { serde_json::from_value(v.clone()).unwrap() };
+        let text = render_view(&view(&v));
         assert!(
             text.contains("state:     approved (cycle 1, revision 5)"),
             "{text}"
@@ -832,7 +816,7 @@ mod tests {
         let mut changed = v.clone();
         changed["configured_slots"] =
             json!([{"id": 1, "kind": "final_approval", "role": null, "user": "quinn"}]);
-        let text = render_view(&changed);
+        let text = render_view(&view(&changed));
         assert!(text.contains("have changed since"), "{text}");
         assert!(text.contains("1     final approval  user quinn"), "{text}");
     }

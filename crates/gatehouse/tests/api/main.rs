@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod audit_trail;
 mod auth;
+mod bodies;
 mod bundles;
 mod deployments;
 mod emergency;

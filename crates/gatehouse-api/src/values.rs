@@ -2,8 +2,6 @@
 //! (`gatehouse_core`'s `text_enum!` types and a few strings parsed by hand),
 //! so the OpenAPI document lists them. They are never constructed.
 
-#![allow(dead_code)]
-
 use utoipa::ToSchema;
 
 /// Lifecycle stage of an infrastructure or a sign-off.
@@ -91,9 +89,11 @@ pub enum EmergencyState {
 /// A key: project key, username, group name, infrastructure name or bundle tag.
 #[derive(ToSchema)]
 #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+#[allow(dead_code)]
 pub struct Key(String);
 
 /// A project key, or `*` for every project.
 #[derive(ToSchema)]
 #[schema(pattern = r"^([A-Za-z0-9._-]{1,64}|\*)$")]
+#[allow(dead_code)]
 pub struct AdmittedProject(String);
