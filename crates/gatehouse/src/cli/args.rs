@@ -4,6 +4,7 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use gatehouse_core::authz::ProjectRole;
 use gatehouse_core::gate::EmergencyState;
 use gatehouse_core::inventory::{InfraKind, Policy, Stage};
 use gatehouse_core::signoff::{Decision, SignoffState};
@@ -38,6 +39,13 @@ impl Word for EmergencyState {
         EmergencyState::Accepted,
         EmergencyState::RollbackOrdered,
     ];
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Word for ProjectRole {
+    const WORDS: &'static [Self] = &[ProjectRole::Owner, ProjectRole::Contributor];
     fn text(self) -> &'static str {
         self.as_str()
     }

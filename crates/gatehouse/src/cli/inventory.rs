@@ -1,10 +1,11 @@
 //! `project …`, `model …`, `version …` and `bundle …`.
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+use gatehouse_core::authz::ProjectRole;
 use serde_json::{Value, json};
 
 use super::ClientOpts;
-use super::args::{self, Body, PageArgs, Query};
+use super::args::{self, Body, PageArgs, Query, word};
 use super::error::CliError;
 use super::http::Api;
 use super::output::{self, Col, col, sanitize, wide};
@@ -103,21 +104,6 @@ const BUNDLE_COLS: &[Col] = &[
     col("CREATED", "created_at"),
 ];
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum MemberRole {
-    Owner,
-    Contributor,
-}
-
-impl MemberRole {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Contributor => "contributor",
-        }
-    }
-}
-
 #[derive(Subcommand)]
 pub enum ProjectCommand {
     /// List governed projects.
@@ -192,8 +178,8 @@ pub enum ProjectCommand {
     AddMember {
         key: String,
         username: String,
-        #[arg(long, value_enum, default_value = "contributor")]
-        role: MemberRole,
+        #[arg(long, value_parser = word::<ProjectRole>(), default_value = "contributor")]
+        role: ProjectRole,
     },
     /// Remove a user from a project (the last owner stays).
     RemoveMember { key: String, username: String },
