@@ -223,15 +223,23 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-async fn fallback(method: Method, uri: axum::http::Uri) -> axum::response::Response {
+async fn fallback(
+    method: Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = uri.path();
-    if path.starts_with("/api/") || method != Method::GET {
-        ApiError::not_found(format!("no route for {method} {path}")).into_response()
-    } else {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && method == Method::GET && !path.starts_with("/api/") {
         // A person following a stale link gets a page, not a problem document.
         crate::ui::page::PageError::not_found(format!("There is no page at {path}."))
             .into_response()
+    } else {
+        ApiError::not_found(format!("no route for {method} {path}")).into_response()
     }
 }
 

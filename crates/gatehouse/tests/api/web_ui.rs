@@ -80,7 +80,10 @@ impl<'a> Browser<'a> {
     }
 
     async fn get(&self, path: &str) -> Page {
-        let mut req = self.client.get(self.app.url(path));
+        let mut req = self
+            .client
+            .get(self.app.url(path))
+            .header("accept", "text/html,application/xhtml+xml");
         if let Some(s) = &self.session {
             req = req.header("cookie", format!("gh_session={s}"));
         }
