@@ -10,7 +10,7 @@ mod health;
 pub(crate) mod identity;
 mod infra;
 mod models;
-mod projects;
+pub(crate) mod projects;
 pub(crate) mod roles;
 mod shape;
 pub(crate) mod signoffs;

@@ -146,7 +146,7 @@ async fn get_signoff_config(
     Ok(Json(signoffs::config(&mut conn, &key).await?.shape()))
 }
 
-fn parse_config(body: PutSignoffConfig) -> ApiResult<NewConfig> {
+pub(crate) fn parse_config(body: PutSignoffConfig) -> ApiResult<NewConfig> {
     let mut stages = Vec::with_capacity(body.stages.len());
     for (i, s) in body.stages.into_iter().enumerate() {
         let stage = parse_stage(&format!("stages[{i}].stage"), &s.stage)?;

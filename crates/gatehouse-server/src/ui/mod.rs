@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit::audit_page))
         .route("/admin", get(audit::admin))
         .route("/projects/{key}", get(project::show))
+        .route("/projects/{key}/slots", post(project::save_slots))
         .route(
             "/projects/{key}/models/{name}/versions/{n}",
             get(subject::version_page),

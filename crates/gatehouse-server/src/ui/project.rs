@@ -1,15 +1,20 @@
 //! The project page (tier and its history, people, reviewer roles, sign-off
 //! stages and slots, deploy grants, models and bundles) and "My reviews".
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_api::roles::{PutSignoffConfig, SlotInput, StageInput};
+use gatehouse_core::limits::Bounded;
 use gatehouse_store::audit::{AuditFilter, Order};
 use gatehouse_store::{PageRequest, bundles, deployments, models, projects, roles, signoffs};
 use serde::Deserialize;
 
-use super::page::{Chrome, PageResult, Section, ok};
-use super::session::Viewer;
+use super::page::{Chrome, PageError, PageResult, Section, ok, render, sentence};
+use super::session::{Posted, Viewer};
 use super::{fmt, urls};
 use crate::app::AppState;
 
@@ -28,6 +33,18 @@ pub struct StageRow {
     pub stage: String,
     pub slots: Vec<String>,
 }
+
+/// One row of the slot editor.
+pub struct EditRow {
+    pub i: usize,
+    pub stage: String,
+    pub kind: String,
+    pub role: String,
+    pub user: String,
+}
+
+/// Rows of the slot editor beyond the configured slots, for new ones.
+const EMPTY_ROWS: usize = 3;
 
 pub struct ModelRow {
     pub name: String,
@@ -56,19 +73,39 @@ struct ProjectPage {
     models: Vec<ModelRow>,
     bundles: Vec<Line>,
     tier_history: Option<Vec<String>>,
+    may_edit: bool,
+    edit_rows: Vec<EditRow>,
+    role_names: Vec<String>,
+    stage_names: Vec<&'static str>,
+    sod_configured: bool,
+    error: Option<String>,
+    done: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProjectQuery {
+    #[serde(default)]
+    done: String,
 }
 
 pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(key): Path<String>,
+    Query(q): Query<ProjectQuery>,
 ) -> Response {
-    page(&state, &viewer, &key)
+    page(&state, &viewer, &key, None, q.done == "slots")
         .await
         .unwrap_or_else(|e| e.seen_by(Some(&viewer)).into_response())
 }
 
-async fn page(state: &AppState, viewer: &Viewer, key: &str) -> PageResult<Response> {
+async fn page(
+    state: &AppState,
+    viewer: &Viewer,
+    key: &str,
+    error: Option<(StatusCode, String)>,
+    done: bool,
+) -> PageResult<Response> {
     let mut conn = state.store.conn().await?;
     let p = projects::get(&mut conn, key).await?;
     let role = projects::role_of(&mut conn, key, viewer.username().as_str()).await?;
@@ -109,7 +146,43 @@ async fn page(state: &AppState, viewer: &Viewer, key: &str) -> PageResult<Respon
         }
         None => None,
     };
+    let may_edit = crate::api::projects::own_right(&state.store, &viewer.ctx(state), key)
+        .await
+        .is_ok();
+    let mut edit_rows: Vec<EditRow> = Vec::new();
+    for st in config.stages.iter().filter(|_| config.configured) {
+        for slot in &st.slots {
+            edit_rows.push(EditRow {
+                i: edit_rows.len(),
+                stage: st.stage.as_str().to_owned(),
+                kind: slot.kind.as_str().to_owned(),
+                role: slot.role.clone().unwrap_or_default(),
+                user: slot.user.clone().unwrap_or_default(),
+            });
+        }
+    }
+    for _ in 0..EMPTY_ROWS {
+        edit_rows.push(EditRow {
+            i: edit_rows.len(),
+            stage: String::new(),
+            kind: "feedback".into(),
+            role: String::new(),
+            user: String::new(),
+        });
+    }
+    let role_names: Vec<String> = role_list.iter().map(|r| r.name.clone()).collect();
+    let status = error.as_ref().map(|e| e.0).unwrap_or(StatusCode::OK);
     let page = ProjectPage {
+        may_edit,
+        edit_rows,
+        role_names,
+        stage_names: gatehouse_core::inventory::Stage::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+        sod_configured: config.separation_of_duties,
+        error: error.map(|e| e.1),
+        done,
         chrome: Chrome::new(viewer, format!("Project {}", p.key), Section::Other),
         key: p.key.to_string(),
         name: p.name,
@@ -218,7 +291,81 @@ async fn page(state: &AppState, viewer: &Viewer, key: &str) -> PageResult<Respon
             .collect(),
         tier_history,
     };
-    Ok(ok(&page))
+    Ok(render(status, &page))
+}
+
+/// The slot editor's rows as the API's body: rows without a stage are left
+/// out; stages keep the order of their first row.
+fn config_body(form: &BTreeMap<String, String>) -> PutSignoffConfig {
+    let field = |name: &str, i: usize| {
+        form.get(&format!("{name}_{i}"))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut stages: Vec<(String, Vec<SlotInput>)> = Vec::new();
+    let rows = form.keys().filter(|k| k.starts_with("stage_")).count();
+    for i in 0..rows.min(200) {
+        let stage = field("stage", i);
+        if stage.is_empty() {
+            continue;
+        }
+        let (role, user) = (field("role", i), field("user", i));
+        let slot = SlotInput {
+            kind: field("kind", i),
+            role: Some(role).filter(|r| !r.is_empty()),
+            user: Some(user.trim_start_matches('@').to_owned()).filter(|u| !u.is_empty()),
+        };
+        match stages.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, slots)) => slots.push(slot),
+            None => stages.push((stage, vec![slot])),
+        }
+    }
+    PutSignoffConfig {
+        stages: Bounded::new(
+            stages
+                .into_iter()
+                .map(|(stage, slots)| StageInput {
+                    stage,
+                    slots: Bounded::new(slots).unwrap_or_default(),
+                })
+                .collect(),
+        )
+        .unwrap_or_default(),
+        separation_of_duties: Some(form.contains_key("separation_of_duties")),
+    }
+}
+
+/// Saves the sign-off stages and slots (owners), through the API's own
+/// parsing and the store's `set_config`.
+pub async fn save_slots(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    posted: Posted<BTreeMap<String, String>>,
+) -> Response {
+    let viewer = posted.viewer;
+    let body = config_body(&posted.form);
+    let saved = async {
+        let new = crate::api::roles::parse_config(body)?;
+        let ctx = viewer.ctx(&state);
+        let right = crate::api::projects::own_right(&state.store, &ctx, &key).await?;
+        let mut tx = state.store.begin().await?;
+        signoffs::set_config(&mut tx, &right, &ctx, &key, &new).await?;
+        tx.commit().await?;
+        Ok::<_, crate::error::ApiError>(())
+    }
+    .await;
+    match saved {
+        Ok(()) => {
+            Redirect::to(&format!("{}?done=slots#slots-h", urls::project(&key))).into_response()
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status.unwrap_or_else(|| e.code.http_status()))
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            page(&state, &viewer, &key, Some((status, sentence(&e))), false)
+                .await
+                .unwrap_or_else(|e: PageError| e.seen_by(Some(&viewer)).into_response())
+        }
+    }
 }
 
 // ---- my reviews -------------------------------------------------------------

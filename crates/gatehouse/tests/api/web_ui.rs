@@ -354,3 +354,77 @@ async fn sessions_end_when_idle_too_long_after_their_limit_at_logout_and_with_a_
         .ok(200);
     assert_eq!(b.get("/").await.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn owners_change_stages_and_slots_from_the_project_page() {
+    let app = spawn_app().await;
+    world(&app).await;
+    // alice is no owner: no editor, and a forced form is refused.
+    let mut a = Browser::new(&app);
+    a.login("alice", "alice-password-1").await;
+    let page = a.get("/projects/FRAUD").await;
+    assert!(!page.body.contains("id=\"slots\""));
+    let csrf = hidden(&page.body, "csrf");
+    let before = app.snapshot().await;
+    let p = a
+        .post(
+            "/projects/FRAUD/slots",
+            &[
+                ("csrf", csrf.as_str()),
+                ("stage_0", "prod"),
+                ("kind_0", "final_approval"),
+                ("user_0", "alice"),
+                ("separation_of_duties", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    assert!(p.body.contains("id=\"slots-error\""));
+    app.assert_unchanged(&before, &app.snapshot().await, "a non-owner's slots");
+
+    // admin (the owner) saves two feedback slots and a final approval.
+    let mut o = Browser::new(&app);
+    o.login("admin", ADMIN_PASSWORD).await;
+    let page = o.get("/projects/FRAUD").await;
+    assert!(page.body.contains("id=\"slots\""), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let p = o
+        .post(
+            "/projects/FRAUD/slots",
+            &[
+                ("csrf", csrf.as_str()),
+                ("stage_0", "prod"),
+                ("kind_0", "feedback"),
+                ("role_0", RISK_ROLE),
+                ("stage_1", "prod"),
+                ("kind_1", "feedback"),
+                ("user_1", "@bob"),
+                ("stage_2", "prod"),
+                ("kind_2", "final_approval"),
+                ("user_2", "rita"),
+                ("stage_3", ""),
+                ("separation_of_duties", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let config = app.get("/projects/FRAUD/signoff-config").await;
+    let slots = &config.ok(200)["stages"][0]["slots"];
+    assert_eq!(slots.as_array().unwrap().len(), 3, "{config:?}");
+    assert_eq!(slots[1]["user"], "bob");
+    // A stage without a final approval is refused with the API's words.
+    let p = o
+        .post(
+            "/projects/FRAUD/slots",
+            &[
+                ("csrf", csrf.as_str()),
+                ("stage_0", "prod"),
+                ("kind_0", "feedback"),
+                ("role_0", RISK_ROLE),
+                ("separation_of_duties", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    assert!(p.body.contains("id=\"slots-error\""));
+}
