@@ -202,30 +202,24 @@ async fn create_grant(
         emergency: body.emergency.unwrap_or(false),
     };
     let ctx = auth.ctx(&state);
-    let mut tx = state.store.begin().await?;
-    match deployments::add_grant(&mut tx, &ctx, &key, &new).await {
-        Ok(g) => {
-            tx.commit().await?;
-            Ok(created(g.shape()))
-        }
-        Err(StoreError::Denied(d)) => {
-            // On the record: who tried to hand out which right.
-            drop(tx);
-            let mut tx = state.store.begin().await?;
+    // On the record when refused: who tried to hand out which right.
+    let g = super::refusals::write_audited(
+        &state,
+        async |tx| deployments::add_grant(tx, &ctx, &key, &new).await,
+        async |tx, e| {
             deployments::record_grant_refusal(
-                &mut tx,
+                tx,
                 &ctx,
                 &key,
                 &target_text,
                 new.emergency,
-                &d.0,
+                &e.to_string(),
             )
-            .await?;
-            tx.commit().await?;
-            Err(StoreError::Denied(d).into())
-        }
-        Err(e) => Err(e.into()),
-    }
+            .await
+        },
+    )
+    .await?;
+    Ok(created(g.shape()))
 }
 
 /// Remove a deploy grant (project owners and admins).
@@ -471,27 +465,19 @@ async fn decide(
 ) -> ApiResult<Json<EmergencyDecision>> {
     let comment = text("comment", comment)?;
     let ctx = auth.ctx(state);
-    let mut tx = state.store.begin().await?;
-    match deployments::decide_emergency(&mut tx, &ctx, id, decision, &comment).await {
-        Ok((review, rollback)) => {
-            tx.commit().await?;
-            Ok(Json(EmergencyDecision {
-                review: review.shape(),
-                rollback: rollback.map(Shape::shape),
-            }))
-        }
-        Err(e) if super::signoffs::is_forbidden(&e) => {
-            // Not the approver, or the break-glass deployer themselves: on the
-            // record, in a transaction of its own.
-            drop(tx);
-            let mut tx = state.store.begin().await?;
-            deployments::record_emergency_refusal(&mut tx, &ctx, id, decision, &e.to_string())
-                .await?;
-            tx.commit().await?;
-            Err(e.into())
-        }
-        Err(e) => Err(e.into()),
-    }
+    // Not the approver, or the break-glass deployer themselves: on the record.
+    let (review, rollback) = super::refusals::write_audited(
+        state,
+        async |tx| deployments::decide_emergency(tx, &ctx, id, decision, &comment).await,
+        async |tx, e| {
+            deployments::record_emergency_refusal(tx, &ctx, id, decision, &e.to_string()).await
+        },
+    )
+    .await?;
+    Ok(Json(EmergencyDecision {
+        review: review.shape(),
+        rollback: rollback.map(Shape::shape),
+    }))
 }
 
 /// Accept a break-glass deployment (the final approver of the checked stage).

@@ -11,6 +11,7 @@ pub(crate) mod identity;
 mod infra;
 mod models;
 pub(crate) mod projects;
+mod refusals;
 pub(crate) mod roles;
 mod shape;
 pub(crate) mod signoffs;

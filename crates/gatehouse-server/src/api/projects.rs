@@ -1,5 +1,7 @@
 //! Governed projects and their members.
 
+use std::sync::OnceLock;
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
@@ -137,21 +139,18 @@ async fn patch(
     Ok(p.shape())
 }
 
-/// A tier change refused for want of the right, to be audited.
-struct TierRefused {
-    from: RiskTier,
-    reason: String,
-}
-
-/// Changes the tier in `tx` if core's `change_tier` allows it.
+/// Changes the tier in `tx` if core's `change_tier` allows it; `from` learns
+/// the tier it had (for the record of a refusal).
 async fn change_tier(
     tx: &mut Tx,
     ctx: &Ctx,
     key: &str,
     to: RiskTier,
     justification: Option<&str>,
-) -> ApiResult<Result<projects::Project, TierRefused>> {
+    from: &OnceLock<RiskTier>,
+) -> Result<projects::Project, StoreError> {
     let current = projects::load(tx.conn(), key).await?.project;
+    let _ = from.set(current.risk_tier);
     let role = projects::role_of(tx.conn(), key, ctx.actor_name()).await?;
     let officer = users::find(tx.conn(), ctx.actor_name())
         .await?
@@ -164,27 +163,26 @@ async fn change_tier(
         to,
         justification,
     ) {
-        Ok(right) => Ok(Ok(projects::set_tier(tx, &right, ctx, key).await?)),
-        Err(TierChangeError::Denied(reason)) => Ok(Err(TierRefused {
-            from: current.risk_tier,
-            reason,
-        })),
+        Ok(right) => projects::set_tier(tx, &right, ctx, key).await,
+        Err(TierChangeError::Denied(reason)) => Err(StoreError::Denied(authz::Denied(reason))),
         Err(TierChangeError::InvalidInput(i)) => Err(i.into()),
     }
 }
 
-/// Records a refused tier change in a transaction of its own and answers 403.
-async fn refuse_tier(
-    state: &AppState,
+/// Records a refused tier change (in the transaction `write_audited` gives).
+async fn record_tier_refusal(
+    tx: &mut Tx,
     ctx: &Ctx,
     key: &str,
+    from: &OnceLock<RiskTier>,
     to: RiskTier,
-    refused: TierRefused,
-) -> ApiResult<Project> {
-    let mut tx = state.store.begin().await?;
-    projects::record_tier_refusal(&mut tx, ctx, key, refused.from, to, &refused.reason).await?;
-    tx.commit().await?;
-    Err(StoreError::Denied(authz::Denied(refused.reason)).into())
+    e: &StoreError,
+) -> Result<(), StoreError> {
+    let from = match from.get().copied() {
+        Some(f) => f,
+        None => projects::load(tx.conn(), key).await?.project.risk_tier,
+    };
+    projects::record_tier_refusal(tx, ctx, key, from, to, &e.to_string()).await
 }
 
 /// Change a project's risk tier. Owners may raise it; lowering it needs an
@@ -202,27 +200,15 @@ async fn set_risk_tier(
     ApiJson(body): ApiJson<SetRiskTier>,
 ) -> ApiResult<Json<Project>> {
     let ctx = auth.ctx(&state);
-    let mut tx = state.store.begin().await?;
-    match change_tier(
-        &mut tx,
-        &ctx,
-        &key,
-        body.risk_tier,
-        body.justification.as_deref(),
+    let from = OnceLock::new();
+    let (to, why) = (body.risk_tier, body.justification.as_deref());
+    let p = super::refusals::write_audited(
+        &state,
+        async |tx| change_tier(tx, &ctx, &key, to, why, &from).await,
+        async |tx, e| record_tier_refusal(tx, &ctx, &key, &from, to, e).await,
     )
-    .await?
-    {
-        Ok(p) => {
-            tx.commit().await?;
-            Ok(Json(p.shape()))
-        }
-        Err(refused) => {
-            drop(tx);
-            Ok(Json(
-                refuse_tier(&state, &ctx, &key, body.risk_tier, refused).await?,
-            ))
-        }
-    }
+    .await?;
+    Ok(Json(p.shape()))
 }
 
 /// Update a governed project (owners).
@@ -259,25 +245,30 @@ async fn update_project(
         None
     };
     // One transaction: the other fields and the tier land together or not at all.
-    let mut tx = state.store.begin().await?;
-    let mut out = match &right {
-        Some(r) => Some(projects::update(&mut tx, r, &ctx, &key, &p).await?),
-        None => None,
-    };
-    if let Some(to) = body.risk_tier {
-        match change_tier(&mut tx, &ctx, &key, to, body.justification.as_deref()).await? {
-            Ok(project) => out = Some(project),
-            Err(refused) => {
-                drop(tx);
-                return Ok(Json(refuse_tier(&state, &ctx, &key, to, refused).await?));
+    let from = OnceLock::new();
+    let tier = body.risk_tier;
+    let why = body.justification.as_deref();
+    let project = super::refusals::write_audited(
+        &state,
+        async |tx| {
+            let mut out = match &right {
+                Some(r) => Some(projects::update(tx, r, &ctx, &key, &p).await?),
+                None => None,
+            };
+            if let Some(to) = tier {
+                out = Some(change_tier(tx, &ctx, &key, to, why, &from).await?);
             }
-        }
-    }
-    let project = match out {
-        Some(p) => p,
-        None => projects::get(tx.conn(), &key).await?,
-    };
-    tx.commit().await?;
+            match out {
+                Some(p) => Ok(p),
+                None => projects::get(tx.conn(), &key).await,
+            }
+        },
+        async |tx, e| match tier {
+            Some(to) => record_tier_refusal(tx, &ctx, &key, &from, to, e).await,
+            None => Ok(()),
+        },
+    )
+    .await?;
     Ok(Json(project.shape()))
 }
 

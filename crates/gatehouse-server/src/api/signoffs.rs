@@ -13,7 +13,6 @@ use gatehouse_api::signoffs::{PendingReview, SignoffView};
 use gatehouse_core::inventory::{DESCRIPTION_MAX, check_text};
 use gatehouse_core::signoff::{Command, Decision, SlotId, Verdict};
 use gatehouse_core::{BundleTag, ErrorCode, ModelName, ProjectKey, Subject};
-use gatehouse_store::StoreError;
 use gatehouse_store::signoffs;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -175,30 +174,23 @@ pub(crate) async fn execute(
 ) -> ApiResult<signoffs::SignoffView> {
     let command = input.name();
     let kind = metric_kind(&input);
-    let mut tx = state.store.begin().await?;
-    match signoffs::command(&mut tx, ctx, subject, stage, input, expected_revision).await {
-        Ok(v) => {
-            tx.commit().await?;
-            state
-                .metrics
-                .signoff_command(kind, CommandOutcome::Accepted);
-            Ok(v)
-        }
-        Err(e) if is_forbidden(&e) => {
-            drop(tx);
-            let mut tx = state.store.begin().await?;
-            signoffs::record_refusal(&mut tx, ctx, subject, stage, command, &e.to_string()).await?;
-            tx.commit().await?;
-            state.metrics.signoff_command(kind, CommandOutcome::Refused);
-            Err(e.into())
-        }
-        Err(e) => {
-            if is_refusal(&e) {
-                state.metrics.signoff_command(kind, CommandOutcome::Refused);
-            }
-            Err(e.into())
-        }
+    let done = super::refusals::write_audited(
+        state,
+        async |tx| signoffs::command(tx, ctx, subject, stage, input, expected_revision).await,
+        async |tx, e| {
+            signoffs::record_refusal(tx, ctx, subject, stage, command, &e.to_string()).await
+        },
+    )
+    .await;
+    let outcome = match &done {
+        Ok(_) => Some(CommandOutcome::Accepted),
+        Err(e) if is_refusal(e) => Some(CommandOutcome::Refused),
+        Err(_) => None,
+    };
+    if let Some(o) = outcome {
+        state.metrics.signoff_command(kind, o);
     }
+    done
 }
 
 /// The command as `gatehouse_signoff_commands_total` counts it.
@@ -213,28 +205,11 @@ fn metric_kind(input: &Command) -> SignoffCommand {
 }
 
 /// The command was refused by the rules (not a failure of the database).
-fn is_refusal(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::NotFound(_)
-            | StoreError::Conflict(_)
-            | StoreError::Invalid(_)
-            | StoreError::Denied(_)
-            | StoreError::Domain { .. }
-    )
+fn is_refusal(e: &ApiError) -> bool {
+    !matches!(e.code, ErrorCode::Internal | ErrorCode::Unavailable)
 }
 
-/// A refusal for want of the right, which the audit trail records.
-pub(crate) fn is_forbidden(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Denied(_)
-            | StoreError::Domain {
-                code: ErrorCode::Forbidden,
-                ..
-            }
-    )
-}
+pub(crate) use super::refusals::is_forbidden;
 
 /// Governance status of a version: its sign-off per stage.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/models/{name}/versions/{n}/signoffs", tag = "signoffs",
