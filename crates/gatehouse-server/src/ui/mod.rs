@@ -1,7 +1,7 @@
 //! The web UI: server-rendered pages (askama templates in `templates/`) for
 //! the people who sign off, on the same store and core rules as the API.
 //! Every page has a stable URL; forms carry a CSRF token; errors render as
-//! readable pages. See `docs/ui.md`.
+//! readable pages. The README's "Web UI" section lists the pages.
 
 pub mod assets;
 mod audit;
