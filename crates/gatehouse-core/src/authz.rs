@@ -51,11 +51,15 @@ pub struct AdminRight(());
 
 /// Proof that the caller may register things in a project (contributor, owner, admin).
 #[derive(Debug)]
-pub struct ContributeRight(());
+pub struct ContributeRight {
+    project: String,
+}
 
 /// Proof that the caller may edit a project and its members (owner, admin).
 #[derive(Debug)]
-pub struct OwnRight(());
+pub struct OwnRight {
+    project: String,
+}
 
 /// Proof that the caller acts on their own account, or is an admin.
 #[derive(Debug)]
@@ -69,9 +73,51 @@ pub fn admin(p: &Principal) -> Result<AdminRight, Denied> {
     }
 }
 
-pub fn contribute(p: &Principal, role: Option<ProjectRole>) -> Result<ContributeRight, Denied> {
+/// A right that names its project refuses to serve another.
+fn same_project(right: &str, asked: &str) -> Result<(), Denied> {
+    if right == asked {
+        Ok(())
+    } else {
+        Err(Denied(format!(
+            "the right was granted for project '{right}', not '{asked}'"
+        )))
+    }
+}
+
+impl ContributeRight {
+    /// The project this right was granted for.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// Refuses unless the right was granted for `project`.
+    pub fn covers(&self, project: &str) -> Result<(), Denied> {
+        same_project(&self.project, project)
+    }
+}
+
+impl OwnRight {
+    /// The project this right was granted for.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// Refuses unless the right was granted for `project`.
+    pub fn covers(&self, project: &str) -> Result<(), Denied> {
+        same_project(&self.project, project)
+    }
+}
+
+/// The right to register things in `project`, for one of its members.
+pub fn contribute(
+    p: &Principal,
+    project: &str,
+    role: Option<ProjectRole>,
+) -> Result<ContributeRight, Denied> {
     if p.is_admin || role.is_some() {
-        Ok(ContributeRight(()))
+        Ok(ContributeRight {
+            project: project.to_owned(),
+        })
     } else {
         Err(Denied(
             "this action needs the owner or contributor role in the project".into(),
@@ -79,9 +125,12 @@ pub fn contribute(p: &Principal, role: Option<ProjectRole>) -> Result<Contribute
     }
 }
 
-pub fn own(p: &Principal, role: Option<ProjectRole>) -> Result<OwnRight, Denied> {
+/// The right to edit `project` and its members, for its owners.
+pub fn own(p: &Principal, project: &str, role: Option<ProjectRole>) -> Result<OwnRight, Denied> {
     if p.is_admin || role == Some(ProjectRole::Owner) {
-        Ok(OwnRight(()))
+        Ok(OwnRight {
+            project: project.to_owned(),
+        })
     } else {
         Err(Denied(
             "this action needs the owner role in the project".into(),
@@ -100,8 +149,8 @@ pub fn self_or_admin(p: &Principal, user: &Username) -> Result<SelfOrAdminRight,
 }
 
 impl From<OwnRight> for ContributeRight {
-    fn from(_: OwnRight) -> Self {
-        ContributeRight(())
+    fn from(o: OwnRight) -> Self {
+        ContributeRight { project: o.project }
     }
 }
 
@@ -316,10 +365,27 @@ mod tests {
             for role in roles {
                 let p = user(admin_flag);
                 assert_eq!(admin(&p).is_ok(), admin_flag);
-                assert_eq!(contribute(&p, role).is_ok(), admin_flag || role.is_some());
-                assert_eq!(own(&p, role).is_ok(), admin_flag || role == Some(Owner));
+                assert_eq!(
+                    contribute(&p, "FRAUD", role).is_ok(),
+                    admin_flag || role.is_some()
+                );
+                assert_eq!(
+                    own(&p, "FRAUD", role).is_ok(),
+                    admin_flag || role == Some(Owner)
+                );
             }
         }
+    }
+
+    #[test]
+    fn rights_name_their_project() {
+        let p = user(false);
+        let own = own(&p, "FRAUD", Some(ProjectRole::Owner)).unwrap();
+        assert_eq!(own.project(), "FRAUD");
+        assert!(own.covers("FRAUD").is_ok());
+        assert!(own.covers("CHURN").is_err());
+        let c: ContributeRight = own.into();
+        assert!(c.covers("FRAUD").is_ok() && c.covers("CREDIT").is_err());
     }
 
     #[test]

@@ -249,7 +249,6 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
     }
 
     // Models and versions, registered by alice.
-    let contribute = authz::contribute(&alice, Some(ProjectRole::Contributor))?;
     let versions_of: &[DemoModel] = &[
         (
             "FRAUD",
@@ -317,6 +316,7 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
         ),
     ];
     for (project, model, desc, vs) in versions_of {
+        let contribute = authz::contribute(&alice, project, Some(ProjectRole::Contributor))?;
         let ctx = &alice_ctx;
         models::create(
             &mut tx,
@@ -374,7 +374,7 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
     }
     bundles::create(
         &mut tx,
-        &contribute,
+        &authz::contribute(&alice, "FRAUD", Some(ProjectRole::Contributor))?,
         &alice_ctx,
         "FRAUD",
         &BundleTag::parse("fraud-detection-v1.0")?,
@@ -475,7 +475,7 @@ async fn seed_signoffs(
         contributors: vec![Username::parse("alice")?],
     };
     projects::create(tx, &mark, &new).await?;
-    let own = authz::own(&mark.actor, Some(ProjectRole::Owner))?;
+    let own = authz::own(&mark.actor, "CREDIT", Some(ProjectRole::Owner))?;
     for (name, who) in [("Risk & Compliance", "rita"), ("IT Operations", "ivan")] {
         let role = NewRole {
             name: name.into(),
@@ -502,7 +502,7 @@ async fn seed_signoffs(
         separation_of_duties: true,
     };
     signoffs::set_config(tx, &own, &mark, "CREDIT", &config).await?;
-    let contribute = authz::contribute(&alice.actor, Some(ProjectRole::Contributor))?;
+    let contribute = authz::contribute(&alice.actor, "CREDIT", Some(ProjectRole::Contributor))?;
     models::create(
         tx,
         &contribute,

@@ -153,13 +153,14 @@ pub async fn list(
 
 pub async fn create(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     tag: &BundleTag,
     description: &str,
     items: &[BundleItem],
 ) -> Result<Bundle> {
+    right.covers(project)?;
     let p = projects::load(tx.conn(), project).await?;
     projects::ensure_active(&p.project)?;
     if load(tx.conn(), project, tag.as_str()).await.is_ok() {
@@ -213,12 +214,13 @@ pub async fn create(
 
 pub async fn update(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     tag: &str,
     description: Option<&str>,
 ) -> Result<Bundle> {
+    right.covers(project)?;
     let before = load(tx.conn(), project, tag).await?;
     sqlx::query(
         "UPDATE bundles SET description = COALESCE($1, description), updated_at = $2 WHERE id = $3",
@@ -243,11 +245,12 @@ pub async fn update(
 
 pub async fn delete(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     tag: &str,
 ) -> Result<()> {
+    right.covers(project)?;
     let b = load(tx.conn(), project, tag).await?;
     if crate::subject_status::ever_reviewed(tx.conn(), &b.bundle.subject).await? {
         return Err(StoreError::Conflict(format!(

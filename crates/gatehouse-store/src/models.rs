@@ -100,12 +100,13 @@ pub async fn list(
 
 pub async fn create(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     name: &ModelName,
     description: &str,
 ) -> Result<Model> {
+    right.covers(project)?;
     let p = projects::load(tx.conn(), project).await?;
     projects::ensure_active(&p.project)?;
     if load(tx.conn(), project, name.as_str()).await.is_ok() {
@@ -142,12 +143,13 @@ pub async fn create(
 
 pub async fn update(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     name: &str,
     description: Option<&str>,
 ) -> Result<Model> {
+    right.covers(project)?;
     let before = load(tx.conn(), project, name).await?;
     sqlx::query(
         "UPDATE models SET description = COALESCE($1, description), updated_at = $2 WHERE id = $3",
@@ -177,11 +179,12 @@ pub async fn update(
 /// Deletes a model that has no versions left.
 pub async fn delete(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     name: &str,
 ) -> Result<()> {
+    right.covers(project)?;
     let m = load(tx.conn(), project, name).await?;
     let versions: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM model_versions WHERE model_id = $1")

@@ -218,11 +218,12 @@ pub async fn create(tx: &mut Tx, ctx: &Ctx, new: &NewProject) -> Result<Project>
 
 pub async fn update(
     tx: &mut Tx,
-    _: &OwnRight,
+    right: &OwnRight,
     ctx: &Ctx,
     key: &str,
     patch: &ProjectPatch,
 ) -> Result<Project> {
+    right.covers(key)?;
     let Loaded {
         id,
         project: before,
@@ -346,12 +347,13 @@ pub async fn record_tier_refusal(
 /// least one owner.
 pub async fn set_member(
     tx: &mut Tx,
-    _: &OwnRight,
+    right: &OwnRight,
     ctx: &Ctx,
     key: &str,
     username: &str,
     role: Option<ProjectRole>,
 ) -> Result<Project> {
+    right.covers(key)?;
     let Loaded {
         id,
         project: before,

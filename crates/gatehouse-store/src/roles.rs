@@ -181,11 +181,12 @@ async fn set_members(
 
 pub async fn create(
     tx: &mut Tx,
-    _: &OwnRight,
+    right: &OwnRight,
     ctx: &Ctx,
     project: &str,
     new: &NewRole,
 ) -> Result<Role> {
+    right.covers(project)?;
     let p = projects::load(tx.conn(), project).await?;
     if exists(tx.conn(), p.id, &new.name).await? {
         return Err(StoreError::Conflict(format!(
@@ -226,12 +227,13 @@ fn role_subject(project: &str, name: &str) -> String {
 
 pub async fn update(
     tx: &mut Tx,
-    _: &OwnRight,
+    right: &OwnRight,
     ctx: &Ctx,
     project: &str,
     name: &str,
     patch: &RolePatch,
 ) -> Result<Role> {
+    right.covers(project)?;
     let (project_id, id, before) = load(tx.conn(), project, name).await?;
     let new_name = patch.name.clone().unwrap_or_else(|| name.to_owned());
     if new_name != name && exists(tx.conn(), project_id, &new_name).await? {
@@ -276,7 +278,14 @@ pub async fn update(
 }
 
 /// Deletes a role that no configured slot and no running review uses.
-pub async fn delete(tx: &mut Tx, _: &OwnRight, ctx: &Ctx, project: &str, name: &str) -> Result<()> {
+pub async fn delete(
+    tx: &mut Tx,
+    right: &OwnRight,
+    ctx: &Ctx,
+    project: &str,
+    name: &str,
+) -> Result<()> {
+    right.covers(project)?;
     let (project_id, id, before) = load(tx.conn(), project, name).await?;
     if let Some(use_) = signoffs::role_in_use(tx.conn(), project_id, name).await? {
         return Err(StoreError::Conflict(format!(

@@ -188,12 +188,13 @@ pub async fn list(
 
 pub async fn register(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     model: &str,
     new: &NewVersion,
 ) -> Result<ModelVersion> {
+    right.covers(project)?;
     let p = projects::get(tx.conn(), project).await?;
     projects::ensure_active(&p)?;
     let m = models::load(tx.conn(), project, model).await?;
@@ -240,13 +241,14 @@ pub async fn register(
 
 pub async fn update(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     model: &str,
     version: i64,
     patch: &VersionPatch,
 ) -> Result<ModelVersion> {
+    right.covers(project)?;
     let before = load(tx.conn(), project, model, version).await?;
     sqlx::query(
         "UPDATE model_versions SET description = COALESCE($1, description), tags = COALESCE($2, tags), updated_at = $3 WHERE id = $4",
@@ -273,12 +275,13 @@ pub async fn update(
 /// Deletes a version that no bundle lists. Its number is not reused.
 pub async fn delete(
     tx: &mut Tx,
-    _: &ContributeRight,
+    right: &ContributeRight,
     ctx: &Ctx,
     project: &str,
     model: &str,
     version: i64,
 ) -> Result<()> {
+    right.covers(project)?;
     let v = load(tx.conn(), project, model, version).await?;
     let bundles: Vec<String> = sqlx::query_scalar(
         "SELECT b.tag FROM bundle_versions bv JOIN bundles b ON b.id = bv.bundle_id WHERE bv.version_id = $1 ORDER BY b.tag",

@@ -56,8 +56,8 @@ async fn create_bundle(
         ));
     }
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     let versions: Vec<BundleItem> = body
         .versions
         .into_iter()
@@ -108,8 +108,8 @@ async fn update_bundle(
         check_text("description", d, DESCRIPTION_MAX)?;
     }
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     let b = bundles::update(
         &mut tx,
         &right,
@@ -132,8 +132,8 @@ async fn delete_bundle(
     ApiPath((key, tag)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     bundles::delete(&mut tx, &right, &ctx, &key, &tag).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

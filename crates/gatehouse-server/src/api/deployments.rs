@@ -232,8 +232,8 @@ async fn delete_grant(
     ApiPath((key, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     let ctx = auth.ctx(&state);
-    let right = own_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = own_right(&mut tx, &ctx, &key).await?;
     deployments::remove_grant(&mut tx, &right, &ctx, &key, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

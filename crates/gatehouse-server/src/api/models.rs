@@ -65,8 +65,8 @@ async fn create_model(
     let description = body.description.unwrap_or_default();
     check_text("description", &description, DESCRIPTION_MAX)?;
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     let m = models::create(&mut tx, &right, &ctx, &key, &body.name, &description).await?;
     tx.commit().await?;
     Ok(created(m.shape()))
@@ -98,8 +98,8 @@ async fn update_model(
         check_text("description", d, DESCRIPTION_MAX)?;
     }
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     let m = models::update(
         &mut tx,
         &right,
@@ -122,8 +122,8 @@ async fn delete_model(
     ApiPath((key, name)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     models::delete(&mut tx, &right, &ctx, &key, &name).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -13,7 +13,7 @@ use gatehouse_core::inventory::{
     DESCRIPTION_MAX, DISPLAY_NAME_MAX, RiskTier, check_line, check_text,
 };
 use gatehouse_store::projects::{self, NewProject, ProjectFilter, ProjectPatch};
-use gatehouse_store::{Ctx, Store, StoreError, Tx, users};
+use gatehouse_store::{Ctx, StoreError, Tx, users};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -43,24 +43,28 @@ pub struct ProjectQuery {
     pub cursor: Option<String>,
 }
 
-/// The caller's right to edit a project, checked against its members.
-pub(crate) async fn own_right(store: &Store, ctx: &Ctx, key: &str) -> ApiResult<authz::OwnRight> {
-    let mut conn = store.conn().await?;
-    projects::load(&mut conn, key).await?;
-    let role = projects::role_of(&mut conn, key, ctx.actor_name()).await?;
-    Ok(authz::own(&ctx.actor, role)?)
-}
-
-/// The caller's right to register things in a project.
-pub(crate) async fn contribute_right(
-    store: &Store,
+/// The caller's right to edit a project, checked against its members inside
+/// the write's transaction (so it holds for what the write sees).
+pub(crate) async fn own_right(
+    tx: &mut Tx,
     ctx: &Ctx,
     key: &str,
-) -> ApiResult<authz::ContributeRight> {
-    let mut conn = store.conn().await?;
-    projects::load(&mut conn, key).await?;
-    let role = projects::role_of(&mut conn, key, ctx.actor_name()).await?;
-    Ok(authz::contribute(&ctx.actor, role)?)
+) -> Result<authz::OwnRight, StoreError> {
+    projects::load(tx.conn(), key).await?;
+    let role = projects::role_of(tx.conn(), key, ctx.actor_name()).await?;
+    Ok(authz::own(&ctx.actor, key, role)?)
+}
+
+/// The caller's right to register things in a project, inside the write's
+/// transaction.
+pub(crate) async fn contribute_right(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    key: &str,
+) -> Result<authz::ContributeRight, StoreError> {
+    projects::load(tx.conn(), key).await?;
+    let role = projects::role_of(tx.conn(), key, ctx.actor_name()).await?;
+    Ok(authz::contribute(&ctx.actor, key, role)?)
 }
 
 /// List governed projects.
@@ -132,8 +136,8 @@ async fn patch(
     patch: ProjectPatch,
 ) -> ApiResult<Project> {
     let ctx = auth.ctx(state);
-    let right = own_right(&state.store, &ctx, key).await?;
     let mut tx = state.store.begin().await?;
+    let right = own_right(&mut tx, &ctx, key).await?;
     let p = projects::update(&mut tx, &right, &ctx, key, &patch).await?;
     tx.commit().await?;
     Ok(p.shape())
@@ -239,11 +243,6 @@ async fn update_project(
     };
     let rest = p.name.is_some() || p.description.is_some() || p.archived.is_some();
     let ctx = auth.ctx(&state);
-    let right = if rest {
-        Some(own_right(&state.store, &ctx, &key).await?)
-    } else {
-        None
-    };
     // One transaction: the other fields and the tier land together or not at all.
     let from = OnceLock::new();
     let tier = body.risk_tier;
@@ -251,10 +250,11 @@ async fn update_project(
     let project = super::refusals::write_audited(
         &state,
         async |tx| {
-            let mut out = match &right {
-                Some(r) => Some(projects::update(tx, r, &ctx, &key, &p).await?),
-                None => None,
-            };
+            let mut out = None;
+            if rest {
+                let right = own_right(tx, &ctx, &key).await?;
+                out = Some(projects::update(tx, &right, &ctx, &key, &p).await?);
+            }
             if let Some(to) = tier {
                 out = Some(change_tier(tx, &ctx, &key, to, why, &from).await?);
             }
@@ -295,8 +295,8 @@ async fn set_member(
     role: Option<ProjectRole>,
 ) -> ApiResult<Json<Project>> {
     let ctx = auth.ctx(&state);
-    let right = own_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = own_right(&mut tx, &ctx, &key).await?;
     let p = projects::set_member(&mut tx, &right, &ctx, &key, &username, role).await?;
     tx.commit().await?;
     Ok(Json(p.shape()))

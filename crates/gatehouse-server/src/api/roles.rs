@@ -67,8 +67,8 @@ async fn create_role(
         groups: body.groups.unwrap_or_default().into_vec(),
     };
     let ctx = auth.ctx(&state);
-    let right = own_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = own_right(&mut tx, &ctx, &key).await?;
     let role = roles::create(&mut tx, &right, &ctx, &key, &new).await?;
     tx.commit().await?;
     Ok(created(role.shape()))
@@ -110,8 +110,8 @@ async fn update_role(
         groups: body.groups.map(Bounded::into_vec),
     };
     let ctx = auth.ctx(&state);
-    let right = own_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = own_right(&mut tx, &ctx, &key).await?;
     let r = roles::update(&mut tx, &right, &ctx, &key, &role, &patch).await?;
     tx.commit().await?;
     Ok(Json(r.shape()))
@@ -127,8 +127,8 @@ async fn delete_role(
     ApiPath((key, role)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let ctx = auth.ctx(&state);
-    let right = own_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = own_right(&mut tx, &ctx, &key).await?;
     roles::delete(&mut tx, &right, &ctx, &key, &role).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -204,8 +204,8 @@ async fn put_signoff_config(
 ) -> ApiResult<Json<SignoffConfig>> {
     let new = parse_config(body)?;
     let ctx = auth.ctx(&state);
-    let right = own_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = own_right(&mut tx, &ctx, &key).await?;
     let c = signoffs::set_config(&mut tx, &right, &ctx, &key, &new).await?;
     tx.commit().await?;
     Ok(Json(c.shape()))

@@ -124,8 +124,8 @@ async fn register_version(
         tags,
     };
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     let v = versions::register(&mut tx, &right, &ctx, &key, &name, &new).await?;
     tx.commit().await?;
     Ok(created(govern_version(&state, v).await?))
@@ -165,8 +165,8 @@ async fn update_version(
         check_string_map("tags", t)?;
     }
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     let patch = VersionPatch {
         description: body.description,
         tags: body.tags,
@@ -187,8 +187,8 @@ async fn delete_version(
 ) -> ApiResult<StatusCode> {
     check_version_number(n)?;
     let ctx = auth.ctx(&state);
-    let right = contribute_right(&state.store, &ctx, &key).await?;
     let mut tx = state.store.begin().await?;
+    let right = contribute_right(&mut tx, &ctx, &key).await?;
     versions::delete(&mut tx, &right, &ctx, &key, &name, n).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -146,9 +146,7 @@ async fn page(
         }
         None => None,
     };
-    let may_edit = crate::api::projects::own_right(&state.store, &viewer.ctx(state), key)
-        .await
-        .is_ok();
+    let may_edit = gatehouse_core::authz::own(&viewer.principal(), key, role).is_ok();
     let mut edit_rows: Vec<EditRow> = Vec::new();
     for st in config.stages.iter().filter(|_| config.configured) {
         for slot in &st.slots {
@@ -347,8 +345,8 @@ pub async fn save_slots(
     let saved = async {
         let new = crate::api::roles::parse_config(body)?;
         let ctx = viewer.ctx(&state);
-        let right = crate::api::projects::own_right(&state.store, &ctx, &key).await?;
         let mut tx = state.store.begin().await?;
+        let right = crate::api::projects::own_right(&mut tx, &ctx, &key).await?;
         signoffs::set_config(&mut tx, &right, &ctx, &key, &new).await?;
         tx.commit().await?;
         Ok::<_, crate::error::ApiError>(())

@@ -229,11 +229,12 @@ pub async fn add_grant(tx: &mut Tx, ctx: &Ctx, project: &str, new: &NewGrant) ->
 
 pub async fn remove_grant(
     tx: &mut Tx,
-    _: &OwnRight,
+    right: &OwnRight,
     ctx: &Ctx,
     project: &str,
     id: i64,
 ) -> Result<()> {
+    right.covers(project)?;
     let p = projects::load(tx.conn(), project).await?;
     let grant = get_grant(tx.conn(), p.id, id).await?;
     delete_grant(tx, ctx, &grant, None).await

@@ -201,11 +201,12 @@ pub async fn config(conn: &mut AnyConnection, project: &str) -> Result<SignoffCo
 /// slots they started with; reviews requested afterwards get the new ones.
 pub async fn set_config(
     tx: &mut Tx,
-    _: &OwnRight,
+    right: &OwnRight,
     ctx: &Ctx,
     project: &str,
     new: &NewConfig,
 ) -> Result<SignoffConfig> {
+    right.covers(project)?;
     let p = projects::load(tx.conn(), project).await?;
     // Not overlapping a role rename, which rewrites the configuration too.
     lock_config(tx, p.id, true).await?;
