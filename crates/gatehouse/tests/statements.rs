@@ -146,13 +146,21 @@ async fn add_rows(app: &TestApp, w: &World, from: usize, to: usize) {
     }
 }
 
-/// Statement counts of the lists with `rows` rows each.
-async fn list_counts(app: &TestApp, rows: usize) -> [usize; 3] {
+/// Statement counts of the lists with `rows` rows each (a third of them
+/// deployed: the deployment history and what is live).
+async fn list_counts(app: &TestApp, rows: usize) -> [usize; 5] {
     let bundles = rows + 1; // the seeded `fraud-v1`
     [
         get_counted(app, VERSIONS, rows).await,
         get_counted(app, "/projects/FRAUD/bundles?limit=500", bundles).await,
         get_counted(app, "/inventory?limit=500", rows + rows / 5).await,
+        get_counted(
+            app,
+            "/infrastructures/prod-api/deployments?limit=500",
+            rows / 3,
+        )
+        .await,
+        get_counted(app, "/infrastructures/prod-api/live", rows / 3).await,
     ]
 }
 
@@ -198,12 +206,18 @@ async fn lists_issue_as_many_statements_for_100_rows_as_for_10() {
         "sqlite"
     };
     println!("statements per request ({backend}):");
-    for (i, what) in ["version list", "bundle list", "inventory"]
-        .iter()
-        .enumerate()
+    for (i, what) in [
+        "version list",
+        "bundle list",
+        "inventory",
+        "deployment history",
+        "live",
+    ]
+    .iter()
+    .enumerate()
     {
         println!(
-            "  {what:<12} 10 rows: {:>4}   100 rows: {:>4}",
+            "  {what:<18} 10 rows: {:>4}   100 rows: {:>4}",
             ten[i], hundred[i]
         );
     }
@@ -211,6 +225,6 @@ async fn lists_issue_as_many_statements_for_100_rows_as_for_10() {
     println!("  decide: {decide}");
     assert_eq!(
         ten, hundred,
-        "statements of [version list, bundle list, inventory] for 10 rows and for 100"
+        "statements of [version list, bundle list, inventory, deployment history, live] for 10 rows and for 100"
     );
 }

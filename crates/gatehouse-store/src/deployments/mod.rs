@@ -27,6 +27,8 @@ pub use grants::{
 pub(crate) use grants::{delete_grant, grant_by_id, grants_of_group};
 pub use inventory::{InventoryFilter, InventoryRow, LiveAt, inventory, inventory_of};
 
+use std::collections::HashMap;
+
 use gatehouse_core::Timestamp;
 use gatehouse_core::gate::{DeploySlot, EmergencyState};
 use gatehouse_core::inventory::{RiskTier, Stage};
@@ -135,43 +137,89 @@ fn er_from_row(r: &AnyRow) -> Result<EmergencyReview> {
     })
 }
 
-async fn dep_from_row(conn: &mut AnyConnection, r: &AnyRow, now: Timestamp) -> Result<Deployment> {
-    let id: i64 = r.try_get("id")?;
-    let subject: String = r.try_get("subject")?;
-    let tier = RiskTier::new(r.try_get("risk_tier")?)?;
-    let stage = Stage::parse(&r.try_get::<String, _>("checked_stage")?).unwrap_or(Stage::Prod);
-    let evidence: Evidence =
-        serde_json::from_str(&r.try_get::<String, _>("evidence")?).map_err(|e| {
-            StoreError::Config(format!("stored deployment evidence is unreadable: {e}"))
-        })?;
-    let kind: String = r.try_get("kind")?;
-    let still_approved =
-        kind != "undeploy" && signoffs::approved_now(conn, &subject, stage, tier, now).await?;
-    let er = sqlx::query(sqlf!("{ER_SELECT} WHERE e.deployment_id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(Deployment {
-        id,
-        infrastructure: r.try_get("infrastructure")?,
-        slot: r.try_get("slot")?,
-        subject,
-        project: r.try_get("project")?,
-        kind,
-        deployed_by: r.try_get("deployed_by")?,
-        deployed_at: Timestamp::from_micros(r.try_get("deployed_at")?),
-        comment: r.try_get("comment")?,
-        reason: r.try_get("reason")?,
-        warning: r.try_get("warning")?,
-        evidence,
-        live: r.try_get::<i64, _>("live")? != 0,
-        superseded_at: r
-            .try_get::<Option<i64>, _>("superseded_at")?
-            .map(Timestamp::from_micros),
-        rolled_back: r.try_get::<i64, _>("rolled_back")? != 0,
-        still_approved,
-        emergency_review: er.as_ref().map(er_from_row).transpose()?,
-    })
+/// Deployments from their rows, in three statements however many rows: the
+/// checked sign-offs (whether each is still approved) and the emergency
+/// reviews are read for all rows at once.
+async fn deps_from_rows(
+    conn: &mut AnyConnection,
+    rows: &[AnyRow],
+    now: Timestamp,
+) -> Result<Vec<Deployment>> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut subjects = std::collections::BTreeSet::new();
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in rows {
+        subjects.insert(r.try_get::<String, _>("subject")?);
+        ids.push(r.try_get::<i64, _>("id")?);
+    }
+    // The sign-off documents of every subject, by (subject, stage).
+    let mut q = sqlx::query(sqlf!(
+        "SELECT subject, stage, doc FROM signoffs WHERE subject IN ({})",
+        crate::in_list(1, subjects.len())
+    ));
+    for s in &subjects {
+        q = q.bind(s);
+    }
+    let mut docs: HashMap<(String, String), String> = HashMap::new();
+    for r in q.fetch_all(&mut *conn).await? {
+        docs.insert(
+            (r.try_get("subject")?, r.try_get("stage")?),
+            r.try_get("doc")?,
+        );
+    }
+    let mut q = sqlx::query(sqlf!(
+        "{ER_SELECT} WHERE e.deployment_id IN ({})",
+        crate::in_list(1, ids.len())
+    ));
+    for id in &ids {
+        q = q.bind(id);
+    }
+    let mut reviews: HashMap<i64, EmergencyReview> = HashMap::new();
+    for r in q.fetch_all(&mut *conn).await? {
+        let er = er_from_row(&r)?;
+        reviews.insert(er.deployment_id, er);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let subject: String = r.try_get("subject")?;
+        let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+        let stage_text: String = r.try_get("checked_stage")?;
+        let evidence: Evidence = serde_json::from_str(&r.try_get::<String, _>("evidence")?)
+            .map_err(|e| {
+                StoreError::Config(format!("stored deployment evidence is unreadable: {e}"))
+            })?;
+        let kind: String = r.try_get("kind")?;
+        let still_approved = kind != "undeploy"
+            && match docs.get(&(subject.clone(), stage_text)) {
+                Some(d) => signoffs::effectively_approved(tier, &signoffs::parse_doc(d)?, now),
+                None => false,
+            };
+        out.push(Deployment {
+            id,
+            infrastructure: r.try_get("infrastructure")?,
+            slot: r.try_get("slot")?,
+            subject,
+            project: r.try_get("project")?,
+            kind,
+            deployed_by: r.try_get("deployed_by")?,
+            deployed_at: Timestamp::from_micros(r.try_get("deployed_at")?),
+            comment: r.try_get("comment")?,
+            reason: r.try_get("reason")?,
+            warning: r.try_get("warning")?,
+            evidence,
+            live: r.try_get::<i64, _>("live")? != 0,
+            superseded_at: r
+                .try_get::<Option<i64>, _>("superseded_at")?
+                .map(Timestamp::from_micros),
+            rolled_back: r.try_get::<i64, _>("rolled_back")? != 0,
+            still_approved,
+            emergency_review: reviews.remove(&id),
+        });
+    }
+    Ok(out)
 }
 
 pub async fn get(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<Deployment> {
@@ -180,7 +228,8 @@ pub async fn get(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<De
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::not_found(format!("deployment {id}")))?;
-    dep_from_row(conn, &row, now).await
+    let mut one = deps_from_rows(conn, std::slice::from_ref(&row), now).await?;
+    Ok(one.remove(0))
 }
 
 /// Deployments to an infrastructure, newest first; of one slot if given.
@@ -207,10 +256,7 @@ pub async fn history(
     .bind(slot.map(|s| s.to_string()))
     .fetch_all(&mut *conn)
     .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        items.push(dep_from_row(conn, r, now).await?);
-    }
+    let items = deps_from_rows(conn, &rows, now).await?;
     Ok(Page::from_rows(items, page, |d| d.id.to_string()))
 }
 
@@ -231,9 +277,5 @@ pub async fn live(
     .bind(slot.map(|s| s.to_string()))
     .fetch_all(&mut *conn)
     .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        items.push(dep_from_row(conn, r, now).await?);
-    }
-    Ok(items)
+    deps_from_rows(conn, &rows, now).await
 }

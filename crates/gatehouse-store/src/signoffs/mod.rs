@@ -50,7 +50,7 @@ fn doc_text(doc: &Signoff) -> String {
     serde_json::to_string(doc).unwrap_or_default()
 }
 
-fn parse_doc(text: &str) -> Result<Signoff> {
+pub(crate) fn parse_doc(text: &str) -> Result<Signoff> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Config(format!("stored sign-off is unreadable: {e}")))
 }
@@ -83,7 +83,7 @@ fn expires_at(tier: RiskTier, s: &Signoff) -> Option<Timestamp> {
 }
 
 /// Approved, and the approval counts now.
-fn effectively_approved(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
+pub(crate) fn effectively_approved(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
     so::approval_status(s, tier, now).counts
 }
 
