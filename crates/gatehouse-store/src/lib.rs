@@ -20,6 +20,7 @@ pub mod infra;
 pub mod models;
 pub mod page;
 pub mod projects;
+pub mod risk;
 pub mod role_members;
 pub mod roles;
 pub mod sessions;

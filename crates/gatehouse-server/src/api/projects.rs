@@ -6,7 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use gatehouse_api::projects::Project;
-use gatehouse_api::projects::{CreateProject, SetMember, SetRiskTier, UpdateProject};
+use gatehouse_api::projects::{
+    AssessRisk, CreateProject, RiskAssessment, SetMember, SetRiskTier, UpdateProject,
+};
 use gatehouse_core::authz::TierChangeError;
 use gatehouse_core::authz::{self, ProjectRole};
 use gatehouse_core::inventory::{
@@ -326,10 +328,110 @@ async fn remove_member(
     set_member(state, auth, key, username, None).await
 }
 
+fn assessment_body(a: gatehouse_store::risk::Assessment) -> RiskAssessment {
+    RiskAssessment {
+        project: a.project,
+        answers: serde_json::to_value(a.answers).unwrap_or_default(),
+        suggested_tier: a.suggested_tier,
+        reason: a.reason,
+        chosen_tier: a.chosen_tier,
+        justification: a.justification,
+        assessed_by: a.assessed_by,
+        assessed_at: a.assessed_at,
+    }
+}
+
+/// The project's latest risk assessment (404 when it was never assessed).
+#[utoipa::path(get, path = "/api/v1/projects/{key}/risk-assessment", tag = "projects",
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")),
+    responses((status = 200, body = RiskAssessment), Problems))]
+async fn get_risk_assessment(
+    State(state): State<AppState>,
+    _: Auth,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<RiskAssessment>> {
+    let mut conn = state.store.conn().await?;
+    match gatehouse_store::risk::latest(&mut conn, &key).await? {
+        Some(a) => Ok(Json(assessment_body(a))),
+        None => Err(crate::error::ApiError::not_found(format!(
+            "project '{key}' has no risk assessment yet"
+        ))),
+    }
+}
+
+/// Assess a project's risk (owners): the answers suggest a tier with the
+/// reason; the tier set is the suggestion unless `risk_tier` says otherwise,
+/// which needs a `justification`. Changing the tier follows the tier rule
+/// (owners raise it; lowering needs an administrator or a risk officer);
+/// refusals are audited like those of `PUT /risk-tier`.
+#[utoipa::path(put, path = "/api/v1/projects/{key}/risk-assessment", tag = "projects",
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")),
+    request_body = AssessRisk, responses((status = 200, body = RiskAssessment), Problems))]
+async fn assess_risk(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<AssessRisk>,
+) -> ApiResult<Json<RiskAssessment>> {
+    use gatehouse_core::risk::{Answers, check_choice};
+    if let Some(j) = &body.justification {
+        check_text("justification", j, DESCRIPTION_MAX)?;
+    }
+    let answers = Answers {
+        consumers: body.consumers,
+        availability: body.availability,
+        impact: body.impact,
+        regulation: body.regulation,
+        decision_lifetime: body.decision_lifetime,
+        explainability: body.explainability,
+    };
+    let suggestion = answers.suggest();
+    let chosen = match body.risk_tier {
+        Some(t) => t,
+        None => RiskTier::new(i64::from(suggestion.tier))?,
+    };
+    let why = body.justification.as_deref();
+    check_choice(suggestion.tier, chosen, why)?;
+    let ctx = auth.ctx(&state);
+    let from = OnceLock::new();
+    let tier_changing = OnceLock::new();
+    let a = super::refusals::write_audited(
+        &state,
+        async |tx| {
+            let right = own_right(tx, &ctx, &key).await?;
+            let current = projects::load(tx.conn(), &key).await?.project.risk_tier;
+            if current != chosen {
+                let _ = tier_changing.set(());
+                change_tier(tx, &ctx, &key, chosen, why, &from).await?;
+            }
+            gatehouse_store::risk::record_assessment(
+                tx,
+                &right,
+                &ctx,
+                &key,
+                &gatehouse_store::risk::NewAssessment {
+                    answers: &answers,
+                    suggestion: &suggestion,
+                    chosen_tier: chosen.get(),
+                    justification: why,
+                },
+            )
+            .await
+        },
+        async |tx, e| match tier_changing.get() {
+            Some(()) => record_tier_refusal(tx, &ctx, &key, &from, chosen, e).await,
+            None => Ok(()),
+        },
+    )
+    .await?;
+    Ok(Json(assessment_body(a)))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, update_project, archive_project))
         .routes(routes!(put_member, remove_member))
         .routes(routes!(set_risk_tier))
+        .routes(routes!(get_risk_assessment, assess_risk))
 }

@@ -73,6 +73,7 @@ struct ProjectPage {
     models: Vec<ModelRow>,
     bundles: Vec<Line>,
     tier_history: Option<Vec<String>>,
+    assessment: Option<String>,
     may_edit: bool,
     edit_rows: Vec<EditRow>,
     role_names: Vec<String>,
@@ -114,6 +115,21 @@ async fn page(
     let grants = deployments::list_grants(&mut conn, key, &PageRequest::first(100)).await?;
     let model_list = models::list(&mut conn, key, None, &PageRequest::first(200)).await?;
     let bundle_list = bundles::list(&mut conn, key, &PageRequest::first(200)).await?;
+    let assessment = gatehouse_store::risk::latest(&mut conn, key).await?.map(|a| {
+        let mut line = format!(
+            "Suggested tier {} ({}); tier {} chosen by {} on {}",
+            a.suggested_tier,
+            a.reason,
+            a.chosen_tier,
+            a.assessed_by,
+            fmt::when(a.assessed_at)
+        );
+        if let Some(j) = &a.justification {
+            line.push_str(&format!(": “{j}”"));
+        }
+        line.push('.');
+        line
+    });
     drop(conn);
     let tier_history = match super::audit_right(state, viewer, key).await? {
         Some(right) => {
@@ -171,6 +187,7 @@ async fn page(
     let role_names: Vec<String> = role_list.iter().map(|r| r.name.clone()).collect();
     let status = error.as_ref().map(|e| e.0).unwrap_or(StatusCode::OK);
     let page = ProjectPage {
+        assessment,
         may_edit,
         edit_rows,
         role_names,

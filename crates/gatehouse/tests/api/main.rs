@@ -26,6 +26,7 @@ mod openapi;
 mod pagination;
 mod projects;
 mod replicas;
+mod risk;
 mod role_rename_race;
 mod roles;
 mod signoff_race;
