@@ -115,21 +115,23 @@ async fn page(
     let grants = deployments::list_grants(&mut conn, key, &PageRequest::first(100)).await?;
     let model_list = models::list(&mut conn, key, None, &PageRequest::first(200)).await?;
     let bundle_list = bundles::list(&mut conn, key, &PageRequest::first(200)).await?;
-    let assessment = gatehouse_store::risk::latest(&mut conn, key).await?.map(|a| {
-        let mut line = format!(
-            "Suggested tier {} ({}); tier {} chosen by {} on {}",
-            a.suggested_tier,
-            a.reason,
-            a.chosen_tier,
-            a.assessed_by,
-            fmt::when(a.assessed_at)
-        );
-        if let Some(j) = &a.justification {
-            line.push_str(&format!(": “{j}”"));
-        }
-        line.push('.');
-        line
-    });
+    let assessment = gatehouse_store::risk::latest(&mut conn, key)
+        .await?
+        .map(|a| {
+            let mut line = format!(
+                "Suggested tier {} ({}); tier {} chosen by {} on {}",
+                a.suggested_tier,
+                a.reason,
+                a.chosen_tier,
+                a.assessed_by,
+                fmt::when(a.assessed_at)
+            );
+            if let Some(j) = &a.justification {
+                line.push_str(&format!(": “{j}”"));
+            }
+            line.push('.');
+            line
+        });
     drop(conn);
     let tier_history = match super::audit_right(state, viewer, key).await? {
         Some(right) => {
