@@ -342,6 +342,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let (database_url, db) = fresh_database().await;
     let clock = Clock::manual(Timestamp::from_micros(START_MICROS));
     let settings = Settings {
+        mlflow_default_project: None,
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
