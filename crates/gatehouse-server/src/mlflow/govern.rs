@@ -7,9 +7,10 @@
 
 use gatehouse_core::ErrorCode;
 use gatehouse_core::gate::GateDecision;
+use gatehouse_core::signoff::SlotKind;
 use gatehouse_store::deployments::{self, Attempt, DeployRequest};
 use gatehouse_store::mlflow::{self as store, Binding, MlVersion};
-use gatehouse_store::{Ctx, StoreError};
+use gatehouse_store::{Ctx, StoreError, signoffs};
 
 use super::{CONFIRM_TAG, MlError, MlResult};
 use crate::app::AppState;
@@ -73,11 +74,81 @@ pub async fn deploy(
         Attempt::Refused(e) => {
             // The refusal's audit event is all this transaction holds.
             tx.commit().await?;
-            let (decision, err) = refusal(&e, binding, &v.version.subject, &what);
+            let (decision, mut err) = refusal(&e, binding, &v.version.subject, &what);
+            if matches!(
+                decision,
+                GateDecision::Blocked | GateDecision::ConfirmationRequired
+            ) && let Some(open) = open_slots(state, ctx, &req.subject, binding).await
+            {
+                err.message = format!("{}. {open}", err.message);
+            }
             state.metrics.gate_decision(GateOperation::Deploy, decision);
             Err(err)
         }
     }
+}
+
+/// Who still has to answer the sign-off the infrastructure checks: "the prod
+/// sign-off is not_started; its open slots: 1 feedback (role Risk &
+/// Compliance), 2 final approval (user quinn)". A read; `None` when it
+/// cannot be told.
+async fn open_slots(
+    state: &AppState,
+    ctx: &Ctx,
+    subject: &gatehouse_core::Subject,
+    binding: &Binding,
+) -> Option<String> {
+    let mut conn = state.store.conn().await.ok()?;
+    let check = deployments::check(
+        &mut conn,
+        &ctx.actor,
+        subject,
+        &binding.infrastructure,
+        ctx.now,
+    )
+    .await
+    .ok()?;
+    let view = signoffs::get(&mut conn, subject, check.stage_checked, ctx.now)
+        .await
+        .ok()?;
+    let describe = |id: u32, kind: SlotKind, role: &Option<String>, user: &Option<String>| {
+        let kind = match kind {
+            SlotKind::Feedback => "feedback",
+            SlotKind::FinalApproval => "final approval",
+        };
+        let who = match (role, user) {
+            (Some(r), _) => format!(" (role {r})"),
+            (None, Some(u)) => format!(" (user {u})"),
+            _ => String::new(),
+        };
+        format!("{id} {kind}{who}")
+    };
+    let open: Vec<String> = if view.slots.is_empty() {
+        view.configured_slots
+            .iter()
+            .map(|s| describe(s.id, s.kind, &s.role, &s.user))
+            .collect()
+    } else {
+        view.slots
+            .iter()
+            .filter(|s| match s.kind {
+                SlotKind::Feedback => s.answer.is_none(),
+                SlotKind::FinalApproval => view.decision.is_none(),
+            })
+            .map(|s| describe(s.id, s.kind, &s.role, &s.user))
+            .collect()
+    };
+    Some(format!(
+        "The {} sign-off of {} is {}; its open slots: {}",
+        view.stage.as_str(),
+        view.subject,
+        view.state.as_str(),
+        if open.is_empty() {
+            "none".to_owned()
+        } else {
+            open.join(", ")
+        }
+    ))
 }
 
 fn refusal(
