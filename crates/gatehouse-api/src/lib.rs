@@ -11,6 +11,7 @@ pub mod groups;
 pub mod health;
 pub mod identity;
 pub mod infra;
+pub mod mlflow;
 pub mod models;
 pub mod projects;
 pub mod roles;

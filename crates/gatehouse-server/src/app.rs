@@ -43,6 +43,10 @@ pub struct Settings {
     pub login_limits: crate::accounts::LoginLimits,
     /// Web UI sessions: idle and absolute limits, `Secure` cookies.
     pub web: crate::ui::WebSettings,
+    /// The project of registered models created through the MLflow API
+    /// without a `gatehouse.project` tag, and the one that wins when a name
+    /// is in several projects.
+    pub mlflow_default_project: Option<gatehouse_core::ProjectKey>,
 }
 
 /// A secret whose `Debug` never shows it.
@@ -91,6 +95,8 @@ pub struct AppState {
     pub accounts: Arc<crate::accounts::Accounts>,
     /// Web UI session limits and cookie flags.
     pub web: crate::ui::WebSettings,
+    /// See [`Settings::mlflow_default_project`].
+    pub mlflow_default_project: Option<gatehouse_core::ProjectKey>,
 }
 
 /// What the first start printed about the bootstrap admin (for the binary).
@@ -147,6 +153,7 @@ impl Application {
             metrics: Arc::new(metrics),
             accounts: Arc::new(accounts),
             web: settings.web,
+            mlflow_default_project: settings.mlflow_default_project,
         };
         let bootstrap =
             crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;

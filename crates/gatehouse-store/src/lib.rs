@@ -17,6 +17,7 @@ pub mod deployments;
 pub mod error;
 pub mod groups;
 pub mod infra;
+pub mod mlflow;
 pub mod models;
 pub mod page;
 pub mod projects;

@@ -30,11 +30,11 @@ pub struct Loaded {
     pub model: Model,
 }
 
-const SELECT: &str = "SELECT m.id, m.project_id, p.key AS project, m.name, m.description, m.created_by, m.created_at, m.updated_at, \
+pub(crate) const SELECT: &str = "SELECT m.id, m.project_id, p.key AS project, m.name, m.description, m.tags, m.created_by, m.created_at, m.updated_at, \
     (SELECT MAX(v.version) FROM model_versions v WHERE v.model_id = m.id) AS latest_version \
     FROM models m JOIN projects p ON p.id = m.project_id";
 
-fn from_row(r: &AnyRow) -> Result<Loaded> {
+pub(crate) fn from_row(r: &AnyRow) -> Result<Loaded> {
     let project: String = r.try_get("project")?;
     let name: String = r.try_get("name")?;
     Ok(Loaded {

@@ -72,11 +72,11 @@ pub struct Loaded {
     pub version: ModelVersion,
 }
 
-const SELECT: &str = "SELECT v.id, p.key AS project, m.name AS model, v.version, v.artifact_uri, v.digest, v.metrics, v.params, \
+pub(crate) const SELECT: &str = "SELECT v.id, v.model_id, v.mlflow_stage, p.key AS project, m.name AS model, v.version, v.artifact_uri, v.digest, v.metrics, v.params, \
     v.training_data_ref, v.code_ref, v.sensitivity, v.description, v.tags, v.created_by, v.created_at, v.updated_at \
     FROM model_versions v JOIN models m ON m.id = v.model_id JOIN projects p ON p.id = m.project_id";
 
-fn from_row(r: &AnyRow) -> Result<Loaded> {
+pub(crate) fn from_row(r: &AnyRow) -> Result<Loaded> {
     let project = ProjectKey::parse(r.try_get::<String, _>("project")?)?;
     let model = ModelName::parse(r.try_get::<String, _>("model")?)?;
     let version: i64 = r.try_get("version")?;
@@ -308,6 +308,14 @@ pub async fn delete(
             v.version.subject
         )));
     }
+    // Plain-label MLflow aliases die with the version they name.
+    sqlx::query(
+        "DELETE FROM mlflow_aliases WHERE model_id = (SELECT model_id FROM model_versions WHERE id = $1) AND version = $2",
+    )
+    .bind(v.id)
+    .bind(version)
+    .execute(tx.conn())
+    .await?;
     sqlx::query("DELETE FROM model_versions WHERE id = $1")
         .bind(v.id)
         .execute(tx.conn())

@@ -87,6 +87,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEHOUSE_SESSION_MAX_HOURS", value_name = "HOURS",
           value_parser = clap::value_parser!(u64).range(1..))]
     session_max_hours: Option<u64>,
+    /// Project of registered models created through the MLflow API without a
+    /// `gatehouse.project` tag; it also wins when a model name is in several
+    /// projects
+    #[arg(long, env = "GATEHOUSE_MLFLOW_DEFAULT_PROJECT", value_name = "KEY")]
+    mlflow_default_project: Option<String>,
 }
 
 /// `gatehouse.toml`: the same settings, lowest precedence.
@@ -108,6 +113,7 @@ struct FileConfig {
     behind_tls: Option<bool>,
     session_idle_minutes: Option<u64>,
     session_max_hours: Option<u64>,
+    mlflow_default_project: Option<String>,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -213,7 +219,21 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         ),
         behind_tls: args.behind_tls || file.behind_tls.unwrap_or(false),
     };
+    let mlflow_default_project = match args
+        .mlflow_default_project
+        .or(file.mlflow_default_project)
+        .filter(|k| !k.is_empty())
+        .map(gatehouse_core::ProjectKey::parse)
+        .transpose()
+    {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: mlflow_default_project: {}", e.message);
+            return ExitCode::from(1);
+        }
+    };
     let settings = Settings {
+        mlflow_default_project,
         bind,
         database_url: database_url.clone(),
         admin_password: std::env::var("GATEHOUSE_ADMIN_PASSWORD")

@@ -150,6 +150,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(deployments::router())
         .merge(infra::router())
         .merge(audit::router())
+        .merge(crate::mlflow::bindings::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
@@ -213,6 +214,7 @@ pub fn router(state: AppState) -> axum::Router {
             }),
         )
         .merge(crate::ui::routes())
+        .merge(crate::mlflow::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

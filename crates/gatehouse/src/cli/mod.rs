@@ -49,6 +49,7 @@ mod error;
 mod http;
 mod infra;
 mod inventory;
+mod mlflow;
 mod output;
 mod people;
 mod roles;
@@ -144,6 +145,10 @@ pub enum ClientCommand {
     Audit(Box<audit::AuditCommand>),
     /// The audit events of one subject as a timeline, oldest first.
     History(audit::HistoryArgs),
+    /// The MLflow Model Registry API: aliases and stages bound to
+    /// infrastructures (admins write).
+    #[command(subcommand)]
+    Mlflow(Box<mlflow::MlflowCommand>),
     #[command(flatten)]
     Gate(deploy::GateCommands),
 }
@@ -179,6 +184,7 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Reviews => signoff::reviews(opts).await,
         ClientCommand::Audit(c) => audit::audit(opts, *c).await,
         ClientCommand::History(a) => audit::history(opts, a).await,
+        ClientCommand::Mlflow(c) => mlflow::mlflow(opts, *c).await,
         ClientCommand::Gate(c) => deploy::run(opts, c).await,
     }
 }

@@ -360,6 +360,7 @@ async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
     let old = app.get("/audit/public-key").await.ok(200)["current_key_id"].clone();
     let new_key = AuditSigner::from_seed([9; 32]);
     let settings = Settings {
+        mlflow_default_project: None,
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: app.database_url.clone(),
         admin_password: None,

@@ -21,6 +21,7 @@ mod infrastructures;
 mod inventory;
 mod limits;
 mod metrics;
+mod mlflow;
 mod models;
 mod openapi;
 mod pagination;

@@ -311,6 +311,8 @@ pub struct AppOptions {
     pub login_limits: LoginLimits,
     /// Timeouts and the connection limit of the HTTP server.
     pub http: HttpSettings,
+    /// The MLflow API's default project.
+    pub mlflow_default_project: Option<&'static str>,
 }
 
 impl Default for AppOptions {
@@ -320,6 +322,7 @@ impl Default for AppOptions {
             token_ttl_days: gatehouse_server::accounts::MAX_TOKEN_DAYS,
             login_limits: LoginLimits::default(),
             http: HttpSettings::default(),
+            mlflow_default_project: None,
         }
     }
 }
@@ -342,6 +345,9 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let (database_url, db) = fresh_database().await;
     let clock = Clock::manual(Timestamp::from_micros(START_MICROS));
     let settings = Settings {
+        mlflow_default_project: opts
+            .mlflow_default_project
+            .map(|k| gatehouse_core::ProjectKey::parse(k).expect("a project key")),
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),

@@ -1,0 +1,351 @@
+//! `model-versions/*`: create, get, update, delete, search, tags, download
+//! URI and the legacy stage transitions.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use gatehouse_core::inventory::{
+    DESCRIPTION_MAX, REF_MAX, TAG_VALUE_MAX, URI_MAX, check_line, check_string_map, check_text,
+};
+use gatehouse_store::mlflow::{self as store, BindingKind, MlModel, MlVersion};
+use gatehouse_store::versions::{self, NewVersion, VersionPatch};
+use serde_json::json;
+
+use super::filter::{self, Entity, Field, Filter, Searchable};
+use super::govern::{self, Through};
+use super::models::{canonical_stage, version_missing};
+use super::shape::{ModelRef, RUN_ID_PARAM, RUN_LINK_PARAM, Shaper};
+use super::{
+    Args, MlAuth, MlError, MlResult, check_tag_key, contribute_right, empty, json, resolve,
+    version_number,
+};
+use crate::app::AppState;
+
+impl Searchable for MlVersion {
+    fn text(&self, field: &Field) -> Option<String> {
+        let v = &self.version;
+        match field {
+            Field::Name => Some(v.model.to_string()),
+            Field::Tag(k) => v.tags.get(k).cloned(),
+            Field::RunId => Some(v.params.get(RUN_ID_PARAM).cloned().unwrap_or_default()),
+            Field::SourcePath => Some(v.artifact_uri.clone()),
+            _ => None,
+        }
+    }
+
+    fn number(&self, field: &Field) -> Option<i64> {
+        let v = &self.version;
+        match field {
+            Field::Version => Some(v.version),
+            Field::Created => Some(v.created_at.as_micros() / 1000),
+            Field::Updated => Some(v.updated_at.as_micros() / 1000),
+            _ => None,
+        }
+    }
+}
+
+async fn shaped(state: &AppState, v: &MlVersion) -> MlResult<serde_json::Value> {
+    let shaper = Shaper::load(state, &[ModelRef::from(v)], &[v]).await?;
+    Ok(serde_json::to_value(shaper.version(v)?).unwrap_or_default())
+}
+
+/// The model and one of its versions, from `name` and `version`.
+async fn target(state: &AppState, args: &Args) -> MlResult<(MlModel, MlVersion)> {
+    let m = resolve(state, &args.req("name")?).await?;
+    let number = version_number(&args.req("version")?)?;
+    let mut conn = state.store.conn().await?;
+    let v = store::version(&mut conn, m.id, number)
+        .await
+        .map_err(|_| version_missing(&m, number))?;
+    Ok((m, v))
+}
+
+async fn reload(state: &AppState, v: &MlVersion) -> MlResult<MlVersion> {
+    let mut conn = state.store.conn().await?;
+    Ok(store::version(&mut conn, v.model_id, v.version.version).await?)
+}
+
+/// A source without a URI scheme (or `file:`) is a path on someone's disk:
+/// MLflow accepts it only with the run it belongs to.
+fn is_local_path(source: &str) -> bool {
+    let lower = source.to_ascii_lowercase();
+    if lower.starts_with("file:") {
+        return true;
+    }
+    match source.split_once(':') {
+        Some((scheme, _)) => {
+            scheme.len() < 2
+                || !scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => true,
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: MlAuth,
+    body: Bytes,
+) -> MlResult<Response> {
+    let args = Args::from_body(&body)?;
+    let m = resolve(&state, &args.req("name")?).await?;
+    let source = args.req("source")?;
+    check_line("source", &source, URI_MAX)?;
+    let run_id = args.opt("run_id").unwrap_or_default();
+    let run_link = args.opt("run_link").unwrap_or_default();
+    if is_local_path(&source) && run_id.is_empty() {
+        return Err(MlError::invalid(format!(
+            "Invalid model version source: '{source}'. To use a local path as a model version source, the run_id request parameter has to be specified and the local path has to be contained within the artifact directory of the run specified by the run_id."
+        )));
+    }
+    let mut params = BTreeMap::new();
+    for (key, value) in [(RUN_ID_PARAM, run_id), (RUN_LINK_PARAM, run_link)] {
+        if !value.is_empty() {
+            check_line(key, &value, REF_MAX)?;
+            params.insert(key.to_owned(), value);
+        }
+    }
+    let mut tags = BTreeMap::new();
+    for (k, v) in args.tags()? {
+        check_tag_key(&k, true)?;
+        tags.insert(k, v);
+    }
+    check_string_map("tags", &tags)?;
+    let description = args.opt("description").unwrap_or_default();
+    check_text("description", &description, DESCRIPTION_MAX)?;
+    let new = NewVersion {
+        artifact_uri: source,
+        params,
+        description,
+        tags,
+        ..NewVersion::default()
+    };
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state, &ctx, &m.model.project).await?;
+    let mut tx = state.store.begin().await?;
+    let v = versions::register(
+        &mut tx,
+        &right,
+        &ctx,
+        m.model.project.as_str(),
+        m.model.name.as_str(),
+        &new,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut conn = state.store.conn().await?;
+    let v = store::version(&mut conn, m.id, v.version).await?;
+    drop(conn);
+    Ok(json(&json!({"model_version": shaped(&state, &v).await?})))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _: MlAuth,
+    RawQuery(q): RawQuery,
+) -> MlResult<Response> {
+    let (_, v) = target(&state, &Args::from_query(q.as_deref())).await?;
+    Ok(json(&json!({"model_version": shaped(&state, &v).await?})))
+}
+
+async fn patch(
+    state: &AppState,
+    auth: &MlAuth,
+    m: &MlModel,
+    v: &MlVersion,
+    patch: &VersionPatch,
+) -> MlResult<()> {
+    let ctx = auth.ctx(state);
+    let right = contribute_right(state, &ctx, &m.model.project).await?;
+    let mut tx = state.store.begin().await?;
+    versions::update(
+        &mut tx,
+        &right,
+        &ctx,
+        m.model.project.as_str(),
+        m.model.name.as_str(),
+        v.version.version,
+        patch,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    auth: MlAuth,
+    body: Bytes,
+) -> MlResult<Response> {
+    let args = Args::from_body(&body)?;
+    let (m, v) = target(&state, &args).await?;
+    if let Some(d) = args.opt("description") {
+        check_text("description", &d, DESCRIPTION_MAX)?;
+        let p = VersionPatch {
+            description: Some(d),
+            tags: None,
+        };
+        patch(&state, &auth, &m, &v, &p).await?;
+    }
+    let v = reload(&state, &v).await?;
+    Ok(json(&json!({"model_version": shaped(&state, &v).await?})))
+}
+
+/// Deletes a version never reviewed nor deployed (409 otherwise: kept for
+/// the record).
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: MlAuth,
+    body: Bytes,
+) -> MlResult<Response> {
+    let args = Args::from_body(&body)?;
+    let (m, v) = target(&state, &args).await?;
+    let ctx = auth.ctx(&state);
+    let right = contribute_right(&state, &ctx, &m.model.project).await?;
+    let mut tx = state.store.begin().await?;
+    versions::delete(
+        &mut tx,
+        &right,
+        &ctx,
+        m.model.project.as_str(),
+        m.model.name.as_str(),
+        v.version.version,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(empty())
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    _: MlAuth,
+    RawQuery(q): RawQuery,
+) -> MlResult<Response> {
+    let args = Args::from_query(q.as_deref());
+    let filter = Filter::parse(args.opt("filter").as_deref(), Entity::ModelVersion)?;
+    let max = filter::max_results(args.opt("max_results"), 10_000, 200_000)?;
+    let mut order = filter::parse_order(&args.list("order_by"), Entity::ModelVersion)?;
+    order.push(filter::order_key(Field::Name, false));
+    order.push(filter::order_key(Field::Version, true));
+    let offset = filter::page_offset(args.opt("page_token").as_deref())?;
+    let mut conn = state.store.conn().await?;
+    let all = match filter.exact_name() {
+        Some(n) => {
+            let ids: Vec<i64> = store::models_named(&mut conn, n)
+                .await?
+                .iter()
+                .map(|m| m.id)
+                .collect();
+            store::versions(&mut conn, Some(&ids)).await?
+        }
+        None => store::versions(&mut conn, None).await?,
+    };
+    drop(conn);
+    let mut found: Vec<MlVersion> = all.into_iter().filter(|v| filter.matches(v)).collect();
+    found.sort_by(|a, b| {
+        filter::compare(a, b, &order).then_with(|| a.version.project.cmp(&b.version.project))
+    });
+    let more = found.len() > offset.saturating_add(max);
+    let page: Vec<MlVersion> = found.into_iter().skip(offset).take(max).collect();
+    let refs: Vec<&MlVersion> = page.iter().collect();
+    let models: Vec<ModelRef> = page.iter().map(ModelRef::from).collect();
+    let shaper = Shaper::load(&state, &models, &refs).await?;
+    let items = page
+        .iter()
+        .map(|v| shaper.version(v))
+        .collect::<MlResult<Vec<_>>>()?;
+    let mut out = serde_json::Map::new();
+    if !items.is_empty() {
+        out.insert("model_versions".into(), json!(items));
+    }
+    if more {
+        out.insert(
+            "next_page_token".into(),
+            json!(filter::page_token(offset + max)),
+        );
+    }
+    Ok(json(&out))
+}
+
+pub async fn download_uri(
+    State(state): State<AppState>,
+    _: MlAuth,
+    RawQuery(q): RawQuery,
+) -> MlResult<Response> {
+    let (_, v) = target(&state, &Args::from_query(q.as_deref())).await?;
+    Ok(json(&json!({"artifact_uri": v.version.artifact_uri})))
+}
+
+/// Moves a version to a legacy stage; a stage bound to an infrastructure is a
+/// deployment there, through the gate.
+pub async fn transition_stage(
+    State(state): State<AppState>,
+    auth: MlAuth,
+    body: Bytes,
+) -> MlResult<Response> {
+    let args = Args::from_body(&body)?;
+    let (m, v) = target(&state, &args).await?;
+    let stage = canonical_stage(&args.req("stage")?)?;
+    let archive = args.bool("archive_existing_versions");
+    let ctx = auth.ctx(&state);
+    let mut conn = state.store.conn().await?;
+    let binding = store::binding_for(&mut conn, m.project_id, BindingKind::Stage, stage).await?;
+    drop(conn);
+    match binding {
+        Some(b) => govern::deploy(&state, &ctx, &b, &v, Through::Stage(stage, archive)).await?,
+        None => {
+            let right = contribute_right(&state, &ctx, &m.model.project).await?;
+            let mut tx = state.store.begin().await?;
+            store::set_stage(&mut tx, &right, &ctx, &v, stage, archive).await?;
+            tx.commit().await?;
+        }
+    }
+    let v = reload(&state, &v).await?;
+    Ok(json(&json!({"model_version": shaped(&state, &v).await?})))
+}
+
+pub async fn set_tag(
+    State(state): State<AppState>,
+    auth: MlAuth,
+    body: Bytes,
+) -> MlResult<Response> {
+    let args = Args::from_body(&body)?;
+    let (m, v) = target(&state, &args).await?;
+    let key = args.req("key")?;
+    check_tag_key(&key, true)?;
+    let value = args.opt("value").unwrap_or_default();
+    check_text("value", &value, TAG_VALUE_MAX)?;
+    let mut tags = v.version.tags.clone();
+    tags.insert(key, value);
+    check_string_map("tags", &tags)?;
+    let p = VersionPatch {
+        description: None,
+        tags: Some(tags),
+    };
+    patch(&state, &auth, &m, &v, &p).await?;
+    Ok(empty())
+}
+
+pub async fn delete_tag(
+    State(state): State<AppState>,
+    auth: MlAuth,
+    body: Bytes,
+) -> MlResult<Response> {
+    let args = Args::from_body(&body)?;
+    let (m, v) = target(&state, &args).await?;
+    let key = args.req("key")?;
+    check_tag_key(&key, true)?;
+    let mut tags = v.version.tags.clone();
+    if tags.remove(&key).is_none() {
+        return Ok(empty());
+    }
+    let p = VersionPatch {
+        description: None,
+        tags: Some(tags),
+    };
+    patch(&state, &auth, &m, &v, &p).await?;
+    Ok(empty())
+}

@@ -1,0 +1,431 @@
+//! The MLflow Model Registry API: its error shape and statuses, the two
+//! forms of authentication, name resolution across projects, and refusals
+//! that are never a status the MLflow client retries. (The real client runs
+//! against it in `tests/mlflow`, through `scripts/test-mlflow`.)
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const DEFAULT: &str = "ML";
+
+async fn ml_app() -> TestApp {
+    let app = spawn_app_with(AppOptions {
+        mlflow_default_project: Some(DEFAULT),
+        ..Default::default()
+    })
+    .await;
+    app.create_project(DEFAULT).await;
+    app
+}
+
+enum Credentials<'a> {
+    None,
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+}
+
+async fn ml_as(
+    app: &TestApp,
+    auth: Credentials<'_>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String, Value) {
+    let url = app.url(&format!("/api/2.0/mlflow{path}"));
+    let mut rb = app.client.request(method, &url);
+    rb = match auth {
+        Credentials::None => rb,
+        Credentials::Bearer(t) => rb.bearer_auth(t),
+        Credentials::Basic(u, p) => rb.header(
+            "authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            ),
+        ),
+    };
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("request");
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        ct,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn ml(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let (status, _, body) = ml_as(
+        app,
+        Credentials::Bearer(&app.admin_token),
+        method,
+        path,
+        body,
+    )
+    .await;
+    (status, body)
+}
+
+#[track_caller]
+fn mlflow_error(answer: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(
+        (answer.0, answer.1["error_code"].as_str()),
+        (status, Some(code)),
+        "expected {status} {code}, got {} {}",
+        answer.0,
+        answer.1
+    );
+    assert!(answer.1["message"].is_string(), "{}", answer.1);
+}
+
+async fn create(app: &TestApp, name: &str, project: Option<&str>) -> (u16, Value) {
+    let tags = match project {
+        Some(p) => json!([{"key": "gatehouse.project", "value": p}]),
+        None => json!([]),
+    };
+    ml(
+        app,
+        Method::POST,
+        "/registered-models/create",
+        Some(json!({"name": name, "tags": tags})),
+    )
+    .await
+}
+
+async fn version(app: &TestApp, name: &str) -> (u16, Value) {
+    ml(
+        app,
+        Method::POST,
+        "/model-versions/create",
+        Some(json!({"name": name, "source": "s3://bucket/model"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn errors_have_mlflows_shape_and_status() {
+    let app = ml_app().await;
+    let (status, ct, body) = ml_as(
+        &app,
+        Credentials::Bearer(&app.admin_token),
+        Method::GET,
+        "/registered-models/get?name=nope",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(
+        body,
+        json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Registered Model with name=nope not found"})
+    );
+
+    assert_eq!(create(&app, "m", None).await.0, 200);
+    mlflow_error(
+        &create(&app, "m", None).await,
+        400,
+        "RESOURCE_ALREADY_EXISTS",
+    );
+    mlflow_error(
+        &ml(
+            &app,
+            Method::GET,
+            "/model-versions/get?name=m&version=9",
+            None,
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    mlflow_error(
+        &ml(
+            &app,
+            Method::GET,
+            "/registered-models/alias?name=m&alias=x",
+            None,
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    mlflow_error(
+        &ml(&app, Method::GET, "/registered-models/get", None).await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    mlflow_error(
+        &ml(&app, Method::GET, "/runs/get?run_id=1", None).await,
+        404,
+        "ENDPOINT_NOT_FOUND",
+    );
+    mlflow_error(
+        &ml(
+            &app,
+            Method::GET,
+            "/registered-models/search?filter=name%20~%20%27x%27",
+            None,
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_eq!(version(&app, "m").await.0, 200);
+    mlflow_error(
+        &ml(
+            &app,
+            Method::POST,
+            "/model-versions/transition-stage",
+            Some(json!({"name": "m", "version": "1", "stage": "Prod", "archive_existing_versions": false})),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    // Governance is Gatehouse's to show, never the client's to set.
+    mlflow_error(
+        &ml(
+            &app,
+            Method::POST,
+            "/model-versions/set-tag",
+            Some(json!({"name": "m", "version": "1", "key": "gatehouse.signoff.prod", "value": "approved"})),
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+}
+
+#[tokio::test]
+async fn versions_are_ready_and_carry_governance_tags() {
+    let app = ml_app().await;
+    create(&app, "m", None).await;
+    let (status, body) = version(&app, "m").await;
+    assert_eq!(status, 200, "{body}");
+    let mv = &body["model_version"];
+    assert_eq!(mv["status"], "READY");
+    assert_eq!(mv["version"], "1");
+    assert_eq!(mv["current_stage"], "None");
+    assert!(
+        mv.get("aliases").is_none(),
+        "empty lists are left out: {mv}"
+    );
+    let tags = mv["tags"].as_array().unwrap();
+    assert!(tags.contains(&json!({"key": "gatehouse.subject", "value": "version:ML/m/1"})));
+    // Served under the UI's prefix too.
+    let r = app
+        .client
+        .get(app.url("/ajax-api/2.0/mlflow/model-versions/get?name=m&version=1"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_token_authenticates_as_bearer_or_as_the_basic_password() {
+    let app = ml_app().await;
+    let path = "/registered-models/search";
+    let ok = |a: (u16, String, Value)| assert_eq!(a.0, 200, "{}", a.2);
+    ok(ml_as(
+        &app,
+        Credentials::Bearer(&app.admin_token),
+        Method::GET,
+        path,
+        None,
+    )
+    .await);
+    ok(ml_as(
+        &app,
+        Credentials::Basic("anyone", &app.admin_token),
+        Method::GET,
+        path,
+        None,
+    )
+    .await);
+    for creds in [
+        Credentials::None,
+        Credentials::Bearer("gh_not-a-token"),
+        Credentials::Basic("admin", "the-admin-password"),
+    ] {
+        let (status, _, body) = ml_as(&app, creds, Method::GET, path, None).await;
+        mlflow_error(&(status, body), 401, "UNAUTHENTICATED");
+    }
+}
+
+#[tokio::test]
+async fn a_name_in_two_projects_is_ambiguous_unless_the_default_project_holds_it() {
+    let app = ml_app().await;
+    app.create_project("A").await;
+    app.create_project("B").await;
+    assert_eq!(create(&app, "shared", Some("A")).await.0, 200);
+    // Without a project tag an existing name is the existing model.
+    mlflow_error(
+        &create(&app, "shared", None).await,
+        400,
+        "RESOURCE_ALREADY_EXISTS",
+    );
+    assert_eq!(create(&app, "shared", Some("B")).await.0, 200);
+    let get = ml(
+        &app,
+        Method::GET,
+        "/registered-models/get?name=shared",
+        None,
+    )
+    .await;
+    mlflow_error(&get, 409, "RESOURCE_CONFLICT");
+    assert!(get.1["message"].as_str().unwrap().contains("ambiguous"));
+    assert_eq!(create(&app, "shared", Some(DEFAULT)).await.0, 200);
+    let (status, body) = ml(
+        &app,
+        Method::GET,
+        "/registered-models/get?name=shared",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let tags = body["registered_model"]["tags"].as_array().unwrap();
+    assert!(tags.contains(&json!({"key": "gatehouse.project", "value": DEFAULT})));
+}
+
+#[tokio::test]
+async fn deployed_models_keep_their_name_and_versions_with_a_409() {
+    let app = ml_app().await;
+    create(&app, "m", None).await;
+    version(&app, "m").await;
+    app.create_infra("dev-api", "dev", "always").await;
+    app.post(
+        "/infrastructures/dev-api/deployments",
+        json!({"subject": "version:ML/m/1"}),
+    )
+    .await
+    .ok(201);
+    for (method, path, body) in [
+        (
+            Method::DELETE,
+            "/model-versions/delete",
+            json!({"name": "m", "version": "1"}),
+        ),
+        (
+            Method::DELETE,
+            "/registered-models/delete",
+            json!({"name": "m"}),
+        ),
+        (
+            Method::POST,
+            "/registered-models/rename",
+            json!({"name": "m", "new_name": "m2"}),
+        ),
+    ] {
+        mlflow_error(
+            &ml(&app, method, path, Some(body)).await,
+            409,
+            "RESOURCE_CONFLICT",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bound_alias_is_a_deployment_and_a_refusal_is_403_and_audited() {
+    let app = ml_app().await;
+    create(&app, "m", None).await;
+    version(&app, "m").await;
+    app.create_infra("prod-api", "prod", "prevent").await;
+    let b = app
+        .post(
+            "/mlflow/bindings",
+            json!({"alias": "champion", "infrastructure": "prod-api"}),
+        )
+        .await;
+    let binding = b.ok(201).clone();
+    assert_eq!(binding["kind"], "alias");
+    app.get("/mlflow/bindings").await.ok(200);
+
+    let mark = app.audit_mark().await;
+    let refused = ml(
+        &app,
+        Method::POST,
+        "/registered-models/alias",
+        Some(json!({"name": "m", "alias": "champion", "version": "1"})),
+    )
+    .await;
+    mlflow_error(&refused, 403, "PERMISSION_DENIED");
+    assert!(
+        refused.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("open slots"),
+        "{}",
+        refused.1
+    );
+    app.one_audit(mark, "admin", "deployment.refused", "version:ML/m/1")
+        .await;
+    mlflow_error(
+        &ml(
+            &app,
+            Method::GET,
+            "/registered-models/alias?name=m&alias=champion",
+            None,
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    // A bound alias follows the slot; it is not deleted through MLflow.
+    mlflow_error(
+        &ml(
+            &app,
+            Method::DELETE,
+            "/registered-models/alias",
+            Some(json!({"name": "m", "alias": "champion"})),
+        )
+        .await,
+        409,
+        "RESOURCE_CONFLICT",
+    );
+    // Only administrators bind.
+    let alice = app.create_user("alice", "alice-password-123").await;
+    app.as_user(
+        &alice,
+        Method::POST,
+        "/mlflow/bindings",
+        Some(json!({"stage": "Production", "infrastructure": "prod-api"})),
+    )
+    .await
+    .problem(403, "forbidden");
+    let id = binding["id"].as_i64().unwrap();
+    assert_eq!(
+        app.delete(&format!("/mlflow/bindings/{id}")).await.status,
+        204
+    );
+    // Unbound again: a plain label.
+    let (status, body) = ml(
+        &app,
+        Method::POST,
+        "/registered-models/alias",
+        Some(json!({"name": "m", "alias": "champion", "version": "1"})),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({})));
+}
+
+#[tokio::test]
+async fn the_mlflow_api_is_not_in_the_openapi_document_but_the_bindings_are() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await;
+    let paths = doc.ok(200)["paths"].as_object().unwrap();
+    assert!(paths.keys().all(|p| !p.contains("/2.0/mlflow")));
+    assert!(paths.contains_key("/api/v1/mlflow/bindings"));
+}
