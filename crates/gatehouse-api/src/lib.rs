@@ -12,6 +12,7 @@ pub mod health;
 pub mod identity;
 pub mod infra;
 pub mod models;
+pub mod notifications;
 pub mod projects;
 pub mod roles;
 pub mod signoffs;

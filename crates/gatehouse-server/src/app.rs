@@ -43,6 +43,8 @@ pub struct Settings {
     pub login_limits: crate::accounts::LoginLimits,
     /// Web UI sessions: idle and absolute limits, `Secure` cookies.
     pub web: crate::ui::WebSettings,
+    /// E-mail, webhooks, the public URL in links, retries.
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// A secret whose `Debug` never shows it.
@@ -91,6 +93,8 @@ pub struct AppState {
     pub accounts: Arc<crate::accounts::Accounts>,
     /// Web UI session limits and cookie flags.
     pub web: crate::ui::WebSettings,
+    /// Delivers the outbox; its webhook policy checks registrations.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// What the first start printed about the bootstrap admin (for the binary).
@@ -125,6 +129,7 @@ impl Application {
             ));
         }
         settings.http.validate().map_err(StartError::Other)?;
+        settings.notify.validate().map_err(StartError::Other)?;
         let accounts =
             crate::accounts::Accounts::new(settings.token_ttl_days, &settings.login_limits)
                 .map_err(StartError::Other)?;
@@ -141,12 +146,37 @@ impl Application {
             tracing::info!(task, "ran a one-time migration task");
         }
         let metrics = Metrics::new(&store, &accounts);
+        let listener =
+            TcpListener::bind(settings.bind)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.bind,
+                    source,
+                })?;
+        let public_url = match &settings.notify.public_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "http://{}",
+                listener.local_addr().map_err(|source| StartError::Bind {
+                    addr: settings.bind,
+                    source,
+                })?
+            ),
+        };
+        let notifier = crate::notify::Notifier::new(
+            store.clone(),
+            settings.clock.clone(),
+            settings.notify.clone(),
+            public_url,
+        )
+        .map_err(StartError::Other)?;
         let state = AppState {
             store,
             clock: settings.clock.clone(),
             metrics: Arc::new(metrics),
             accounts: Arc::new(accounts),
             web: settings.web,
+            notifier: Arc::new(notifier),
         };
         let bootstrap =
             crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;
@@ -155,13 +185,6 @@ impl Application {
         } else {
             None
         };
-        let listener =
-            TcpListener::bind(settings.bind)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: settings.bind,
-                    source,
-                })?;
         Ok(Application {
             listener,
             state,
@@ -179,6 +202,11 @@ impl Application {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// The outbox's delivery worker (tests drive it with `deliver_due`).
+    pub fn notifier(&self) -> Arc<crate::notify::Notifier> {
+        self.state.notifier.clone()
     }
 
     pub fn bootstrap(&self) -> &Bootstrap {
@@ -202,7 +230,15 @@ impl Application {
             &self.http,
             self.state.metrics.clone(),
         );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(self.state.notifier.clone().run(stopped));
         crate::serving::serve(self.listener, router, self.http, shutdown).await;
+        // The worker finishes the attempt in hand (bounded by its timeout);
+        // what it had not claimed stays pending for the next start.
+        let _ = stop.send(true);
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "the notification worker failed");
+        }
         self.state.store.close().await;
         Ok(())
     }

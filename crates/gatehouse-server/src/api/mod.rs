@@ -10,6 +10,7 @@ mod health;
 pub(crate) mod identity;
 mod infra;
 mod models;
+mod notifications;
 mod projects;
 pub(crate) mod roles;
 mod shape;
@@ -149,6 +150,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(deployments::router())
         .merge(infra::router())
         .merge(audit::router())
+        .merge(notifications::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.

@@ -22,6 +22,7 @@ mod inventory;
 mod limits;
 mod metrics;
 mod models;
+mod notifications;
 mod openapi;
 mod pagination;
 mod projects;

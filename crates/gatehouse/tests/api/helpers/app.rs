@@ -311,6 +311,8 @@ pub struct AppOptions {
     pub login_limits: LoginLimits,
     /// Timeouts and the connection limit of the HTTP server.
     pub http: HttpSettings,
+    /// E-mail, webhooks and retries.
+    pub notify: gatehouse_server::notify::NotifySettings,
 }
 
 impl Default for AppOptions {
@@ -320,6 +322,7 @@ impl Default for AppOptions {
             token_ttl_days: gatehouse_server::accounts::MAX_TOKEN_DAYS,
             login_limits: LoginLimits::default(),
             http: HttpSettings::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -353,6 +356,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         token_ttl_days: opts.token_ttl_days,
         login_limits: opts.login_limits,
         web: Default::default(),
+        notify: opts.notify,
     };
     let app = Application::build(settings)
         .await
