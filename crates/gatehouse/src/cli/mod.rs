@@ -49,6 +49,7 @@ mod error;
 mod http;
 mod infra;
 mod inventory;
+mod notify;
 mod output;
 mod people;
 mod roles;
@@ -144,6 +145,12 @@ pub enum ClientCommand {
     Audit(Box<audit::AuditCommand>),
     /// The audit events of one subject as a timeline, oldest first.
     History(audit::HistoryArgs),
+    /// Notifications: your preferences, test messages, dead letters.
+    #[command(subcommand)]
+    Notify(Box<notify::NotifyCommand>),
+    /// Webhooks that hear about decisions and deployments.
+    #[command(subcommand)]
+    Webhook(Box<notify::WebhookCommand>),
     #[command(flatten)]
     Gate(deploy::GateCommands),
 }
@@ -179,6 +186,8 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Reviews => signoff::reviews(opts).await,
         ClientCommand::Audit(c) => audit::audit(opts, *c).await,
         ClientCommand::History(a) => audit::history(opts, a).await,
+        ClientCommand::Notify(c) => notify::notify(opts, *c).await,
+        ClientCommand::Webhook(c) => notify::webhook(opts, *c).await,
         ClientCommand::Gate(c) => deploy::run(opts, c).await,
     }
 }
