@@ -20,6 +20,9 @@ pub struct NotificationPrefs {
     /// Projects whose deployment events the caller hears about (owners always do).
     #[schema(value_type = Vec<crate::values::Key>, max_items = 100)]
     pub subscriptions: BTreeSet<String>,
+    /// One daily digest e-mail instead of one e-mail per event (default false).
+    #[serde(default)]
+    pub digest: bool,
 }
 
 /// One delivery: an e-mail to one address or a call of one webhook.

@@ -38,6 +38,8 @@ text_enum! {
         EmergencyDecided => "emergency_decided",
         /// A test message sent by an administrator.
         Test => "test",
+        /// The daily digest of a user who chose one.
+        Digest => "digest",
     }
 }
 
@@ -57,6 +59,8 @@ text_enum! {
         Delivered => "delivered",
         /// Parked after the last allowed attempt; an administrator may retry it.
         Dead => "dead",
+        /// Waiting for the recipient's daily digest.
+        Digest => "digest",
     }
 }
 
@@ -144,7 +148,7 @@ pub fn audience(kind: EventKind, p: &Parties) -> BTreeSet<Username> {
             to.extend(p.owners.iter().cloned());
             to.extend(p.subscribers.iter().cloned());
         }
-        EventKind::Test => {}
+        EventKind::Test | EventKind::Digest => {}
     }
     if let Some(actor) = &p.actor {
         to.remove(actor);
@@ -161,6 +165,8 @@ pub struct Contact {
     pub disabled: bool,
     /// Kinds the user muted.
     pub muted: BTreeSet<EventKind>,
+    /// The user gets one daily digest instead of one e-mail per event.
+    pub digest: bool,
 }
 
 /// The e-mails one event sends: to each person of the [`audience`] with an
@@ -226,6 +232,7 @@ impl Notice {
             EventKind::BreakGlass => "Break-glass deployment",
             EventKind::EmergencyDecided => "Emergency review decided",
             EventKind::Test => "Test message",
+            EventKind::Digest => "Daily digest",
         };
         match &self.stage {
             Some(stage) => format!("[Gatehouse] {what}: {} ({stage})", self.subject),
@@ -393,6 +400,7 @@ mod tests {
             (EventKind::BreakGlass, &["olga", "sam"]),
             (EventKind::EmergencyDecided, &["olga", "sam"]),
             (EventKind::Test, &[]),
+            (EventKind::Digest, &[]),
         ];
         for (kind, want) in cases {
             assert_eq!(audience(*kind, &p), set(want), "{kind}");
@@ -410,6 +418,7 @@ mod tests {
             email: email.into(),
             disabled,
             muted: muted.iter().copied().collect(),
+            digest: false,
         };
         let contacts = vec![
             c("a", "a@example.org", false, &[]),

@@ -231,13 +231,22 @@ impl Application {
             self.state.metrics.clone(),
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(self.state.notifier.clone().run(stopped));
+        let worker = tokio::spawn(self.state.notifier.clone().run(stopped.clone()));
+        let scheduler = Arc::new(crate::scheduler::Scheduler::new(
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.state.notifier.poll_interval(),
+        ));
+        let jobs = tokio::spawn(scheduler.run(stopped));
         crate::serving::serve(self.listener, router, self.http, shutdown).await;
         // The worker finishes the attempt in hand (bounded by its timeout);
         // what it had not claimed stays pending for the next start.
         let _ = stop.send(true);
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "the notification worker failed");
+        }
+        if let Err(e) = jobs.await {
+            tracing::error!(error = %e, "the job scheduler failed");
         }
         self.state.store.close().await;
         Ok(())

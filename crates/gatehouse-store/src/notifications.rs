@@ -43,8 +43,14 @@ pub(crate) async fn enqueue(
     let id = event_id(audit_seq);
     let payload = json_text(notice);
     for c in &emails {
+        let state = if c.digest {
+            DeliveryState::Digest
+        } else {
+            DeliveryState::Pending
+        };
         insert(
             tx,
+            state,
             Channel::Email,
             c.email.trim(),
             None,
@@ -64,6 +70,7 @@ pub(crate) async fn enqueue(
         {
             insert(
                 tx,
+                DeliveryState::Pending,
                 Channel::Webhook,
                 &hook.id.to_string(),
                 Some(hook.id),
@@ -88,6 +95,7 @@ fn notice_micros(notice: &Notice) -> i64 {
 #[allow(clippy::too_many_arguments)]
 async fn insert(
     tx: &mut Tx,
+    state: DeliveryState,
     channel: Channel,
     target: &str,
     webhook_id: Option<i64>,
@@ -100,7 +108,7 @@ async fn insert(
     sqlx::query(
         "INSERT INTO outbox (kind, recipients, payload, created_at, attempts, channel, target, \
          event_id, project, webhook_id, state, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 'pending', $4)",
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, $4)",
     )
     .bind(notice.kind.as_str())
     .bind(recipients)
@@ -111,6 +119,7 @@ async fn insert(
     .bind(event_id)
     .bind(&notice.project)
     .bind(webhook_id)
+    .bind(state.as_str())
     .execute(tx.conn())
     .await?;
     tx.mark_notified();
@@ -123,8 +132,10 @@ async fn contacts(conn: &mut AnyConnection, who: &BTreeSet<Username>) -> Result<
         return Ok(Vec::new());
     }
     let sql = sqlf!(
-        "SELECT u.username, u.email, u.disabled, m.kind FROM users u \
+        "SELECT u.username, u.email, u.disabled, m.kind, \
+         CASE WHEN d.user_id IS NULL THEN 0 ELSE 1 END AS digest FROM users u \
          LEFT JOIN notification_mutes m ON m.user_id = u.id \
+         LEFT JOIN notification_digest d ON d.user_id = u.id \
          WHERE u.username IN ({}) ORDER BY u.username",
         in_list(1, who.len())
     );
@@ -148,6 +159,7 @@ async fn contacts(conn: &mut AnyConnection, who: &BTreeSet<Username>) -> Result<
                 email: r.try_get("email")?,
                 disabled: r.try_get::<i64, _>("disabled")? != 0,
                 muted: muted.into_iter().collect(),
+                digest: r.try_get::<i64, _>("digest")? != 0,
             }),
         }
     }
@@ -479,6 +491,7 @@ pub async fn send_test(
     .await?;
     insert(
         tx,
+        DeliveryState::Pending,
         channel,
         target,
         webhook_id,
@@ -507,6 +520,8 @@ pub struct Prefs {
     pub muted: BTreeSet<EventKind>,
     /// Projects whose deployment events the user hears about.
     pub subscriptions: BTreeSet<String>,
+    /// One daily digest e-mail instead of one e-mail per event.
+    pub digest: bool,
 }
 
 pub async fn prefs(conn: &mut AnyConnection, username: &str) -> Result<Prefs> {
@@ -523,9 +538,15 @@ pub async fn prefs(conn: &mut AnyConnection, username: &str) -> Result<Prefs> {
     .bind(user_id)
     .fetch_all(&mut *conn)
     .await?;
+    let digest: Option<i64> =
+        sqlx::query_scalar("SELECT user_id FROM notification_digest WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(Prefs {
         muted: muted.iter().filter_map(|k| EventKind::parse(k)).collect(),
         subscriptions: subscriptions.into_iter().collect(),
+        digest: digest.is_some(),
     })
 }
 
@@ -541,6 +562,16 @@ pub async fn set_prefs(tx: &mut Tx, ctx: &Ctx, new: &Prefs) -> Result<Prefs> {
         .bind(user_id)
         .execute(tx.conn())
         .await?;
+    sqlx::query("DELETE FROM notification_digest WHERE user_id = $1")
+        .bind(user_id)
+        .execute(tx.conn())
+        .await?;
+    if new.digest {
+        sqlx::query("INSERT INTO notification_digest (user_id) VALUES ($1)")
+            .bind(user_id)
+            .execute(tx.conn())
+            .await?;
+    }
     for k in &new.muted {
         sqlx::query("INSERT INTO notification_mutes (user_id, kind) VALUES ($1, $2)")
             .bind(user_id)
@@ -570,7 +601,8 @@ pub async fn set_prefs(tx: &mut Tx, ctx: &Ctx, new: &Prefs) -> Result<Prefs> {
         ctx,
         NewAuditEvent::new(&me, "user.notification_prefs", format!("user:{me}"))
             .detail("muted", json!(new.muted))
-            .detail("subscriptions", json!(new.subscriptions)),
+            .detail("subscriptions", json!(new.subscriptions))
+            .detail("digest", json!(new.digest)),
     )
     .await?;
     prefs(tx.conn(), &me).await
@@ -852,4 +884,103 @@ pub(crate) async fn deployment_event(
         at: ctx.now.to_rfc3339(),
     };
     Ok((notice, parties))
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler's jobs
+// ---------------------------------------------------------------------------
+
+/// Claims a scheduled job: true when this caller moved its lease from the
+/// past to `next` and so runs it now (one UPDATE: of racing replicas exactly
+/// one sees a row changed). Bookkeeping, not audited.
+pub async fn claim_job(store: &Store, name: &str, now: i64, next: i64) -> Result<bool> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "INSERT INTO scheduled_jobs (name, lease_until) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .execute(tx.conn())
+    .await?;
+    let done = sqlx::query(
+        "UPDATE scheduled_jobs SET lease_until = $3, last_run_at = $2 \
+         WHERE name = $1 AND lease_until <= $2",
+    )
+    .bind(name)
+    .bind(now)
+    .bind(next)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The daily digest: folds every e-mail waiting in state `digest` into one
+/// pending e-mail per address (marking the folded rows delivered). Returns
+/// how many digests were queued.
+pub async fn queue_digests(store: &Store, now: gatehouse_core::Timestamp) -> Result<usize> {
+    let mut tx = store.begin().await?;
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let rows = sqlx::query(sqlf!(
+        "SELECT id, target, recipients, payload FROM outbox WHERE state = 'digest' \
+         ORDER BY target, id{lock}"
+    ))
+    .fetch_all(tx.conn())
+    .await?;
+    // (address, recipients, the rows folded into its digest)
+    type Group = (String, String, Vec<(i64, Notice)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for r in &rows {
+        let target: String = r.try_get("target")?;
+        let Ok(notice) = serde_json::from_str::<Notice>(&r.try_get::<String, _>("payload")?) else {
+            continue;
+        };
+        let id: i64 = r.try_get("id")?;
+        match groups.last_mut() {
+            Some((t, _, items)) if *t == target => items.push((id, notice)),
+            _ => groups.push((target, r.try_get("recipients")?, vec![(id, notice)])),
+        }
+    }
+    let micros = now.as_micros();
+    for (target, recipients, items) in &groups {
+        let lines: Vec<String> = items
+            .iter()
+            .map(|(_, n)| format!("- {}\n  {}\n  {}", n.title(), n.summary, n.link))
+            .collect();
+        let notice = Notice {
+            kind: EventKind::Digest,
+            project: String::new(),
+            subject: format!("{} notifications", items.len()),
+            stage: None,
+            actor: "gatehouse".into(),
+            summary: format!("{} notifications since your last digest", items.len()),
+            comment: lines.join("\n"),
+            link: "/reviews".into(),
+            at: now.to_rfc3339(),
+        };
+        insert(
+            &mut tx,
+            DeliveryState::Pending,
+            Channel::Email,
+            target,
+            None,
+            &format!("digest-{micros}-{}", items[0].0),
+            &notice,
+            &json_text(&notice),
+            recipients,
+            micros,
+        )
+        .await?;
+        for (id, _) in items {
+            sqlx::query("UPDATE outbox SET state = 'delivered', delivered_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(micros)
+                .execute(tx.conn())
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(groups.len())
 }

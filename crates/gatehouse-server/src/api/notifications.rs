@@ -67,6 +67,7 @@ async fn get_prefs(
     Ok(Json(NotificationPrefs {
         muted: p.muted,
         subscriptions: p.subscriptions,
+        digest: p.digest,
     }))
 }
 
@@ -90,6 +91,7 @@ async fn put_prefs(
         &Prefs {
             muted: body.muted,
             subscriptions: body.subscriptions,
+            digest: body.digest,
         },
     )
     .await?;
@@ -97,6 +99,7 @@ async fn put_prefs(
     Ok(Json(NotificationPrefs {
         muted: p.muted,
         subscriptions: p.subscriptions,
+        digest: p.digest,
     }))
 }
 

@@ -150,6 +150,11 @@ impl Notifier {
         &self.webhooks
     }
 
+    /// How often the worker (and the scheduler) look for due work.
+    pub fn poll_interval(&self) -> Duration {
+        self.settings.poll_interval
+    }
+
     pub fn public_url(&self) -> &str {
         &self.public_url
     }

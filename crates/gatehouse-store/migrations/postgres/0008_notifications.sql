@@ -62,3 +62,17 @@ CREATE TABLE webhooks (
     created_at BIGINT NOT NULL,
     removed    BIGINT NOT NULL DEFAULT 0
 );
+
+-- Users who get one daily digest e-mail instead of one e-mail per event:
+-- their e-mail rows wait in state 'digest' until the digest job sends them.
+CREATE TABLE notification_digest (
+    user_id BIGINT NOT NULL PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE
+);
+
+-- Jobs of the scheduler: a replica runs a job when it moves lease_until
+-- from the past to the next run (one UPDATE; the others see 0 rows).
+CREATE TABLE scheduled_jobs (
+    name        TEXT NOT NULL PRIMARY KEY,
+    lease_until BIGINT NOT NULL DEFAULT 0,
+    last_run_at BIGINT
+);

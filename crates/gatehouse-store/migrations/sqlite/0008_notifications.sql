@@ -62,3 +62,17 @@ CREATE TABLE webhooks (
     created_at INTEGER NOT NULL,
     removed    INTEGER NOT NULL DEFAULT 0
 );
+
+-- Users who get one daily digest e-mail instead of one e-mail per event:
+-- their e-mail rows wait in state 'digest' until the digest job sends them.
+CREATE TABLE notification_digest (
+    user_id INTEGER NOT NULL PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE
+);
+
+-- Jobs of the scheduler: a replica runs a job when it moves lease_until
+-- from the past to the next run (one UPDATE; the others see 0 rows).
+CREATE TABLE scheduled_jobs (
+    name        TEXT NOT NULL PRIMARY KEY,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    last_run_at INTEGER
+);

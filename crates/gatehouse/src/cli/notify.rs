@@ -85,6 +85,9 @@ pub enum PrefsCommand {
         /// A project whose deployment events you hear about (repeatable)
         #[arg(long = "subscribe", value_name = "PROJECT")]
         subscribe: Vec<String>,
+        /// One daily digest e-mail instead of one e-mail per event
+        #[arg(long)]
+        digest: bool,
     },
 }
 
@@ -115,7 +118,7 @@ pub enum WebhookCommand {
 }
 
 fn print_prefs(json: bool, p: &Value) {
-    output::print_object(json, p, &["muted", "subscriptions"]);
+    output::print_object(json, p, &["muted", "subscriptions", "digest"]);
 }
 
 pub async fn notify(opts: &ClientOpts, cmd: NotifyCommand) -> Result<(), CliError> {
@@ -124,8 +127,12 @@ pub async fn notify(opts: &ClientOpts, cmd: NotifyCommand) -> Result<(), CliErro
         NotifyCommand::Prefs(PrefsCommand::Show) => {
             print_prefs(json, &api.get(&["me", "notifications"]).await?);
         }
-        NotifyCommand::Prefs(PrefsCommand::Set { mute, subscribe }) => {
-            let body = json!({"muted": mute, "subscriptions": subscribe});
+        NotifyCommand::Prefs(PrefsCommand::Set {
+            mute,
+            subscribe,
+            digest,
+        }) => {
+            let body = json!({"muted": mute, "subscriptions": subscribe, "digest": digest});
             print_prefs(json, &api.put(&["me", "notifications"], Some(&body)).await?);
         }
         NotifyCommand::Test {

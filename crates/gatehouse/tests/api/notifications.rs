@@ -303,7 +303,7 @@ async fn muted_kinds_and_users_without_an_address_get_no_email() {
         .await;
     assert_eq!(
         mine.ok(200),
-        &json!({"muted": ["review_requested"], "subscriptions": []})
+        &json!({"muted": ["review_requested"], "subscriptions": [], "digest": false})
     );
 }
 
@@ -473,4 +473,84 @@ async fn a_failing_webhook_ends_as_a_dead_letter_that_an_admin_retries() {
             json!(app.url("/infrastructures/dev-api"))
         );
     }
+}
+
+#[tokio::test]
+async fn a_digest_user_gets_one_email_a_day() {
+    let smtp = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        notify: settings_for(&smtp),
+        ..AppOptions::default()
+    })
+    .await;
+    let r = review_setup(&app, 2).await;
+    let p = &r.people;
+    app.as_user(
+        &p.ivan,
+        Method::PUT,
+        "/me/notifications",
+        Some(json!({"muted": [], "subscriptions": [], "digest": true})),
+    )
+    .await
+    .ok(200);
+    r.signoffs
+        .command(
+            &app,
+            &p.alice,
+            "prod",
+            "request",
+            json!({"notify_reviewers": true}),
+        )
+        .await
+        .ok(200);
+    r.signoffs
+        .feedback(&app, &p.rita, "prod", 1, "approve")
+        .await
+        .ok(200);
+    settled(&app).await;
+    let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'digest'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(waiting, 1, "ivan's review request waits for his digest");
+    assert!(
+        received(&smtp)
+            .iter()
+            .all(|(to, _)| to != "ivan@example.com")
+    );
+
+    // A day later the scheduler folds it into one e-mail.
+    tick(&app, 25 * 3600);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let digest = loop {
+        if let Some(m) = smtp
+            .messages()
+            .into_iter()
+            .find(|m| m["rcpt_tos"][0] == "ivan@example.com")
+        {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no digest after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        digest["subject"],
+        "[Gatehouse] Daily digest: 1 notifications"
+    );
+    let text = digest["text"].as_str().unwrap();
+    assert!(
+        text.contains("Review requested: version:FRAUD/fraud scorer/1 (prod)"),
+        "{text}"
+    );
+    settled(&app).await;
+    assert_eq!(
+        received(&smtp)
+            .iter()
+            .filter(|(to, _)| to == "ivan@example.com")
+            .count(),
+        1
+    );
 }
