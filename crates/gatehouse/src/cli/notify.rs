@@ -180,7 +180,11 @@ fn print_detail(json: bool, d: &Value) {
         output::print_json(d);
         return;
     }
-    output::print_object(false, d, DELIVERY_FIELDS);
+    let mut shown = d.clone();
+    if let Some(o) = shown.as_object_mut() {
+        o.remove("attempt_log");
+    }
+    output::print_object(false, &shown, DELIVERY_FIELDS);
     for a in d["attempt_log"].as_array().into_iter().flatten() {
         out!(
             "  attempt at {}: {} {} {}",
