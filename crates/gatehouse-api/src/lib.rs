@@ -13,6 +13,7 @@ pub mod identity;
 pub mod infra;
 pub mod mlflow;
 pub mod models;
+pub mod notifications;
 pub mod projects;
 pub mod roles;
 pub mod signoffs;

@@ -97,3 +97,20 @@ pub struct Key(String);
 #[schema(pattern = r"^([A-Za-z0-9._-]{1,64}|\*)$")]
 #[allow(dead_code)]
 pub struct AdmittedProject(String);
+
+/// A kind of notification event (`gatehouse_core::notify::EventKind`, less
+/// `test`, which only administrators send).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum NotifyKind {
+    ReviewRequested,
+    Feedback,
+    Delegated,
+    Decided,
+    ApprovalReset,
+    Deployed,
+    DeploymentRefused,
+    RolledBack,
+    BreakGlass,
+    EmergencyDecided,
+}

@@ -11,6 +11,7 @@ pub mod gate;
 pub mod inventory;
 pub mod limits;
 pub mod names;
+pub mod notify;
 pub mod risk;
 pub mod signoff;
 pub mod subject;

@@ -47,6 +47,8 @@ pub struct Settings {
     /// without a `gatehouse.project` tag, and the one that wins when a name
     /// is in several projects.
     pub mlflow_default_project: Option<gatehouse_core::ProjectKey>,
+    /// E-mail, webhooks, the public URL in links, retries.
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// A secret whose `Debug` never shows it.
@@ -97,6 +99,8 @@ pub struct AppState {
     pub web: crate::ui::WebSettings,
     /// See [`Settings::mlflow_default_project`].
     pub mlflow_default_project: Option<gatehouse_core::ProjectKey>,
+    /// Delivers the outbox; its webhook policy checks registrations.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// What the first start printed about the bootstrap admin (for the binary).
@@ -131,6 +135,7 @@ impl Application {
             ));
         }
         settings.http.validate().map_err(StartError::Other)?;
+        settings.notify.validate().map_err(StartError::Other)?;
         let accounts =
             crate::accounts::Accounts::new(settings.token_ttl_days, &settings.login_limits)
                 .map_err(StartError::Other)?;
@@ -147,6 +152,30 @@ impl Application {
             tracing::info!(task, "ran a one-time migration task");
         }
         let metrics = Metrics::new(&store, &accounts);
+        let listener =
+            TcpListener::bind(settings.bind)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.bind,
+                    source,
+                })?;
+        let public_url = match &settings.notify.public_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "http://{}",
+                listener.local_addr().map_err(|source| StartError::Bind {
+                    addr: settings.bind,
+                    source,
+                })?
+            ),
+        };
+        let notifier = crate::notify::Notifier::new(
+            store.clone(),
+            settings.clock.clone(),
+            settings.notify.clone(),
+            public_url,
+        )
+        .map_err(StartError::Other)?;
         let state = AppState {
             store,
             clock: settings.clock.clone(),
@@ -154,6 +183,7 @@ impl Application {
             accounts: Arc::new(accounts),
             web: settings.web,
             mlflow_default_project: settings.mlflow_default_project,
+            notifier: Arc::new(notifier),
         };
         let bootstrap =
             crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;
@@ -162,13 +192,6 @@ impl Application {
         } else {
             None
         };
-        let listener =
-            TcpListener::bind(settings.bind)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: settings.bind,
-                    source,
-                })?;
         Ok(Application {
             listener,
             state,
@@ -186,6 +209,11 @@ impl Application {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// The outbox's delivery worker (tests drive it with `deliver_due`).
+    pub fn notifier(&self) -> Arc<crate::notify::Notifier> {
+        self.state.notifier.clone()
     }
 
     pub fn bootstrap(&self) -> &Bootstrap {
@@ -209,7 +237,24 @@ impl Application {
             &self.http,
             self.state.metrics.clone(),
         );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(self.state.notifier.clone().run(stopped.clone()));
+        let scheduler = Arc::new(crate::scheduler::Scheduler::new(
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.state.notifier.poll_interval(),
+        ));
+        let jobs = tokio::spawn(scheduler.run(stopped));
         crate::serving::serve(self.listener, router, self.http, shutdown).await;
+        // The worker finishes the attempt in hand (bounded by its timeout);
+        // what it had not claimed stays pending for the next start.
+        let _ = stop.send(true);
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "the notification worker failed");
+        }
+        if let Err(e) = jobs.await {
+            tracing::error!(error = %e, "the job scheduler failed");
+        }
         self.state.store.close().await;
         Ok(())
     }

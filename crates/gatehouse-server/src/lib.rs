@@ -13,6 +13,8 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod mlflow;
+pub mod notify;
+pub mod scheduler;
 pub mod serving;
 pub mod ui;
 

@@ -19,6 +19,7 @@ pub mod groups;
 pub mod infra;
 pub mod mlflow;
 pub mod models;
+pub mod notifications;
 pub mod page;
 pub mod projects;
 pub mod risk;
@@ -93,6 +94,8 @@ pub struct Store {
     write_lock: Arc<Mutex<()>>,
     /// Signs audit checkpoints; without it no checkpoint is written.
     audit: Option<Arc<AuditSigning>>,
+    /// Woken when a transaction that queued notifications commits.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 /// How this server signs audit checkpoints.
@@ -179,6 +182,7 @@ impl Store {
             backend,
             write_lock: Arc::new(Mutex::new(())),
             audit: None,
+            outbox: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -186,6 +190,12 @@ impl Store {
     pub fn with_audit_signing(mut self, signing: AuditSigning) -> Self {
         self.audit = Some(Arc::new(signing));
         self
+    }
+
+    /// Notified (`notify_one`) each time a transaction that queued
+    /// notifications commits: the delivery worker waits on it.
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.clone()
     }
 
     pub fn audit_signing(&self) -> Option<&AuditSigning> {
@@ -254,6 +264,8 @@ impl Store {
             tx,
             backend: self.backend,
             audit: self.audit.clone(),
+            outbox: self.outbox.clone(),
+            notified: false,
             _guard: guard,
         })
     }
@@ -268,13 +280,23 @@ pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
     audit: Option<Arc<AuditSigning>>,
+    outbox: Arc<tokio::sync::Notify>,
+    /// Rows were queued in the outbox: wake the worker after the commit.
+    notified: bool,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
+        if self.notified {
+            self.outbox.notify_one();
+        }
         Ok(())
+    }
+
+    pub(crate) fn mark_notified(&mut self) {
+        self.notified = true;
     }
 
     pub fn backend(&self) -> Backend {

@@ -11,6 +11,7 @@ use gatehouse_server::accounts::{DEFAULT_TOKEN_TTL_DAYS, LoginLimits};
 use gatehouse_server::app::{Bootstrap, DEFAULT_CHECKPOINT_EVERY, Secret};
 use gatehouse_server::audit_key::{self, AuditKeySource};
 use gatehouse_server::demo::{self, DemoSeed};
+use gatehouse_server::notify::{DEFAULT_MAX_ATTEMPTS, NotifySettings, SmtpSecurity, SmtpSettings};
 use gatehouse_server::serving::{self, HttpSettings};
 use gatehouse_server::ui::WebSettings;
 use gatehouse_server::{Application, Clock, Settings};
@@ -92,6 +93,39 @@ pub struct ServeArgs {
     /// projects
     #[arg(long, env = "GATEHOUSE_MLFLOW_DEFAULT_PROJECT", value_name = "KEY")]
     mlflow_default_project: Option<String>,
+    /// The URL people reach this server at, put in front of the links in
+    /// notifications [default: http://<bind address>]
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// SMTP server for e-mail notifications; none: e-mail is off
+    #[arg(long, env = "GATEHOUSE_SMTP_HOST", value_name = "HOST")]
+    smtp_host: Option<String>,
+    /// SMTP port [default: 587 with starttls, 465 with tls, 25 with none]
+    #[arg(long, env = "GATEHOUSE_SMTP_PORT", value_name = "PORT")]
+    smtp_port: Option<u16>,
+    /// SMTP connection security: starttls, tls or none [default: starttls]
+    #[arg(long, env = "GATEHOUSE_SMTP_SECURITY", value_name = "MODE")]
+    smtp_security: Option<SmtpSecurity>,
+    /// SMTP user name (with the password from GATEHOUSE_SMTP_PASSWORD)
+    #[arg(long, env = "GATEHOUSE_SMTP_USERNAME", value_name = "USER")]
+    smtp_username: Option<String>,
+    /// The From: address of e-mail notifications [default: gatehouse@<SMTP host>]
+    #[arg(long, env = "GATEHOUSE_SMTP_FROM", value_name = "ADDRESS")]
+    smtp_from: Option<String>,
+    /// Attempts per notification before it is parked as a dead letter [default: 5]
+    #[arg(long, env = "GATEHOUSE_NOTIFY_MAX_ATTEMPTS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    notify_max_attempts: Option<u32>,
+    /// Hosts (names or addresses) webhooks may call, comma-separated; none:
+    /// webhooks are off. Loopback, link-local and private addresses are
+    /// called only when listed as addresses
+    #[arg(
+        long,
+        env = "GATEHOUSE_WEBHOOK_ALLOW_HOSTS",
+        value_name = "HOSTS",
+        value_delimiter = ','
+    )]
+    webhook_allow_hosts: Option<Vec<String>>,
 }
 
 /// `gatehouse.toml`: the same settings, lowest precedence.
@@ -114,6 +148,15 @@ struct FileConfig {
     session_idle_minutes: Option<u64>,
     session_max_hours: Option<u64>,
     mlflow_default_project: Option<String>,
+    public_url: Option<String>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    smtp_security: Option<SmtpSecurity>,
+    smtp_username: Option<String>,
+    smtp_password: Option<String>,
+    smtp_from: Option<String>,
+    notify_max_attempts: Option<u32>,
+    webhook_allow_hosts: Option<Vec<String>>,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -232,8 +275,47 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let smtp = args.smtp_host.or(file.smtp_host).map(|host| {
+        let security = args
+            .smtp_security
+            .or(file.smtp_security)
+            .unwrap_or(SmtpSecurity::Starttls);
+        SmtpSettings {
+            port: args.smtp_port.or(file.smtp_port).unwrap_or(match security {
+                SmtpSecurity::Starttls => 587,
+                SmtpSecurity::Tls => 465,
+                SmtpSecurity::None => 25,
+            }),
+            security,
+            username: args.smtp_username.or(file.smtp_username),
+            password: std::env::var("GATEHOUSE_SMTP_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .or(file.smtp_password)
+                .map(Secret::new),
+            from: args
+                .smtp_from
+                .or(file.smtp_from)
+                .unwrap_or_else(|| format!("gatehouse@{host}")),
+            host,
+        }
+    });
+    let notify = NotifySettings {
+        public_url: args.public_url.or(file.public_url),
+        smtp,
+        max_attempts: args
+            .notify_max_attempts
+            .or(file.notify_max_attempts)
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        webhook_allow_hosts: args
+            .webhook_allow_hosts
+            .or(file.webhook_allow_hosts)
+            .unwrap_or_default(),
+        ..NotifySettings::default()
+    };
     let settings = Settings {
         mlflow_default_project,
+        notify,
         bind,
         database_url: database_url.clone(),
         admin_password: std::env::var("GATEHOUSE_ADMIN_PASSWORD")

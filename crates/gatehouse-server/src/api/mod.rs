@@ -10,6 +10,7 @@ mod health;
 pub(crate) mod identity;
 mod infra;
 mod models;
+mod notifications;
 pub(crate) mod projects;
 mod refusals;
 pub(crate) mod roles;
@@ -151,6 +152,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(infra::router())
         .merge(audit::router())
         .merge(crate::mlflow::bindings::router())
+        .merge(notifications::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.

@@ -376,7 +376,7 @@ pub async fn contribute_right(
 ) -> MlResult<ContributeRight> {
     let mut conn = state.store.conn().await?;
     let role = projects::role_of(&mut conn, project.as_str(), ctx.actor_name()).await?;
-    Ok(authz::contribute(&ctx.actor, role)?)
+    Ok(authz::contribute(&ctx.actor, project.as_str(), role)?)
 }
 
 /// A version number argument, MLflow's text form.

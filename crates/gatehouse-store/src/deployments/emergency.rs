@@ -133,7 +133,7 @@ pub async fn decide_emergency(
         }
     }
     let after = get_emergency(tx.conn(), id).await?;
-    record(
+    let seq = record(
         tx,
         ctx,
         NewAuditEvent::new(
@@ -156,6 +156,30 @@ pub async fn decide_emergency(
         ),
     )
     .await?;
+    let (notice, parties) = crate::notifications::deployment_event(
+        tx.conn(),
+        ctx,
+        crate::notifications::DeploymentEvent {
+            kind: gatehouse_core::notify::EventKind::EmergencyDecided,
+            project: &before.project,
+            subject: &before.subject,
+            infrastructure: &before.infrastructure,
+            summary: format!(
+                "{} decided the emergency review {id} of {} on {}: {}",
+                ctx.actor_name(),
+                before.subject,
+                before.infrastructure,
+                if decision.is_accept() {
+                    "accept"
+                } else {
+                    "roll back"
+                }
+            ),
+            comment,
+        },
+    )
+    .await?;
+    crate::notifications::enqueue(tx, seq, &notice, &parties).await?;
     Ok((after, redeployed))
 }
 

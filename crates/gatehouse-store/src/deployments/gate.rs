@@ -8,6 +8,7 @@ use gatehouse_core::gate::{
     self, Confirmation, DeploySlot, GateDecision, GateOutcome, RollbackOrder,
 };
 use gatehouse_core::inventory::{Policy, Stage};
+use gatehouse_core::notify::EventKind;
 use gatehouse_core::signoff::SignoffState;
 use gatehouse_core::{ServiceName, Subject, Timestamp};
 use serde::Serialize;
@@ -19,7 +20,7 @@ use super::{Deployment, Evidence, get};
 use crate::audit::record;
 use crate::signoffs::{self, GateView};
 use crate::subjects::{self, SubjectInfo};
-use crate::{Backend, Ctx, Result, StoreError, Tx, flag, infra, json_text, projects};
+use crate::{Backend, Ctx, Result, StoreError, Tx, flag, infra, json_text};
 
 struct Judged {
     info: SubjectInfo,
@@ -206,7 +207,7 @@ async fn refused_event(
     kind: Kind,
     confirm: bool,
 ) -> Result<()> {
-    record(
+    let seq = record(
         tx,
         ctx,
         NewAuditEvent::new(ctx.actor_name(), "deployment.refused", j.info.text.clone())
@@ -223,6 +224,27 @@ async fn refused_event(
             .detail("signoff_state", json!(j.gate.state.as_str())),
     )
     .await?;
+    let (notice, parties) = crate::notifications::deployment_event(
+        tx.conn(),
+        ctx,
+        crate::notifications::DeploymentEvent {
+            kind: EventKind::DeploymentRefused,
+            project: j.info.project.as_str(),
+            subject: &j.info.text,
+            infrastructure: j.infra.name.as_str(),
+            summary: format!(
+                "{} was refused a {} of {} to {} (slot {slot}): {}",
+                ctx.actor_name(),
+                kind.as_str().replace('_', " "),
+                j.info.text,
+                j.infra.name,
+                j.outcome.decision.as_str()
+            ),
+            comment: &j.outcome.reason,
+        },
+    )
+    .await?;
+    crate::notifications::enqueue(tx, seq, &notice, &parties).await?;
     Ok(())
 }
 
@@ -325,31 +347,37 @@ async fn record_deployment(
         .bind(now)
         .execute(tx.conn())
         .await?;
-        let owners = projects::get(tx.conn(), j.info.project.as_str())
-            .await?
-            .owners;
-        let owners = &owners;
-        sqlx::query(
-            "INSERT INTO outbox (kind, recipients, payload, created_at) VALUES ('emergency_deployment', $1, $2, $3)",
-        )
-        .bind(json_text(owners))
-        .bind(json_text(&json!({
-            "project": j.info.project.as_str(),
-            "subject": j.info.text,
-            "infrastructure": j.infra.name.as_str(),
-            "slot": slot_text,
-            "deployment_id": id,
-            "by": ctx.actor_name(),
-            "reason": reason,
-        })))
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
-        ev = ev
-            .detail("reason", json!(reason))
-            .detail("notified", json!(owners));
+        ev = ev.detail("reason", json!(reason));
     }
-    record(tx, ctx, ev).await?;
+    let (event_kind, verb) = match kind {
+        Kind::Deploy => (EventKind::Deployed, "deployed"),
+        Kind::Rollback => (EventKind::RolledBack, "rolled back to"),
+        Kind::BreakGlass => (EventKind::BreakGlass, "deployed (break-glass)"),
+        Kind::Undeploy => (EventKind::RolledBack, "emptied the slot of"),
+    };
+    let (notice, parties) = crate::notifications::deployment_event(
+        tx.conn(),
+        ctx,
+        crate::notifications::DeploymentEvent {
+            kind: event_kind,
+            project: j.info.project.as_str(),
+            subject: &j.info.text,
+            infrastructure: j.infra.name.as_str(),
+            summary: format!(
+                "{} {verb} {} on {} (slot {slot_text})",
+                ctx.actor_name(),
+                j.info.text,
+                j.infra.name
+            ),
+            comment: reason.unwrap_or(comment),
+        },
+    )
+    .await?;
+    if kind == Kind::BreakGlass {
+        ev = ev.detail("notified", json!(parties.owners));
+    }
+    let seq = record(tx, ctx, ev).await?;
+    crate::notifications::enqueue(tx, seq, &notice, &parties).await?;
     get(tx.conn(), id, ctx.now).await
 }
 

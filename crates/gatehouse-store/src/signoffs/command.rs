@@ -3,12 +3,12 @@
 //! whole command, write back under the revision guard, audit; and the audited
 //! refusal.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use gatehouse_core::Subject;
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::inventory::Stage;
-use gatehouse_core::signoff::{self as so, Actor, Assignee, Command, Signoff, SignoffState};
+use gatehouse_core::signoff::{self as so, Actor, Command, Signoff, SignoffState};
 use serde_json::json;
 use sqlx::Row;
 
@@ -216,40 +216,22 @@ pub async fn command(
         .detail("state", json!(next.state().as_str()))
         .detail("revision", json!(next.revision))
         .detail("event", json!(event));
-    if let so::Event::ReviewRequested {
-        notify_reviewers: true,
-        slots,
-        ..
-    } = &event
+    // Who hears of it is queued in the outbox in this transaction; the
+    // notifier delivers it.
+    let outgoing =
+        crate::notifications::signoff_event(tx.conn(), subject, stage, &event, &next, ctx).await?;
+    if let Some((notice, parties)) = &outgoing
+        && notice.kind == gatehouse_core::notify::EventKind::ReviewRequested
     {
-        // The notification to the reviewers is queued in the outbox now; the
-        // notifier delivers it.
-        let to: BTreeSet<String> = slots
-            .iter()
-            .flat_map(|s| match &s.assignee {
-                Assignee::Role { members, .. } => {
-                    members.iter().map(|m| m.to_string()).collect::<Vec<_>>()
-                }
-                Assignee::User { username } => vec![username.to_string()],
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO outbox (kind, recipients, payload, created_at) VALUES ('review_requested', $1, $2, $3)",
-        )
-        .bind(crate::json_text(&to))
-        .bind(crate::json_text(&json!({
-            "project": info.project.as_str(),
-            "subject": info.text,
-            "stage": stage.as_str(),
-            "cycle": next.cycle(),
-            "requested_by": ctx.actor_name(),
-        })))
-        .bind(ctx.now.as_micros())
-        .execute(tx.conn())
-        .await?;
-        ev = ev.detail("notify", json!(to));
+        ev = ev.detail(
+            "notify",
+            json!(gatehouse_core::notify::audience(notice.kind, parties)),
+        );
     }
-    record(tx, ctx, ev).await?;
+    let seq = record(tx, ctx, ev).await?;
+    if let Some((notice, parties)) = &outgoing {
+        crate::notifications::enqueue(tx, seq, notice, parties).await?;
+    }
     Ok(view(&info, stage, &next, &config, ctx.now))
 }
 

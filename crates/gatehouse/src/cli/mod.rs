@@ -50,6 +50,7 @@ mod http;
 mod infra;
 mod inventory;
 mod mlflow;
+mod notify;
 mod output;
 mod people;
 mod roles;
@@ -149,6 +150,12 @@ pub enum ClientCommand {
     /// infrastructures (admins write).
     #[command(subcommand)]
     Mlflow(Box<mlflow::MlflowCommand>),
+    /// Notifications: your preferences, test messages, dead letters.
+    #[command(subcommand)]
+    Notify(Box<notify::NotifyCommand>),
+    /// Webhooks that hear about decisions and deployments.
+    #[command(subcommand)]
+    Webhook(Box<notify::WebhookCommand>),
     #[command(flatten)]
     Gate(deploy::GateCommands),
 }
@@ -185,6 +192,8 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Audit(c) => audit::audit(opts, *c).await,
         ClientCommand::History(a) => audit::history(opts, a).await,
         ClientCommand::Mlflow(c) => mlflow::mlflow(opts, *c).await,
+        ClientCommand::Notify(c) => notify::notify(opts, *c).await,
+        ClientCommand::Webhook(c) => notify::webhook(opts, *c).await,
         ClientCommand::Gate(c) => deploy::run(opts, c).await,
     }
 }

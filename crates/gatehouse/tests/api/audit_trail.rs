@@ -372,6 +372,7 @@ async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
         token_ttl_days: gatehouse_server::accounts::MAX_TOKEN_DAYS,
         login_limits: Default::default(),
         web: Default::default(),
+        notify: Default::default(),
     };
     let second = Application::build(settings).await.unwrap();
     let base = format!("http://{}", second.local_addr());

@@ -2,7 +2,6 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use crate::helpers::*;
 
@@ -167,23 +166,9 @@ async fn break_glass_deploys_flags_notifies_and_opens_a_review() {
     assert_eq!(ev.details["infrastructure"], "prod-api");
     assert_eq!(ev.details["reason"], BREAK_GLASS_REASON);
 
-    // A notification to the project's owners is recorded with the change.
-    let rows = sqlx::query("SELECT recipients, payload FROM outbox")
-        .fetch_all(app.store.pool())
-        .await
-        .expect("read the outbox");
-    let notes: Vec<(Value, Value)> = rows
-        .iter()
-        .map(|r| {
-            (
-                serde_json::from_str::<Value>(&r.get::<String, _>("recipients")).unwrap(),
-                serde_json::from_str::<Value>(&r.get::<String, _>("payload")).unwrap(),
-            )
-        })
-        .filter(|(_, p)| p["subject"] == json!(v(2)))
-        .collect();
-    assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(notes[0].0, json!(["admin"]), "FRAUD's owners: {notes:?}");
+    // The project's owners are notified, in the same transaction (admin,
+    // FRAUD's owner, has no e-mail address: no e-mail row).
+    assert_eq!(ev.details["notified"], json!(["admin"]));
 
     // Open, listed, and on the inventory.
     let open = reviews(&app, "open").await;

@@ -23,6 +23,7 @@ mod limits;
 mod metrics;
 mod mlflow;
 mod models;
+mod notifications;
 mod openapi;
 mod pagination;
 mod projects;

@@ -313,6 +313,8 @@ pub struct AppOptions {
     pub http: HttpSettings,
     /// The MLflow API's default project.
     pub mlflow_default_project: Option<&'static str>,
+    /// E-mail, webhooks and retries.
+    pub notify: gatehouse_server::notify::NotifySettings,
 }
 
 impl Default for AppOptions {
@@ -323,6 +325,7 @@ impl Default for AppOptions {
             login_limits: LoginLimits::default(),
             http: HttpSettings::default(),
             mlflow_default_project: None,
+            notify: Default::default(),
         }
     }
 }
@@ -359,6 +362,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         token_ttl_days: opts.token_ttl_days,
         login_limits: opts.login_limits,
         web: Default::default(),
+        notify: opts.notify,
     };
     let app = Application::build(settings)
         .await

@@ -1,0 +1,90 @@
+//! The job scheduler: jobs that run every so often on the server's `Clock`
+//! (settable in tests). A replica runs a job when it claims the job's lease
+//! row (`notifications::claim_job`): on PostgreSQL one replica at a time,
+//! once per interval. The daily e-mail digest is the first job; later ones
+//! (approval expiry, reminders) are added to [`JOBS`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_store::Store;
+use gatehouse_store::notifications;
+
+use crate::clock::Clock;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Folds the e-mails of digest users into one e-mail per address.
+    EmailDigest,
+}
+
+/// A job: its name (the lease row), how often it runs, what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    pub name: &'static str,
+    pub every: Duration,
+    pub work: Work,
+}
+
+pub const JOBS: &[Job] = &[Job {
+    name: "email_digest",
+    every: Duration::from_secs(24 * 3600),
+    work: Work::EmailDigest,
+}];
+
+pub struct Scheduler {
+    store: Store,
+    clock: Clock,
+    /// How often due jobs are looked for.
+    tick: Duration,
+}
+
+impl Scheduler {
+    pub fn new(store: Store, clock: Clock, tick: Duration) -> Self {
+        Self { store, clock, tick }
+    }
+
+    /// Runs the jobs due now that this replica claims; returns their names.
+    pub async fn run_due(&self) -> Vec<&'static str> {
+        let mut ran = Vec::new();
+        for job in JOBS {
+            let now = self.clock.now().as_micros();
+            let every = i64::try_from(job.every.as_micros()).unwrap_or(i64::MAX);
+            match notifications::claim_job(&self.store, job.name, now, now.saturating_add(every))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(job = job.name, error = %e, "scheduler: cannot claim a job");
+                    continue;
+                }
+            }
+            let result = match job.work {
+                Work::EmailDigest => notifications::queue_digests(&self.store, self.clock.now())
+                    .await
+                    .map(|n| tracing::info!(digests = n, "queued the daily e-mail digests")),
+            };
+            if let Err(e) = result {
+                tracing::warn!(job = job.name, error = %e, "scheduled job failed");
+            }
+            ran.push(job.name);
+        }
+        ran
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            self.run_due().await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.tick) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
