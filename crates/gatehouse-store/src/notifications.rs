@@ -62,8 +62,20 @@ pub(crate) async fn enqueue(
         )
         .await?;
     }
-    let owners: BTreeSet<String> = parties.owners.iter().map(|u| u.to_string()).collect();
-    for hook in active_webhooks(tx.conn()).await? {
+    let hooks = active_webhooks(tx.conn()).await?;
+    // A non-administrator's webhook hears only of projects its creator owns
+    // now (read here: not every event's parties name the owners).
+    let owners: BTreeSet<String> =
+        if hooks.iter().any(|h| !h.creator_is_admin) && !notice.project.is_empty() {
+            crate::projects::get(tx.conn(), &notice.project)
+                .await?
+                .owners
+                .into_iter()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+    for hook in hooks {
         let allowed = hook.creator_is_admin || owners.contains(&hook.created_by);
         if allowed
             && notify::webhook_wants(&hook.kinds, &hook.projects, notice.kind, &notice.project)
@@ -767,8 +779,8 @@ pub async fn remove_webhook(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<()> {
 // What sign-off and deployment events say
 // ---------------------------------------------------------------------------
 
-/// The notice and the people of a sign-off event (`None`: nobody is told,
-/// as for a review requested without `notify_reviewers`).
+/// The notice and the people of a sign-off event (a review requested without
+/// `notify_reviewers` names no reviewers: only webhooks hear of it).
 pub(crate) async fn signoff_event(
     conn: &mut AnyConnection,
     subject: &gatehouse_core::Subject,
@@ -776,23 +788,16 @@ pub(crate) async fn signoff_event(
     event: &gatehouse_core::signoff::Event,
     next: &gatehouse_core::signoff::Signoff,
     ctx: &Ctx,
-) -> Result<Option<(Notice, Parties)>> {
+) -> Result<(Notice, Parties)> {
     use gatehouse_core::signoff::Event as E;
     let actor = ctx.actor_name();
     let (kind, summary, comment, cycle) = match event {
-        E::ReviewRequested {
-            notify_reviewers, ..
-        } => {
-            if !notify_reviewers {
-                return Ok(None);
-            }
-            (
-                EventKind::ReviewRequested,
-                format!("{actor} requested a review of {subject} for {stage}; you are a reviewer"),
-                String::new(),
-                &next.current,
-            )
-        }
+        E::ReviewRequested { .. } => (
+            EventKind::ReviewRequested,
+            format!("{actor} requested a review of {subject} for {stage}"),
+            String::new(),
+            &next.current,
+        ),
         E::FeedbackGiven {
             slot,
             verdict,
@@ -834,6 +839,15 @@ pub(crate) async fn signoff_event(
     };
     let mut parties = Parties::of_cycle(cycle);
     parties.actor = Username::parse(actor).ok();
+    if let E::ReviewRequested {
+        notify_reviewers: false,
+        ..
+    } = event
+    {
+        // Reviewers are e-mailed only when the requester asked; webhooks
+        // hear of every request.
+        parties.reviewers.clear();
+    }
     if let E::Delegated { to, .. } = event {
         parties.new_delegate = Some(to.clone());
     }
@@ -852,7 +866,7 @@ pub(crate) async fn signoff_event(
         link: notify::signoff_path(subject, stage),
         at: ctx.now.to_rfc3339(),
     };
-    Ok(Some((notice, parties)))
+    Ok((notice, parties))
 }
 
 /// What a deployment event says: where, what, and who did what.

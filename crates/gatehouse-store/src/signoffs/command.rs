@@ -218,20 +218,20 @@ pub async fn command(
         .detail("event", json!(event));
     // Who hears of it is queued in the outbox in this transaction; the
     // notifier delivers it.
-    let outgoing =
+    let (notice, parties) =
         crate::notifications::signoff_event(tx.conn(), subject, stage, &event, &next, ctx).await?;
-    if let Some((notice, parties)) = &outgoing
-        && notice.kind == gatehouse_core::notify::EventKind::ReviewRequested
+    if let so::Event::ReviewRequested {
+        notify_reviewers: true,
+        ..
+    } = &event
     {
         ev = ev.detail(
             "notify",
-            json!(gatehouse_core::notify::audience(notice.kind, parties)),
+            json!(gatehouse_core::notify::audience(notice.kind, &parties)),
         );
     }
     let seq = record(tx, ctx, ev).await?;
-    if let Some((notice, parties)) = &outgoing {
-        crate::notifications::enqueue(tx, seq, notice, parties).await?;
-    }
+    crate::notifications::enqueue(tx, seq, &notice, &parties).await?;
     Ok(view(&info, stage, &next, &config, ctx.now))
 }
 

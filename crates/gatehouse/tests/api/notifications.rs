@@ -554,3 +554,65 @@ async fn a_digest_user_gets_one_email_a_day() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_owners_webhook_hears_of_the_reviews_of_their_project_only() {
+    let (url, receiver) = start_receiver(0).await;
+    let app = spawn_app_with(AppOptions {
+        notify: NotifySettings {
+            poll_interval: Duration::from_millis(50),
+            webhook_allow_hosts: vec!["127.0.0.1".into()],
+            ..NotifySettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let r = review_setup(&app, 2).await;
+    let p = &r.people;
+    let secret = "an-owners-webhook-secret";
+    // Mark owns FRAUD only: every project is not his to ask for.
+    app.as_user(
+        &p.mark,
+        Method::POST,
+        "/webhooks",
+        Some(json!({"url": url, "secret": secret})),
+    )
+    .await
+    .problem(403, "forbidden");
+    app.create_project("OTHER").await;
+    app.as_user(
+        &p.mark,
+        Method::POST,
+        "/webhooks",
+        Some(json!({"url": url, "secret": secret, "projects": ["FRAUD", "OTHER"]})),
+    )
+    .await
+    .problem(403, "forbidden");
+    app.as_user(
+        &p.mark,
+        Method::POST,
+        "/webhooks",
+        Some(json!({"url": url, "secret": secret, "projects": ["FRAUD"], "format": "slack"})),
+    )
+    .await
+    .ok(201);
+    r.signoffs
+        .command(
+            &app,
+            &p.alice,
+            "prod",
+            "request",
+            json!({"notify_reviewers": false}),
+        )
+        .await
+        .ok(200);
+    settled(&app).await;
+    let calls = receiver.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "the review request of FRAUD");
+    let body: Value = serde_json::from_slice(&calls[0].1).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("*[Gatehouse] Review requested: version:FRAUD/fraud scorer/1 (prod)*"),
+        "{text}"
+    );
+}
