@@ -9,6 +9,7 @@ mod emergency;
 pub mod fmt;
 mod home;
 mod infra;
+mod notifications;
 pub mod page;
 mod project;
 pub mod session;
@@ -47,6 +48,9 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/static/{name}", get(assets::serve))
         .route("/reviews", get(project::reviews))
+        .route("/notifications", get(notifications::page))
+        .route("/notifications/prefs", post(notifications::save_prefs))
+        .route("/notifications/{id}/retry", post(notifications::retry))
         .route("/audit", get(audit::audit_page))
         .route("/admin", get(audit::admin))
         .route("/projects/{key}", get(project::show))

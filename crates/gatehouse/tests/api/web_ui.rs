@@ -428,3 +428,49 @@ async fn owners_change_stages_and_slots_from_the_project_page() {
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
     assert!(p.body.contains("id=\"slots-error\""));
 }
+
+#[tokio::test]
+async fn people_choose_what_they_hear_of_and_only_admins_retry_dead_letters() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let mut b = Browser::new(&app);
+    b.login("alice", "alice-password-1").await;
+    let page = b.get("/notifications").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"prefs\""));
+    assert!(
+        !page.body.contains("id=\"dead\""),
+        "dead letters are for admins"
+    );
+    let csrf = hidden(&page.body, "csrf");
+    let p = b
+        .post(
+            "/notifications/prefs",
+            &[
+                ("csrf", csrf.as_str()),
+                ("hear_review_requested", "on"),
+                ("subscriptions", "FRAUD"),
+                ("digest", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let prefs = app
+        .as_user(
+            &w.alice,
+            reqwest::Method::GET,
+            "/api/v1/me/notifications",
+            None,
+        )
+        .await;
+    let prefs = prefs.ok(200);
+    assert_eq!(prefs["digest"], true, "{prefs}");
+    assert_eq!(prefs["subscriptions"], json!(["FRAUD"]));
+    let muted = prefs["muted"].as_array().unwrap();
+    assert!(muted.contains(&json!("feedback")));
+    assert!(!muted.contains(&json!("review_requested")));
+    let p = b
+        .post("/notifications/1/retry", &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+}
