@@ -16,6 +16,9 @@ pub enum ErrorCode {
     SignoffLocked,
     PromotionOrder,
     ChecksFailed,
+    /// A review was requested before the documents its risk tier requires
+    /// were attached.
+    DocumentsMissing,
     ConfirmationRequired,
     DeploymentBlocked,
     StaleRevision,
@@ -26,7 +29,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::InvalidInput,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -36,6 +39,7 @@ impl ErrorCode {
         Self::SignoffLocked,
         Self::PromotionOrder,
         Self::ChecksFailed,
+        Self::DocumentsMissing,
         Self::ConfirmationRequired,
         Self::DeploymentBlocked,
         Self::StaleRevision,
@@ -55,6 +59,7 @@ impl ErrorCode {
             Self::SignoffLocked => "signoff_locked",
             Self::PromotionOrder => "promotion_order",
             Self::ChecksFailed => "checks_failed",
+            Self::DocumentsMissing => "documents_missing",
             Self::ConfirmationRequired => "confirmation_required",
             Self::DeploymentBlocked => "deployment_blocked",
             Self::StaleRevision => "stale_revision",
@@ -81,6 +86,7 @@ impl ErrorCode {
             | Self::SignoffLocked
             | Self::PromotionOrder
             | Self::ChecksFailed
+            | Self::DocumentsMissing
             | Self::ConfirmationRequired
             | Self::DeploymentBlocked => 409,
             Self::StaleRevision => 412,
@@ -100,6 +106,7 @@ impl ErrorCode {
             | Self::SignoffLocked
             | Self::PromotionOrder
             | Self::ChecksFailed
+            | Self::DocumentsMissing
             | Self::StaleRevision => 4,
             Self::ConfirmationRequired => 10,
             Self::DeploymentBlocked => 11,
@@ -121,6 +128,7 @@ impl ErrorCode {
             Self::SignoffLocked => "Sign-off is locked",
             Self::PromotionOrder => "Promotion order not respected",
             Self::ChecksFailed => "Qualification checks failed",
+            Self::DocumentsMissing => "Required documents missing",
             Self::ConfirmationRequired => "Confirmation required",
             Self::DeploymentBlocked => "Deployment blocked",
             Self::StaleRevision => "Stale revision",

@@ -168,6 +168,24 @@ pub fn judge(
     outcome
 }
 
+/// The judged `outcome`, unless the project's risk tier may not deploy to an
+/// infrastructure of `stage` (its tier policy's allowed stages): then blocked
+/// whatever the infrastructure's policy, the tier's rule as the reason. A
+/// caller without access learns only that.
+pub fn within_tier(
+    tier_policy: &crate::policy::TierPolicy,
+    stage: Stage,
+    outcome: GateOutcome,
+) -> GateOutcome {
+    if outcome.decision == GateDecision::Forbidden {
+        return outcome;
+    }
+    match tier_policy.stage_refusal(stage) {
+        Some(why) => GateOutcome::new(GateDecision::Blocked, why),
+        None => outcome,
+    }
+}
+
 /// A deployment refused because the infrastructure's kind does not take the
 /// subject: blocked, the mismatch as the reason.
 pub fn kind_refusal(mismatch: &InvalidInput) -> GateOutcome {
@@ -609,6 +627,24 @@ mod tests {
     use super::*;
     use crate::inventory::Stage;
     use crate::signoff::stage_checked_by;
+
+    #[test]
+    fn a_tier_keeps_its_projects_off_stages_it_does_not_allow() {
+        use crate::inventory::RiskTier;
+        use crate::policy::TierPolicy;
+        let t1 = TierPolicy::shipped(RiskTier::new(1).unwrap());
+        let t4 = TierPolicy::shipped(RiskTier::new(4).unwrap());
+        let allow = decide(Policy::Always, SignoffState::NotStarted, false, true);
+        // Even under 'always', tier 1 stays off production.
+        let o = within_tier(&t1, Stage::Prod, allow.clone());
+        assert_eq!(o.decision, GateDecision::Blocked);
+        assert!(o.reason.contains("risk tier 1"), "{}", o.reason);
+        assert_eq!(within_tier(&t1, Stage::Qa, allow.clone()), allow);
+        assert_eq!(within_tier(&t4, Stage::Prod, allow.clone()), allow);
+        // Without access, only that is said.
+        let forbidden = decide(Policy::Always, SignoffState::Approved, false, false);
+        assert_eq!(within_tier(&t1, Stage::Prod, forbidden.clone()), forbidden);
+    }
 
     /// The full table: policy × sign-off state × confirmed × grant. Each row
     /// names the sign-off states it covers.

@@ -6,12 +6,14 @@ pub mod audit;
 pub mod audit_key;
 pub mod audit_verify;
 pub mod authz;
+pub mod documents;
 pub mod error;
 pub mod gate;
 pub mod inventory;
 pub mod limits;
 pub mod names;
 pub mod notify;
+pub mod policy;
 pub mod risk;
 pub mod signoff;
 pub mod subject;
@@ -20,7 +22,8 @@ pub mod timestamp;
 
 pub use error::{ErrorCode, InvalidInput};
 pub use names::{
-    BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, ServiceName, Username,
+    BundleTag, Digest, DocumentName, GroupName, InfraName, ModelName, ProjectKey, ServiceName,
+    Username,
 };
 pub use subject::Subject;
 pub use timestamp::Timestamp;

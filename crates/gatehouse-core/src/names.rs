@@ -107,6 +107,12 @@ key_type!(
     "tag"
 );
 key_type!(
+    /// The name of a kind of document attached to a model version or bundle
+    /// (`model_card`, `validation_report`), as risk tiers require them.
+    DocumentName,
+    "name"
+);
+key_type!(
     /// A named deployment service of a project (`fraud-challenger`), which
     /// overrides a subject's default deployment slot.
     ServiceName,

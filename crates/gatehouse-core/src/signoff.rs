@@ -67,6 +67,7 @@ use crate::inventory::{
 };
 use crate::limits::{ANSWERS_PER_SLOT_MAX, DELEGATIONS_PER_SLOT_MAX};
 use crate::names::Username;
+use crate::policy::TierPolicy;
 use crate::text_enum::text_enum;
 use crate::timestamp::Timestamp;
 
@@ -326,6 +327,11 @@ pub struct DecisionRecord {
     /// were kept: such an approval is judged by the project's tier now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<RiskTier>,
+    /// How long the approval was granted for, in days (0: it does not
+    /// expire): the stricter of the review's terms and the tier policy at the
+    /// decision. `None` in records written before tier policies were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity_days: Option<u32>,
 }
 
 /// What a review was requested under, kept for its whole cycle like its slots.
@@ -335,15 +341,26 @@ pub struct ReviewTerms {
     pub requirements: ApprovalRequirements,
     /// Separation of duties as it applied at the request.
     pub separation_of_duties: bool,
+    /// The tier policy's approval validity at the request, in days (0: an
+    /// approval does not expire). `None` in reviews requested before tier
+    /// policies were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_validity_days: Option<u32>,
 }
 
 impl ReviewTerms {
-    /// The terms of a review requested now under `tier`.
+    /// The terms of a review requested now under `tier`'s shipped policy.
     pub fn for_tier(tier: RiskTier, separation_of_duties: bool) -> Self {
+        Self::under(&TierPolicy::shipped(tier), separation_of_duties)
+    }
+
+    /// The terms of a review requested now under a tier policy.
+    pub fn under(policy: &TierPolicy, separation_of_duties: bool) -> Self {
         Self {
-            tier,
-            requirements: ApprovalRequirements::for_tier(tier),
+            tier: policy.tier,
+            requirements: policy.requirements(),
             separation_of_duties,
+            approval_validity_days: Some(policy.approval_validity_days),
         }
     }
 }
@@ -442,6 +459,8 @@ pub struct CommandCtx {
     pub separation_of_duties: bool,
     /// The project's risk tier now.
     pub tier: RiskTier,
+    /// The policy of that tier now.
+    pub policy: TierPolicy,
 }
 
 impl CommandCtx {
@@ -626,6 +645,9 @@ pub enum SignoffError {
     /// (`limits::ANSWERS_PER_SLOT_MAX`, `limits::DELEGATIONS_PER_SLOT_MAX`).
     #[error("{0}")]
     SlotFull(String),
+    /// The tier policy requires documents the subject lacks.
+    #[error("{0}")]
+    DocumentsMissing(String),
 }
 
 impl SignoffError {
@@ -641,6 +663,7 @@ impl SignoffError {
             | Self::SlotFull(_)
             | Self::Archived { .. }
             | Self::NoSlots { .. } => ErrorCode::Conflict,
+            Self::DocumentsMissing(_) => ErrorCode::DocumentsMissing,
         }
     }
 }
@@ -851,7 +874,7 @@ impl Signoff {
             notify_reviewers,
         });
         self.current.slots = slots.iter().cloned().map(Slot::started).collect();
-        self.current.terms = Some(ReviewTerms::for_tier(ctx.tier, ctx.separation_of_duties));
+        self.current.terms = Some(ReviewTerms::under(&ctx.policy, ctx.separation_of_duties));
         Ok(Event::ReviewRequested {
             cycle: self.cycle(),
             by: actor.username.clone(),
@@ -988,11 +1011,20 @@ impl Signoff {
         // relaxes nothing.
         let tier = terms.tier.max(ctx.tier);
         if decision == Decision::Approve {
-            let req = terms
-                .requirements
-                .max(ApprovalRequirements::for_tier(ctx.tier));
+            let req = terms.requirements.max(ctx.policy.requirements());
             check_requirements(self, &req, Some(user), sod)?;
         }
+        // The approval lasts the shorter of the review's terms and the
+        // policy now (0: forever).
+        let validity_days = [
+            terms.approval_validity_days,
+            Some(ctx.policy.approval_validity_days),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|d| *d > 0)
+        .min()
+        .unwrap_or(0);
         let state = decision.outcome();
         self.current.state = state;
         self.current.decision = Some(DecisionRecord {
@@ -1001,6 +1033,7 @@ impl Signoff {
             comment: comment.clone(),
             at: ctx.at,
             tier: Some(tier),
+            validity_days: (decision == Decision::Approve).then_some(validity_days),
         });
         Ok(Event::Decided {
             cycle: self.cycle(),
@@ -1071,6 +1104,10 @@ pub struct Facts {
     pub component_creators: BTreeSet<Username>,
     /// The project's risk tier now.
     pub tier: RiskTier,
+    /// The policy of that tier now.
+    pub policy: TierPolicy,
+    /// The names of the documents attached to the subject.
+    pub documents: BTreeSet<String>,
     /// Separation of duties as the project configured it (only tier 1 may
     /// turn it off: see [`separation_of_duties`]).
     pub separation_of_duties_configured: bool,
@@ -1116,6 +1153,7 @@ impl Facts {
                 self.separation_of_duties_configured,
             ),
             tier: self.tier,
+            policy: self.policy.clone(),
         }
     }
 }
@@ -1186,6 +1224,10 @@ impl Signoff {
                 |s| facts.approved.get(&s).copied().unwrap_or(false),
                 stage,
             )?;
+            facts
+                .policy
+                .check_documents(&facts.documents)
+                .map_err(SignoffError::DocumentsMissing)?;
         }
         Ok(done)
     }
@@ -1276,29 +1318,14 @@ impl ApprovalRequirements {
     /// the final approval only, tier 3 one feedback approval with an open major
     /// issue blocking, tier 4 two.
     pub fn for_tier(tier: RiskTier) -> Self {
-        match tier.get() {
-            1 | 2 => Self::default(),
-            3 => Self {
-                min_feedback_approvals: 1,
-                major_issue_blocks: true,
-            },
-            _ => Self {
-                min_feedback_approvals: 2,
-                major_issue_blocks: true,
-            },
-        }
+        TierPolicy::shipped(tier).requirements()
     }
 }
 
 /// How long an approval stays valid under a risk tier (`DESIGN.md` §2.1), in
 /// days; `None` for tier 1, whose approvals do not expire.
 pub fn approval_validity_days(tier: RiskTier) -> Option<u32> {
-    match tier.get() {
-        1 => None,
-        2 => Some(365),
-        3 => Some(180),
-        _ => Some(90),
-    }
+    TierPolicy::shipped(tier).validity_days()
 }
 
 /// When an approval given at `decided_at` expires under `tier`, if it does.
@@ -1418,6 +1445,19 @@ pub struct ApprovalStatus {
 /// under, and until the earlier of its own expiry and the current tier's (so
 /// lowering a tier revives nothing).
 pub fn approval_status(signoff: &Signoff, tier_now: RiskTier, now: Timestamp) -> ApprovalStatus {
+    approval_status_under(signoff, &TierPolicy::shipped(tier_now), now)
+}
+
+/// [`approval_status`] under the project's tier policy now: the approval
+/// lasts until the earlier of the validity it was granted with and the
+/// policy's now (so tightening a policy shortens running approvals, and
+/// loosening one prolongs none).
+pub fn approval_status_under(
+    signoff: &Signoff,
+    policy_now: &TierPolicy,
+    now: Timestamp,
+) -> ApprovalStatus {
+    let tier_now = policy_now.tier;
     let none = ApprovalStatus {
         counts: false,
         expired: false,
@@ -1432,10 +1472,12 @@ pub fn approval_status(signoff: &Signoff, tier_now: RiskTier, now: Timestamp) ->
         return none;
     };
     let granted = d.tier.unwrap_or(tier_now);
-    let expires_at = match (
-        approval_expires_at(granted, d.at),
-        approval_expires_at(tier_now, d.at),
-    ) {
+    let own = match d.validity_days {
+        Some(0) => None,
+        Some(days) => Some(crate::policy::add_days(d.at, days)),
+        None => approval_expires_at(granted, d.at),
+    };
+    let expires_at = match (own, policy_now.expires_at(d.at)) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -1522,6 +1564,7 @@ mod tests {
             expected_revision: None,
             separation_of_duties: true,
             tier: RiskTier::new(2).unwrap(),
+            policy: TierPolicy::shipped(RiskTier::new(2).unwrap()),
         }
     }
 
@@ -2064,6 +2107,7 @@ mod tests {
         let mut c = ctx("req");
         c.separation_of_duties = false;
         c.tier = RiskTier::new(1).unwrap();
+        c.policy = TierPolicy::shipped(c.tier);
         let mut config = slots();
         config[2].assignee = user("ds");
         let (s, _) = not_started()
@@ -2078,6 +2122,7 @@ mod tests {
         let mut c = ctx("ds");
         c.separation_of_duties = false;
         c.tier = RiskTier::new(1).unwrap();
+        c.policy = TierPolicy::shipped(c.tier);
         assert!(s.apply(delegate(3, "alice"), &c).is_ok());
     }
 
@@ -2109,6 +2154,7 @@ mod tests {
     fn tier_ctx(name: &str, tier: u8, sod: bool) -> CommandCtx {
         let mut c = ctx(name);
         c.tier = RiskTier::new(i64::from(tier)).unwrap();
+        c.policy = TierPolicy::shipped(c.tier);
         c.separation_of_duties = sod;
         c
     }
@@ -2271,6 +2317,73 @@ mod tests {
         legacy.current.decision.as_mut().unwrap().tier = None;
         let st = approval_status(&legacy, t(4), at(100));
         assert!(st.expired && !st.tier_raised);
+    }
+
+    #[test]
+    fn an_approval_keeps_the_validity_of_its_terms_and_the_policy_it_met() {
+        let day = 86_400_000_000i64;
+        let at = |d: i64| Timestamp::from_micros(T0 + d * day);
+        // Requested under a tier-2 policy edited to 30 days.
+        let mut req = tier_ctx("req", 2, true);
+        req.policy.approval_validity_days = 30;
+        let (s, _) = not_started().apply(request(), &req).unwrap();
+        assert_eq!(s.current.terms.unwrap().approval_validity_days, Some(30));
+        // The policy is loosened to 0 (forever) before the decision: the
+        // review keeps its 30 days.
+        let mut fa = tier_ctx("fa", 2, true);
+        fa.policy.approval_validity_days = 0;
+        let (approved, _) = s.apply(decide(Decision::Approve), &fa).unwrap();
+        assert_eq!(approved.decision().unwrap().validity_days, Some(30));
+        let st = approval_status_under(&approved, &fa.policy, at(10));
+        assert!(st.counts);
+        assert_eq!(st.expires_at, Some(at(30)));
+        assert!(!approval_status_under(&approved, &fa.policy, at(30)).counts);
+        // Tightened later to 7 days: the running approval is cut short.
+        let mut tight = fa.policy.clone();
+        tight.approval_validity_days = 7;
+        let st = approval_status_under(&approved, &tight, at(8));
+        assert!(st.expired && !st.counts);
+        // Tightened before the decision: the stricter one is recorded.
+        let mut fa = tier_ctx("fa", 2, true);
+        fa.policy.approval_validity_days = 10;
+        let (approved, _) = s.apply(decide(Decision::Approve), &fa).unwrap();
+        assert_eq!(approved.decision().unwrap().validity_days, Some(10));
+        // Both forever: never expires.
+        let mut req = tier_ctx("req", 2, true);
+        req.policy.approval_validity_days = 0;
+        let (s, _) = not_started().apply(request(), &req).unwrap();
+        let mut fa = tier_ctx("fa", 2, true);
+        fa.policy.approval_validity_days = 0;
+        let (approved, _) = s.apply(decide(Decision::Approve), &fa).unwrap();
+        let st = approval_status_under(&approved, &fa.policy, at(100_000));
+        assert!(st.counts && st.expires_at.is_none());
+        // A rejection records no validity.
+        let (s, _) = not_started().apply(request(), &req).unwrap();
+        let (rejected, _) = s.apply(decide(Decision::Reject), &fa).unwrap();
+        assert_eq!(rejected.decision().unwrap().validity_days, None);
+    }
+
+    #[test]
+    fn an_edited_quorum_applies_to_reviews_requested_under_it() {
+        // Tier 2 edited to ask one feedback approval.
+        let mut req = tier_ctx("req", 2, true);
+        req.policy.min_feedback_approvals = 1;
+        let (s, _) = not_started().apply(request(), &req).unwrap();
+        let fa = tier_ctx("fa", 2, true);
+        let e = s.apply(decide(Decision::Approve), &fa).unwrap_err();
+        assert!(matches!(e, SignoffError::RequirementsNotMet(_)), "{e}");
+        // Requested before the edit: the shipped terms stand, no quorum.
+        let (s, _) = not_started()
+            .apply(request(), &tier_ctx("req", 2, true))
+            .unwrap();
+        let mut fa = tier_ctx("fa", 2, true);
+        fa.policy.min_feedback_approvals = 1;
+        // ... but the policy at the decision is applied too (the stricter).
+        assert!(s.apply(decide(Decision::Approve), &fa).is_err());
+        assert!(
+            s.apply(decide(Decision::Approve), &tier_ctx("fa", 2, true))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -2947,6 +3060,7 @@ mod tests {
                 }),
                 separation_of_duties: self.sod,
                 tier: self.tier,
+                policy: TierPolicy::shipped(self.tier),
             }
         }
     }
@@ -3256,6 +3370,8 @@ mod decide_tests {
             subject_creator: u("ds"),
             component_creators: BTreeSet::new(),
             tier: RiskTier::new(2).unwrap(),
+            policy: TierPolicy::shipped(RiskTier::new(2).unwrap()),
+            documents: BTreeSet::new(),
             separation_of_duties_configured: true,
             stages: vec![
                 StageSlots {
@@ -3329,6 +3445,29 @@ mod decide_tests {
             e.to_string(),
             "no reviewer slots are configured for the prod sign-off of project 'FRAUD'; a project owner sets them first"
         );
+    }
+
+    #[test]
+    fn a_request_needs_the_documents_of_the_tier() {
+        let mut f = facts();
+        f.tier = RiskTier::new(4).unwrap();
+        f.policy = TierPolicy::shipped(f.tier);
+        f.documents = ["model_card".to_string()].into_iter().collect();
+        let e = Signoff::decide(None, request(), &f, actor("req")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::DocumentsMissing);
+        assert!(e.to_string().contains("missing: validation_report"), "{e}");
+        f.documents.insert("validation_report".into());
+        assert!(Signoff::decide(None, request(), &f, actor("req")).is_ok());
+        // Other commands do not look at documents.
+        let mut g = facts();
+        g.policy.required_documents = vec![crate::DocumentName::parse("model_card").unwrap()];
+        let (running, _) = Signoff::decide(None, request(), &facts(), actor("req")).unwrap();
+        let fb = Command::GiveFeedback {
+            slot: SlotId(1),
+            verdict: Verdict::Approve,
+            comment: String::new(),
+        };
+        assert!(Signoff::decide(Some(&running), fb, &g, actor("risk1")).is_ok());
     }
 
     #[test]

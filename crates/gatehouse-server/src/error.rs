@@ -19,7 +19,7 @@ pub struct Problem {
     pub status: u16,
     /// Stable machine-readable code: invalid_input, unauthenticated, forbidden,
     /// not_found, method_not_allowed, conflict, signoff_locked, promotion_order,
-    /// checks_failed, confirmation_required, deployment_blocked, stale_revision,
+    /// checks_failed, documents_missing, confirmation_required, deployment_blocked, stale_revision,
     /// rate_limited, unavailable, internal.
     pub code: String,
     pub detail: String,

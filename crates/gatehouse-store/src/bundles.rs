@@ -264,6 +264,7 @@ pub async fn delete(
             b.bundle.subject
         )));
     }
+    crate::documents::forget(tx, &b.bundle.subject).await?;
     sqlx::query("DELETE FROM bundle_versions WHERE bundle_id = $1")
         .bind(b.id)
         .execute(tx.conn())

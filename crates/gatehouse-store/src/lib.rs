@@ -14,6 +14,7 @@ macro_rules! sqlf {
 pub mod audit;
 pub mod bundles;
 pub mod deployments;
+pub mod documents;
 pub mod error;
 pub mod groups;
 pub mod infra;
@@ -30,6 +31,7 @@ pub mod signoffs;
 pub mod subject_status;
 pub mod subjects;
 pub mod tasks;
+pub mod tiers;
 pub mod tokens;
 pub mod users;
 pub mod versions;

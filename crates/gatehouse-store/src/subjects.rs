@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use gatehouse_core::inventory::RiskTier;
+use gatehouse_core::policy::TierPolicy;
 use gatehouse_core::{ProjectKey, Subject, Username};
 use sqlx::{AnyConnection, Row};
 
@@ -17,6 +18,8 @@ pub struct SubjectInfo {
     pub project_id: i64,
     pub project: ProjectKey,
     pub tier: RiskTier,
+    /// The policy of that tier now.
+    pub policy: TierPolicy,
     pub archived: bool,
     pub creator: Username,
 }
@@ -30,8 +33,9 @@ pub async fn resolve(conn: &mut AnyConnection, subject: &Subject) -> Result<Subj
             version,
         } => {
             sqlx::query(
-                "SELECT p.id, p.risk_tier, p.archived, v.created_by FROM projects p \
+                "SELECT p.id, p.risk_tier, tp.policy, p.archived, v.created_by FROM projects p \
              JOIN models m ON m.project_id = p.id JOIN model_versions v ON v.model_id = m.id \
+             LEFT JOIN tier_policies tp ON tp.tier = p.risk_tier \
              WHERE p.key = $1 AND m.name = $2 AND v.version = $3",
             )
             .bind(project.as_str())
@@ -42,8 +46,9 @@ pub async fn resolve(conn: &mut AnyConnection, subject: &Subject) -> Result<Subj
         }
         Subject::Bundle { project, tag } => {
             sqlx::query(
-                "SELECT p.id, p.risk_tier, p.archived, b.created_by FROM projects p \
-             JOIN bundles b ON b.project_id = p.id WHERE p.key = $1 AND b.tag = $2",
+                "SELECT p.id, p.risk_tier, tp.policy, p.archived, b.created_by FROM projects p \
+             JOIN bundles b ON b.project_id = p.id \
+             LEFT JOIN tier_policies tp ON tp.tier = p.risk_tier WHERE p.key = $1 AND b.tag = $2",
             )
             .bind(project.as_str())
             .bind(tag.as_str())
@@ -67,12 +72,14 @@ pub async fn resolve(conn: &mut AnyConnection, subject: &Subject) -> Result<Subj
         }
         return Err(StoreError::not_found(subject));
     };
+    let tier = RiskTier::new(row.try_get("risk_tier")?)?;
     Ok(SubjectInfo {
         text: subject.to_string(),
         subject: subject.clone(),
         project_id: row.try_get("id")?,
         project: subject.project().clone(),
-        tier: RiskTier::new(row.try_get("risk_tier")?)?,
+        tier,
+        policy: crate::tiers::policy_of(tier, row.try_get("policy")?)?,
         archived: row.try_get::<i64, _>("archived")? != 0,
         creator: Username::parse(row.try_get::<String, _>("created_by")?)?,
     })

@@ -316,6 +316,7 @@ pub async fn delete(
     .bind(version)
     .execute(tx.conn())
     .await?;
+    crate::documents::forget(tx, &v.version.subject).await?;
     sqlx::query("DELETE FROM model_versions WHERE id = $1")
         .bind(v.id)
         .execute(tx.conn())

@@ -83,7 +83,10 @@ async fn judge(
         }
         Access::BreakGlass | Access::OrderedByApprover => true,
     };
-    let outcome = gate::judge(infra.policy, &gate.checked(), confirmed, has_grant);
+    let mut outcome = gate::judge(infra.policy, &gate.checked(), confirmed, has_grant);
+    if access != Access::OrderedByApprover {
+        outcome = gate::within_tier(&info.policy, infra.stage, outcome);
+    }
     Ok(Judged {
         info,
         infra_id,

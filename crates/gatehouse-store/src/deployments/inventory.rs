@@ -231,7 +231,7 @@ impl InventoryBatch {
         let mut live = Vec::new();
         for (l, checked) in self.live.get(text).into_iter().flatten() {
             live.push(LiveAt {
-                still_approved: self.governance.approved_now(text, *checked, tier)?,
+                still_approved: self.governance.approved_now(&project, text, *checked)?,
                 ..l.clone()
             });
         }

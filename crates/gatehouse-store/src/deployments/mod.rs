@@ -109,9 +109,10 @@ pub struct Deployment {
 }
 
 const DEP_SELECT: &str = "SELECT d.id, i.name AS infrastructure, d.slot, d.subject, p.key AS project, \
-    p.risk_tier, d.kind, d.checked_stage, d.deployed_by, d.deployed_at, d.comment, d.reason, d.warning, \
+    p.risk_tier, tp.policy, d.kind, d.checked_stage, d.deployed_by, d.deployed_at, d.comment, d.reason, d.warning, \
     d.evidence, d.live, d.superseded_at, d.rolled_back \
-    FROM deployments d JOIN infrastructures i ON i.id = d.infra_id JOIN projects p ON p.id = d.project_id";
+    FROM deployments d JOIN infrastructures i ON i.id = d.infra_id JOIN projects p ON p.id = d.project_id \
+    LEFT JOIN tier_policies tp ON tp.tier = p.risk_tier";
 
 const ER_SELECT: &str = "SELECT e.id, e.deployment_id, p.key AS project, e.subject, i.name AS infrastructure, \
     e.stage, e.state, e.opened_at, e.decided_by, e.decided_at, e.comment \
@@ -186,6 +187,7 @@ async fn deps_from_rows(
         let id: i64 = r.try_get("id")?;
         let subject: String = r.try_get("subject")?;
         let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+        let policy = crate::tiers::policy_of(tier, r.try_get("policy")?)?;
         let stage_text: String = r.try_get("checked_stage")?;
         let evidence: Evidence = serde_json::from_str(&r.try_get::<String, _>("evidence")?)
             .map_err(|e| {
@@ -194,7 +196,7 @@ async fn deps_from_rows(
         let kind: String = r.try_get("kind")?;
         let still_approved = kind != "undeploy"
             && match docs.get(&(subject.clone(), stage_text)) {
-                Some(d) => signoffs::effectively_approved(tier, &signoffs::parse_doc(d)?, now),
+                Some(d) => signoffs::effectively_approved(&policy, &signoffs::parse_doc(d)?, now),
                 None => false,
             };
         out.push(Deployment {

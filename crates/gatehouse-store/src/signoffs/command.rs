@@ -3,7 +3,7 @@
 //! whole command, write back under the revision guard, audit; and the audited
 //! refusal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_core::Subject;
 use gatehouse_core::audit::NewAuditEvent;
@@ -85,7 +85,7 @@ async fn gather(
         rows_of(&mut *conn, &info.text)
             .await?
             .iter()
-            .map(|(s, o)| (*s, effectively_approved(tier, o, now)))
+            .map(|(s, o)| (*s, effectively_approved(&info.policy, o, now)))
             .collect()
     } else {
         BTreeMap::new()
@@ -112,6 +112,12 @@ async fn gather(
         subject_creator: info.creator.clone(),
         component_creators: component_creators(&mut *conn, subject).await?,
         tier,
+        policy: info.policy.clone(),
+        documents: if is_request {
+            crate::documents::names(&mut *conn, &info.text).await?
+        } else {
+            BTreeSet::new()
+        },
         separation_of_duties_configured: config.separation_of_duties,
         stages: config.stage_slots(),
         role_members,

@@ -39,7 +39,8 @@ pub use views::{
 
 use std::collections::BTreeMap;
 
-use gatehouse_core::inventory::{RiskTier, Stage};
+use gatehouse_core::inventory::Stage;
+use gatehouse_core::policy::TierPolicy;
 use gatehouse_core::signoff::{self as so, Signoff, SignoffState};
 use gatehouse_core::{Timestamp, Username};
 use sqlx::{AnyConnection, Row};
@@ -73,18 +74,18 @@ async fn rows_of(conn: &mut AnyConnection, subject: &str) -> Result<BTreeMap<Sta
 
 /// Whether an approval has stopped counting: expired, or the project's tier
 /// was raised above the one it was granted under.
-fn expired(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
-    let st = so::approval_status(s, tier, now);
+fn expired(policy: &TierPolicy, s: &Signoff, now: Timestamp) -> bool {
+    let st = so::approval_status_under(s, policy, now);
     s.state() == SignoffState::Approved && !st.counts
 }
 
-fn expires_at(tier: RiskTier, s: &Signoff) -> Option<Timestamp> {
-    so::approval_status(s, tier, Timestamp::from_micros(i64::MIN)).expires_at
+fn expires_at(policy: &TierPolicy, s: &Signoff) -> Option<Timestamp> {
+    so::approval_status_under(s, policy, Timestamp::from_micros(i64::MIN)).expires_at
 }
 
-/// Approved, and the approval counts now.
-pub(crate) fn effectively_approved(tier: RiskTier, s: &Signoff, now: Timestamp) -> bool {
-    so::approval_status(s, tier, now).counts
+/// Approved, and the approval counts now under the project's tier policy.
+pub(crate) fn effectively_approved(policy: &TierPolicy, s: &Signoff, now: Timestamp) -> bool {
+    so::approval_status_under(s, policy, now).counts
 }
 
 async fn refresh_members(conn: &mut AnyConnection, project_id: i64, s: &mut Signoff) -> Result<()> {

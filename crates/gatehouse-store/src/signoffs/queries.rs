@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use gatehouse_core::inventory::{RiskTier, Stage};
+use gatehouse_core::policy::TierPolicy;
 use gatehouse_core::signoff::{self as so, Assignee, Signoff, SignoffState, SlotKind};
 use gatehouse_core::{Subject, Timestamp, Username};
 use serde::Serialize;
@@ -43,7 +44,7 @@ pub async fn get(
 /// when asked for.
 pub struct Governance {
     /// By project key.
-    projects: HashMap<String, (RiskTier, Config)>,
+    projects: HashMap<String, (TierPolicy, Config)>,
     /// By subject text, then stage: the stored sign-off's JSON.
     signoffs: HashMap<String, BTreeMap<Stage, String>>,
     now: Timestamp,
@@ -71,8 +72,9 @@ pub async fn governance<'a>(
         return Ok(g);
     }
     let mut q = sqlx::query(sqlf!(
-        "SELECT p.key, p.risk_tier, c.stages, c.separation_of_duties, c.updated_by, c.updated_at \
-         FROM projects p LEFT JOIN signoff_config c ON c.project_id = p.id WHERE p.key IN ({})",
+        "SELECT p.key, p.risk_tier, tp.policy, c.stages, c.separation_of_duties, c.updated_by, c.updated_at \
+         FROM projects p LEFT JOIN signoff_config c ON c.project_id = p.id \
+         LEFT JOIN tier_policies tp ON tp.tier = p.risk_tier WHERE p.key IN ({})",
         crate::in_list(1, keys.len())
     ));
     for key in &keys {
@@ -80,8 +82,9 @@ pub async fn governance<'a>(
     }
     for r in q.fetch_all(&mut *conn).await? {
         let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+        let policy = crate::tiers::policy_of(tier, r.try_get("policy")?)?;
         g.projects
-            .insert(r.try_get("key")?, (tier, config_of_row(&r)?));
+            .insert(r.try_get("key")?, (policy, config_of_row(&r)?));
     }
     let mut q = sqlx::query(sqlf!(
         "SELECT subject, stage, doc FROM signoffs WHERE subject IN ({})",
@@ -104,14 +107,14 @@ pub async fn governance<'a>(
 impl Governance {
     /// The risk tier of a project read, if it exists.
     pub fn tier(&self, project: &str) -> Option<RiskTier> {
-        self.projects.get(project).map(|(tier, _)| *tier)
+        self.projects.get(project).map(|(policy, _)| policy.tier)
     }
 
     /// A subject's governance status: one entry per configured stage (and
     /// per stage that has a sign-off though no longer configured), lowest
     /// first.
     pub fn stages(&self, project: &str, subject: &str) -> Result<Vec<StageStatus>> {
-        let (tier, config) = self
+        let (policy, config) = self
             .projects
             .get(project)
             .ok_or_else(|| StoreError::not_found(format!("project '{project}'")))?;
@@ -125,17 +128,20 @@ impl Governance {
                     Some(doc) => parse_doc(doc)?,
                     None => Signoff::new(system()),
                 };
-                Ok(stage_status(*tier, stage, &s, self.now))
+                Ok(stage_status(policy, stage, &s, self.now))
             })
             .collect()
     }
 
     /// Whether a subject's sign-off for `stage` is approved and its approval
-    /// counts now under `tier`.
-    pub fn approved_now(&self, subject: &str, stage: Stage, tier: RiskTier) -> Result<bool> {
+    /// counts now under its project's tier policy.
+    pub fn approved_now(&self, project: &str, subject: &str, stage: Stage) -> Result<bool> {
+        let Some((policy, _)) = self.projects.get(project) else {
+            return Ok(false);
+        };
         Ok(
             match self.signoffs.get(subject).and_then(|m| m.get(&stage)) {
-                Some(doc) => effectively_approved(tier, &parse_doc(doc)?, self.now),
+                Some(doc) => effectively_approved(policy, &parse_doc(doc)?, self.now),
                 None => false,
             },
         )
@@ -349,8 +355,8 @@ pub async fn for_gate(
     Ok(GateView {
         stage,
         state: s.state(),
-        expired: expired(info.tier, &s, now),
-        tier_raised: so::approval_status(&s, info.tier, now).tier_raised,
+        expired: expired(&info.policy, &s, now),
+        tier_raised: so::approval_status_under(&s, &info.policy, now).tier_raised,
         cycle: s.cycle(),
         revision: s.revision,
         decided_by: d.map(|d| d.by.to_string()),
@@ -368,7 +374,7 @@ pub async fn approved_now(
     conn: &mut AnyConnection,
     subject: &str,
     stage: Stage,
-    tier: RiskTier,
+    policy: &TierPolicy,
     now: Timestamp,
 ) -> Result<bool> {
     let doc: Option<String> =
@@ -378,7 +384,7 @@ pub async fn approved_now(
             .fetch_optional(conn)
             .await?;
     Ok(match doc {
-        Some(d) => effectively_approved(tier, &parse_doc(&d)?, now),
+        Some(d) => effectively_approved(policy, &parse_doc(&d)?, now),
         None => false,
     })
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use gatehouse_core::Timestamp;
 use gatehouse_core::inventory::{RiskTier, Stage};
+use gatehouse_core::policy::TierPolicy;
 use gatehouse_core::signoff::{
     self as so, Assignee, Cycle, Decision, Signoff, SignoffState, Slot, SlotKind, Verdict,
 };
@@ -211,15 +212,15 @@ pub(super) fn view(
     config: &Config,
     now: Timestamp,
 ) -> SignoffView {
-    let tier = info.tier;
+    let policy = &info.policy;
     let request = s.current.request.as_ref();
     SignoffView {
         subject: info.text.clone(),
         project: info.project.to_string(),
         stage,
         state: s.state(),
-        expired: expired(tier, s, now),
-        expires_at: expires_at(tier, s),
+        expired: expired(policy, s, now),
+        expires_at: expires_at(policy, s),
         locked: s.state().is_terminal(),
         cycle: s.cycle(),
         revision: s.revision,
@@ -254,7 +255,7 @@ pub(super) fn view(
 }
 
 pub(super) fn stage_status(
-    tier: RiskTier,
+    policy: &TierPolicy,
     stage: Stage,
     s: &Signoff,
     now: Timestamp,
@@ -264,8 +265,8 @@ pub(super) fn stage_status(
     StageStatus {
         stage,
         state: s.state(),
-        expired: expired(tier, s, now),
-        expires_at: expires_at(tier, s),
+        expired: expired(policy, s, now),
+        expires_at: expires_at(policy, s),
         cycle: s.cycle(),
         revision: s.revision,
         requested_by: request.map(|r| r.by.to_string()),
