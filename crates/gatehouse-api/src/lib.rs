@@ -14,6 +14,7 @@ pub mod infra;
 pub mod mlflow;
 pub mod models;
 pub mod notifications;
+pub mod policies;
 pub mod projects;
 pub mod roles;
 pub mod signoffs;

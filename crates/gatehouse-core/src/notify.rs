@@ -24,8 +24,11 @@ text_enum! {
         Delegated => "delegated",
         /// The final approver approved, rejected or abandoned.
         Decided => "decided",
-        /// An approved sign-off was reset; a new cycle begins.
+        /// An approved sign-off was reset (by an administrator, or because
+        /// the approval expired); a new cycle begins.
         ApprovalReset => "approval_reset",
+        /// An approval expires soon: re-certify it (a review for a new cycle).
+        ApprovalExpiring => "approval_expiring",
         /// A subject was deployed through the gate.
         Deployed => "deployed",
         /// A deployment attempt was blocked or refused.
@@ -135,7 +138,7 @@ pub fn audience(kind: EventKind, p: &Parties) -> BTreeSet<Username> {
             to.extend(p.final_approvers.iter().cloned());
             to.extend(p.new_delegate.iter().cloned());
         }
-        EventKind::Decided | EventKind::ApprovalReset => {
+        EventKind::Decided | EventKind::ApprovalReset | EventKind::ApprovalExpiring => {
             to.extend(p.requester.iter().cloned());
             to.extend(p.owners.iter().cloned());
             to.extend(p.reviewers.iter().cloned());
@@ -226,6 +229,7 @@ impl Notice {
             EventKind::Delegated => "Review delegated",
             EventKind::Decided => "Review decided",
             EventKind::ApprovalReset => "Approval reset",
+            EventKind::ApprovalExpiring => "Approval expiring",
             EventKind::Deployed => "Deployed",
             EventKind::DeploymentRefused => "Deployment refused",
             EventKind::RolledBack => "Rolled back",

@@ -243,6 +243,7 @@ impl Application {
             self.state.store.clone(),
             self.state.clock.clone(),
             self.state.notifier.poll_interval(),
+            self.state.notifier.approval_reminder_days(),
         ));
         let jobs = tokio::spawn(scheduler.run(stopped));
         crate::serving::serve(self.listener, router, self.http, shutdown).await;

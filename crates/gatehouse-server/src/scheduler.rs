@@ -17,6 +17,8 @@ use crate::clock::Clock;
 pub enum Work {
     /// Folds the e-mails of digest users into one e-mail per address.
     EmailDigest,
+    /// Resets expired approvals and reminds of the ones expiring soon.
+    ApprovalExpiry,
 }
 
 /// A job: its name (the lease row), how often it runs, what it does.
@@ -27,22 +29,36 @@ pub struct Job {
     pub work: Work,
 }
 
-pub const JOBS: &[Job] = &[Job {
-    name: "email_digest",
-    every: Duration::from_secs(24 * 3600),
-    work: Work::EmailDigest,
-}];
+pub const JOBS: &[Job] = &[
+    Job {
+        name: "email_digest",
+        every: Duration::from_secs(24 * 3600),
+        work: Work::EmailDigest,
+    },
+    Job {
+        name: "approval_expiry",
+        every: Duration::from_secs(3600),
+        work: Work::ApprovalExpiry,
+    },
+];
 
 pub struct Scheduler {
     store: Store,
     clock: Clock,
     /// How often due jobs are looked for.
     tick: Duration,
+    /// Days before expiry an approval's people are reminded (0: never).
+    reminder_days: u32,
 }
 
 impl Scheduler {
-    pub fn new(store: Store, clock: Clock, tick: Duration) -> Self {
-        Self { store, clock, tick }
+    pub fn new(store: Store, clock: Clock, tick: Duration, reminder_days: u32) -> Self {
+        Self {
+            store,
+            clock,
+            tick,
+            reminder_days,
+        }
     }
 
     /// Runs the jobs due now that this replica claims; returns their names.
@@ -65,6 +81,17 @@ impl Scheduler {
                 Work::EmailDigest => notifications::queue_digests(&self.store, self.clock.now())
                     .await
                     .map(|n| tracing::info!(digests = n, "queued the daily e-mail digests")),
+                Work::ApprovalExpiry => {
+                    gatehouse_store::expiry::run(&self.store, self.clock.now(), self.reminder_days)
+                        .await
+                        .map(|r| {
+                            tracing::info!(
+                                expired = r.expired,
+                                reminded = r.reminded,
+                                "approval expiry"
+                            )
+                        })
+                }
             };
             if let Err(e) = result {
                 tracing::warn!(job = job.name, error = %e, "scheduled job failed");

@@ -16,6 +16,7 @@ pub mod bundles;
 pub mod deployments;
 pub mod documents;
 pub mod error;
+pub mod expiry;
 pub mod groups;
 pub mod infra;
 pub mod mlflow;

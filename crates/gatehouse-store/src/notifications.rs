@@ -832,7 +832,11 @@ pub(crate) async fn signoff_event(
         ),
         E::Reset { reason, .. } => (
             EventKind::ApprovalReset,
-            format!("{actor} reset the approval; a new review cycle begins"),
+            if reason == crate::expiry::EXPIRED {
+                "the approval expired; a new review cycle begins".to_owned()
+            } else {
+                format!("{actor} reset the approval; a new review cycle begins")
+            },
             reason.clone(),
             next.history.last().unwrap_or(&next.current),
         ),

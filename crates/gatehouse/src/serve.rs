@@ -11,7 +11,9 @@ use gatehouse_server::accounts::{DEFAULT_TOKEN_TTL_DAYS, LoginLimits};
 use gatehouse_server::app::{Bootstrap, DEFAULT_CHECKPOINT_EVERY, Secret};
 use gatehouse_server::audit_key::{self, AuditKeySource};
 use gatehouse_server::demo::{self, DemoSeed};
-use gatehouse_server::notify::{DEFAULT_MAX_ATTEMPTS, NotifySettings, SmtpSecurity, SmtpSettings};
+use gatehouse_server::notify::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_REMINDER_DAYS, NotifySettings, SmtpSecurity, SmtpSettings,
+};
 use gatehouse_server::serving::{self, HttpSettings};
 use gatehouse_server::ui::WebSettings;
 use gatehouse_server::{Application, Clock, Settings};
@@ -116,6 +118,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEHOUSE_NOTIFY_MAX_ATTEMPTS", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     notify_max_attempts: Option<u32>,
+    /// Days before an approval expires that its reviewers and the project's
+    /// owners are reminded to re-certify it; 0: no reminder [default: 14]
+    #[arg(long, env = "GATEHOUSE_APPROVAL_REMINDER_DAYS", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(0..=365))]
+    approval_reminder_days: Option<u32>,
     /// Hosts (names or addresses) webhooks may call, comma-separated; none:
     /// webhooks are off. Loopback, link-local and private addresses are
     /// called only when listed as addresses
@@ -156,6 +163,7 @@ struct FileConfig {
     smtp_password: Option<String>,
     smtp_from: Option<String>,
     notify_max_attempts: Option<u32>,
+    approval_reminder_days: Option<u32>,
     webhook_allow_hosts: Option<Vec<String>>,
 }
 
@@ -307,6 +315,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .notify_max_attempts
             .or(file.notify_max_attempts)
             .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        approval_reminder_days: args
+            .approval_reminder_days
+            .or(file.approval_reminder_days)
+            .unwrap_or(DEFAULT_REMINDER_DAYS)
+            .min(365),
         webhook_allow_hosts: args
             .webhook_allow_hosts
             .or(file.webhook_allow_hosts)

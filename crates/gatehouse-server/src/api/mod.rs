@@ -11,6 +11,7 @@ pub(crate) mod identity;
 mod infra;
 mod models;
 mod notifications;
+pub(crate) mod policies;
 pub(crate) mod projects;
 mod refusals;
 pub(crate) mod roles;
@@ -153,6 +154,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(crate::mlflow::bindings::router())
         .merge(notifications::router())
+        .merge(policies::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.

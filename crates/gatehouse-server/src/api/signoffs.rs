@@ -101,7 +101,7 @@ impl Input for ResetSignoff {
     }
 }
 
-fn version_subject(key: &str, name: &str, n: i64) -> ApiResult<Subject> {
+pub(crate) fn version_subject(key: &str, name: &str, n: i64) -> ApiResult<Subject> {
     let version = u32::try_from(n)
         .ok()
         .filter(|v| *v >= 1)
@@ -113,7 +113,7 @@ fn version_subject(key: &str, name: &str, n: i64) -> ApiResult<Subject> {
     })
 }
 
-fn bundle_subject(key: &str, tag: &str) -> ApiResult<Subject> {
+pub(crate) fn bundle_subject(key: &str, tag: &str) -> ApiResult<Subject> {
     Ok(Subject::Bundle {
         project: ProjectKey::parse(key)?,
         tag: BundleTag::parse(tag)?,

@@ -80,7 +80,13 @@ pub struct NotifySettings {
     pub webhook_allow_hosts: Vec<String>,
     /// Longest time one SMTP or webhook call may take.
     pub timeout: Duration,
+    /// Days before an approval expires that its people are reminded; 0: no
+    /// reminder.
+    pub approval_reminder_days: u32,
 }
+
+/// Default of [`NotifySettings::approval_reminder_days`].
+pub const DEFAULT_REMINDER_DAYS: u32 = 14;
 
 impl Default for NotifySettings {
     fn default() -> Self {
@@ -94,6 +100,7 @@ impl Default for NotifySettings {
             lease: Duration::from_secs(120),
             webhook_allow_hosts: Vec::new(),
             timeout: Duration::from_secs(15),
+            approval_reminder_days: DEFAULT_REMINDER_DAYS,
         }
     }
 }
@@ -153,6 +160,11 @@ impl Notifier {
     /// How often the worker (and the scheduler) look for due work.
     pub fn poll_interval(&self) -> Duration {
         self.settings.poll_interval
+    }
+
+    /// See [`NotifySettings::approval_reminder_days`].
+    pub fn approval_reminder_days(&self) -> u32 {
+        self.settings.approval_reminder_days
     }
 
     pub fn public_url(&self) -> &str {

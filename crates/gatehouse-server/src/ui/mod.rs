@@ -11,6 +11,7 @@ mod home;
 mod infra;
 mod notifications;
 pub mod page;
+mod policies;
 mod project;
 pub mod session;
 mod subject;
@@ -53,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/notifications/{id}/retry", post(notifications::retry))
         .route("/audit", get(audit::audit_page))
         .route("/admin", get(audit::admin))
+        .route("/policies", get(policies::page))
+        .route("/policies/tiers/{tier}", post(policies::save))
         .route("/projects/{key}", get(project::show))
         .route("/projects/{key}/slots", post(project::save_slots))
         .route(

@@ -34,6 +34,7 @@ fn kind_words(k: EventKind) -> &'static str {
         EventKind::Delegated => "a slot is delegated",
         EventKind::Decided => "a final decision is taken",
         EventKind::ApprovalReset => "an approval is reset",
+        EventKind::ApprovalExpiring => "an approval expires soon",
         EventKind::Deployed => "a deployment of your projects",
         EventKind::DeploymentRefused => "a deployment attempt is refused",
         EventKind::RolledBack => "a rollback",

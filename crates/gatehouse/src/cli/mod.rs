@@ -53,6 +53,7 @@ mod mlflow;
 mod notify;
 mod output;
 mod people;
+mod policy;
 mod roles;
 mod signoff;
 
@@ -156,6 +157,15 @@ pub enum ClientCommand {
     /// Webhooks that hear about decisions and deployments.
     #[command(subcommand)]
     Webhook(Box<notify::WebhookCommand>),
+    /// Risk-tier policies (admins write) and the policy matrix.
+    #[command(subcommand)]
+    Tier(Box<policy::TierCommand>),
+    /// Documents attached to versions and bundles (model cards, reports).
+    #[command(subcommand)]
+    Doc(Box<policy::DocCommand>),
+    /// A project's risk assessment (the questionnaire that suggests its tier).
+    #[command(subcommand)]
+    Risk(Box<policy::RiskCommand>),
     #[command(flatten)]
     Gate(deploy::GateCommands),
 }
@@ -194,6 +204,9 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Mlflow(c) => mlflow::mlflow(opts, *c).await,
         ClientCommand::Notify(c) => notify::notify(opts, *c).await,
         ClientCommand::Webhook(c) => notify::webhook(opts, *c).await,
+        ClientCommand::Tier(c) => policy::tier(opts, *c).await,
+        ClientCommand::Doc(c) => policy::doc(opts, *c).await,
+        ClientCommand::Risk(c) => policy::risk(opts, *c).await,
         ClientCommand::Gate(c) => deploy::run(opts, c).await,
     }
 }
