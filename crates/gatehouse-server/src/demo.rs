@@ -8,15 +8,20 @@
 use std::collections::BTreeMap;
 
 use gatehouse_core::authz::{self, Principal, ProjectRole};
+use gatehouse_core::documents::DocumentSource;
 use gatehouse_core::gate::Admission;
 use gatehouse_core::inventory::{InfraKind, Policy, RiskTier, Stage};
-use gatehouse_core::{BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, Username};
+use gatehouse_core::{
+    BundleTag, Digest, DocumentName, GroupName, InfraName, ModelName, ProjectKey, Subject, Username,
+};
 use gatehouse_store::bundles::BundleItem;
 use gatehouse_store::infra::NewInfra;
 use gatehouse_store::projects::NewProject;
 use gatehouse_store::users::NewUser;
 use gatehouse_store::versions::NewVersion;
-use gatehouse_store::{Ctx, StoreError, bundles, groups, infra, models, projects, users, versions};
+use gatehouse_store::{
+    Ctx, StoreError, bundles, documents, groups, infra, models, projects, users, versions,
+};
 
 use crate::app::{AppState, StartError};
 use crate::auth::hash_password;
@@ -370,6 +375,12 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
                 )]),
             };
             versions::register(&mut tx, &contribute, ctx, project, model, &new).await?;
+            let subject = Subject::Version {
+                project: ProjectKey::parse(*project)?,
+                model: ModelName::parse(*model)?,
+                version: u32::try_from(n).unwrap_or(1),
+            };
+            attach_demo_documents(&mut tx, &contribute, ctx, &subject).await?;
         }
     }
     bundles::create(
@@ -389,6 +400,16 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
                 version: 1,
             },
         ],
+    )
+    .await?;
+    attach_demo_documents(
+        &mut tx,
+        &authz::contribute(&alice, "FRAUD", Some(ProjectRole::Contributor))?,
+        &alice_ctx,
+        &Subject::Bundle {
+            project: ProjectKey::parse("FRAUD")?,
+            tag: BundleTag::parse("fraud-detection-v1.0")?,
+        },
     )
     .await?;
     seed_signoffs(&mut tx, now).await?;
@@ -581,6 +602,42 @@ async fn seed_signoffs(
     ];
     for (n, ctx, cmd) in steps {
         signoffs::command(tx, ctx, &subject(n)?, Stage::Prod, cmd, None).await?;
+    }
+    Ok(())
+}
+
+/// The documents the shipped tier policies ask of the demo's tier 3 and 4
+/// subjects (`CHURN`: a model card; `FRAUD`: a model card and a validation
+/// report), attached by URI and digest.
+async fn attach_demo_documents(
+    tx: &mut gatehouse_store::Tx,
+    right: &authz::ContributeRight,
+    ctx: &Ctx,
+    subject: &Subject,
+) -> Result<(), StoreError> {
+    let names: &[&str] = match subject.project().as_str() {
+        "FRAUD" => &["model_card", "validation_report"],
+        "CHURN" => &["model_card"],
+        _ => &[],
+    };
+    for name in names {
+        let uri = format!(
+            "s3://governance/{}/{name}.md",
+            subject.to_string().replace([':', '/'], "-").to_lowercase()
+        );
+        let source = DocumentSource::Uri {
+            sha256: gatehouse_core::documents::text_digest(&uri),
+            uri,
+        };
+        documents::attach(
+            tx,
+            right,
+            ctx,
+            subject,
+            &DocumentName::parse(*name)?,
+            &source,
+        )
+        .await?;
     }
     Ok(())
 }

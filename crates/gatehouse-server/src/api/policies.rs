@@ -182,14 +182,14 @@ pub(crate) async fn list_of(store: &Store, subject: &Subject) -> ApiResult<Docum
 /// Attaches a document (the project's contributors and owners).
 pub(crate) async fn attach_to(
     state: &AppState,
-    auth: &Auth,
+    ctx: &gatehouse_store::Ctx,
     subject: &Subject,
     name: &str,
     body: AttachDocument,
 ) -> ApiResult<DocumentView> {
     let name = doc_name(name)?;
     let source = DocumentSource::from_parts(body.uri, body.sha256.as_deref(), body.content)?;
-    let ctx = auth.ctx(state);
+    let ctx = ctx.clone();
     let mut tx = state.store.begin().await?;
     let right = contribute_right(&mut tx, &ctx, subject.project().as_str()).await?;
     let d = documents::attach(&mut tx, &right, &ctx, subject, &name, &source).await?;
@@ -234,7 +234,9 @@ async fn version_attach(
     ApiJson(body): ApiJson<AttachDocument>,
 ) -> ApiResult<Json<DocumentView>> {
     let subject = version_subject(&key, &name, n)?;
-    Ok(Json(attach_to(&state, &auth, &subject, &doc, body).await?))
+    Ok(Json(
+        attach_to(&state, &auth.ctx(&state), &subject, &doc, body).await?,
+    ))
 }
 
 /// One document of a model version, with its text if Gatehouse keeps it.
@@ -278,7 +280,9 @@ async fn bundle_attach(
     ApiJson(body): ApiJson<AttachDocument>,
 ) -> ApiResult<Json<DocumentView>> {
     let subject = bundle_subject(&key, &tag)?;
-    Ok(Json(attach_to(&state, &auth, &subject, &doc, body).await?))
+    Ok(Json(
+        attach_to(&state, &auth.ctx(&state), &subject, &doc, body).await?,
+    ))
 }
 
 /// One document of a bundle, with its text if Gatehouse keeps it.

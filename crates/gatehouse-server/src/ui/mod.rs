@@ -72,6 +72,14 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/projects/{key}/bundles/{tag}", get(subject::bundle_page))
         .route(
+            "/projects/{key}/bundles/{tag}/documents",
+            post(policies::attach_bundle),
+        )
+        .route(
+            "/projects/{key}/models/{name}/versions/{n}/documents",
+            post(policies::attach_version),
+        )
+        .route(
             "/projects/{key}/bundles/{tag}/signoff",
             get(subject::bundle_signoff),
         )

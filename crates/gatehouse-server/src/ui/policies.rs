@@ -9,16 +9,19 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_api::policies::AttachDocument;
 use gatehouse_api::policies::MatrixRow;
 use gatehouse_core::DocumentName;
+use gatehouse_core::Subject;
 use gatehouse_core::authz;
 use gatehouse_core::inventory::{RiskTier, Stage};
 use gatehouse_core::policy::TierPolicy;
-use gatehouse_store::tiers;
+use gatehouse_store::{documents, projects, subjects, tiers};
 use serde::Deserialize;
 
 use super::page::{Chrome, PageError, PageResult, Section, ok};
 use super::session::{Posted, Viewer};
+use super::subject::Which;
 use crate::app::AppState;
 
 pub struct StageBox {
@@ -172,4 +175,130 @@ pub async fn save(
         Ok(()) => Redirect::to("/policies?done=saved").into_response(),
         Err(e) => e.seen_by(Some(&viewer)).into_response(),
     }
+}
+
+// ---- documents on a version's or bundle's page ------------------------------
+
+pub struct DocRow {
+    pub name: String,
+    pub place: String,
+    pub sha256: String,
+    pub by: String,
+    pub at: String,
+}
+
+/// The documents section of a subject's overview.
+pub struct DocsSection {
+    pub rows: Vec<DocRow>,
+    pub required: String,
+    pub missing: String,
+    /// The viewer may attach (an administrator or a member of the project).
+    pub may_attach: bool,
+    pub done: String,
+}
+
+pub(crate) async fn docs_section(
+    store: &gatehouse_store::Store,
+    viewer: &Viewer,
+    subject: &Subject,
+    done: &str,
+) -> PageResult<DocsSection> {
+    let mut conn = store.conn().await?;
+    let conn = &mut *conn;
+    let info = subjects::resolve(&mut *conn, subject).await?;
+    let current = documents::current(&mut *conn, &info.text).await?;
+    let present = current.iter().map(|d| d.name.clone()).collect();
+    let missing: Vec<String> = info
+        .policy
+        .missing_documents(&present)
+        .into_iter()
+        .map(|d| d.to_string())
+        .collect();
+    let role = projects::role_of(
+        &mut *conn,
+        info.project.as_str(),
+        viewer.username().as_str(),
+    )
+    .await?;
+    Ok(DocsSection {
+        rows: current
+            .into_iter()
+            .map(|d| DocRow {
+                place: match (&d.uri, d.size) {
+                    (Some(u), _) => u.clone(),
+                    (None, Some(n)) => format!("kept as text, {n} bytes"),
+                    (None, None) => String::new(),
+                },
+                name: d.name,
+                sha256: d.sha256,
+                by: d.attached_by,
+                at: super::fmt::when(d.attached_at),
+            })
+            .collect(),
+        required: if info.policy.required_documents.is_empty() {
+            "no document".into()
+        } else {
+            join(&info.policy.required_documents)
+        },
+        missing: missing.join(", "),
+        may_attach: viewer.user.is_admin || role.is_some(),
+        done: if done == "document" {
+            "The document was attached.".into()
+        } else {
+            String::new()
+        },
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DocForm {
+    name: String,
+    #[serde(default)]
+    uri: String,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    content: String,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+async fn attach_from_form(state: &AppState, which: Which, posted: Posted<DocForm>) -> Response {
+    let viewer = posted.viewer;
+    let f = posted.form;
+    let done: PageResult<String> = async {
+        let subject = which.subject()?;
+        let body = AttachDocument {
+            uri: non_empty(f.uri),
+            sha256: non_empty(f.sha256),
+            content: (!f.content.trim().is_empty()).then_some(f.content),
+        };
+        let ctx = viewer.ctx(state);
+        crate::api::policies::attach_to(state, &ctx, &subject, f.name.trim(), body).await?;
+        Ok(super::urls::subject(&subject))
+    }
+    .await;
+    match done {
+        Ok(href) => Redirect::to(&format!("{href}?done=document")).into_response(),
+        Err(e) => e.seen_by(Some(&viewer)).into_response(),
+    }
+}
+
+pub async fn attach_version(
+    State(state): State<AppState>,
+    Path((k, m, n)): Path<(String, String, i64)>,
+    posted: Posted<DocForm>,
+) -> Response {
+    attach_from_form(&state, Which::Version(k, m, n), posted).await
+}
+
+pub async fn attach_bundle(
+    State(state): State<AppState>,
+    Path((k, t)): Path<(String, String)>,
+    posted: Posted<DocForm>,
+) -> Response {
+    attach_from_form(&state, Which::Bundle(k, t), posted).await
 }

@@ -36,7 +36,7 @@ pub enum Which {
 }
 
 impl Which {
-    fn subject(&self) -> Result<Subject, PageError> {
+    pub(crate) fn subject(&self) -> Result<Subject, PageError> {
         let bad = |e: gatehouse_core::InvalidInput| PageError::not_found(format!("{e}"));
         Ok(match self {
             Which::Version(k, m, n) => Subject::Version {
@@ -315,6 +315,7 @@ struct OverviewPage {
     cards: Vec<StageCard>,
     live: Vec<LiveCell>,
     emergency: i64,
+    docs: super::policies::DocsSection,
     facts: Vec<Fact>,
     metrics: Vec<Fact>,
     params: Vec<Fact>,
@@ -331,6 +332,8 @@ struct OverviewPage {
 pub struct OverviewQuery {
     #[serde(default)]
     metric: String,
+    #[serde(default)]
+    done: String,
 }
 
 async fn overview(
@@ -343,6 +346,7 @@ async fn overview(
         .await
         .map_err(|e| e.seen_by(Some(viewer)))?;
     let now = state.clock.now();
+    let docs = super::policies::docs_section(&state.store, viewer, &l.subject, &q.done).await?;
     let mut conn = state.store.conn().await?;
     let row = deployments::inventory_of(&mut conn, &l.header.text, now).await?;
     let (live, emergency) = match row {
@@ -444,6 +448,7 @@ async fn overview(
         cards: cards(&l),
         live,
         emergency,
+        docs,
         facts: l.facts,
         metrics: l.metrics,
         params: l.params,

@@ -34,6 +34,7 @@ mod roles;
 mod signoff_race;
 mod signoffs;
 mod slowloris;
+mod tiers;
 mod tokens;
 mod users;
 mod versions;

@@ -65,6 +65,14 @@ async fn reference_scenario_from_request_to_final_approval() {
     // The data scientist registers a version: not started yet.
     let v = register_as(&app, &p.alice, PROJECT, MODEL).await;
     assert_eq!(v["created_by"], "alice");
+    // Tier 4 asks a model card and a validation report before a review.
+    attach_documents(
+        &app,
+        &p.alice,
+        &version_path(PROJECT, MODEL, 1),
+        &["model_card", "validation_report"],
+    )
+    .await;
     assert_eq!(v["governance"][0]["stage"], "prod", "{v}");
     assert_eq!(v["governance"][0]["state"], "not_started", "{v}");
     let so = Signoffs::version(PROJECT, MODEL, 1);

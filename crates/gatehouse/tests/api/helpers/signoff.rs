@@ -288,6 +288,7 @@ pub async fn prod_review(
 ) -> Review {
     let people = people(app).await;
     governed_project(app, PROJECT, tier).await;
+    app.waive_documents().await;
     for (name, users, groups) in roles {
         create_role(app, &people.mark, PROJECT, name, users, groups).await;
     }
@@ -362,7 +363,43 @@ pub async fn assert_only_refusals(app: &TestApp, mark: i64) {
     }
 }
 
+/// Attaches documents `names` by URI to the subject at `subject_path` (a
+/// version's or bundle's path), as `token`.
+pub async fn attach_documents(app: &TestApp, token: &str, subject_path: &str, names: &[&str]) {
+    for name in names {
+        app.as_user(
+            token,
+            Method::PUT,
+            &format!("/api/v1{subject_path}/documents/{name}"),
+            Some(json!({"uri": format!("s3://governance/{name}.md"),
+                        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})),
+        )
+        .await
+        .ok(200);
+    }
+}
+
 impl TestApp {
+    /// Sets one field of a tier's policy (as admin), keeping the others.
+    pub async fn edit_tier_policy(&self, tier: u8, field: &str, value: Value) {
+        let path = format!("/policies/tiers/{tier}");
+        let mut p = self.get(&path).await.ok(200).clone();
+        let o = p.as_object_mut().unwrap();
+        o.remove("tier");
+        o.remove("separation_of_duties_optional");
+        o.insert(field.into(), value);
+        self.put(&path, Some(p)).await.ok(200);
+    }
+
+    /// Tier policies that require no document (as admin): for the tests of
+    /// the review workflow; `tiers.rs` tests the documents.
+    pub async fn waive_documents(&self) {
+        for tier in 1..=4 {
+            self.edit_tier_policy(tier, "required_documents", json!([]))
+                .await;
+        }
+    }
+
     /// PUT /projects/{key}/signoff-config with these stages (as admin).
     pub async fn set_signoff_config(&self, key: &str, stages: Value) {
         self.put(
