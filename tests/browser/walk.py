@@ -14,7 +14,7 @@ login form:
 
 Unhappy paths: a rejected version shows locked without actions, a form posted
 without its CSRF token is refused, a logged-out visitor is sent to the login
-page. axe-core checks the home, version, sign-off and infrastructure pages
+page. axe-core checks the home, version, sign-off, infrastructure and policies pages
 (no serious or critical violation); screenshots go to docs/screenshots/.
 
 Setup that is not the point of the walk (a second feedback slot "IT
@@ -718,6 +718,19 @@ class Walk:
         self.b.screenshot(os.path.join(self.shots, "home.png"))
         return f"v{n} live on prod-api, v4 on qa-api (unapproved); home.png"
 
+    def policies_page(self) -> str:
+        """The policy matrix: one row per tier; edit forms for administrators only."""
+        self.b.login("mark")
+        self.b.open("/policies")
+        rows = self.b.all("table tbody tr")
+        expect(len(rows) == 4, f"the policy matrix has {len(rows)} rows, not 4")
+        expect("model_card" in rows[3].text, f"tier 4's row does not name the model card: {rows[3].text!r}")
+        expect(not self.b.has("form[action='/policies/tiers/1']"), "a non-administrator is offered the tier forms")
+        self.b.login("admin")
+        self.b.open("/policies")
+        self.b.one("form[action='/policies/tiers/4']")
+        return self.b.axe("policies page")
+
     def home_phone(self) -> str:
         d = self.phone()
         try:
@@ -787,6 +800,7 @@ def main() -> int:
               ["ivan deploys approved v5 to prod-api", "ivan deploys unapproved v4 to qa-api (warn)"]),
         Check("axe: home", walk.home_axe),
         Check("axe: infrastructure page", walk.infrastructure_axe),
+        Check("axe: policy matrix, forms for administrators only", walk.policies_page),
         Check("home on a phone (390 px)", walk.home_phone),
     ]
 
