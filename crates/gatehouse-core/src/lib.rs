@@ -6,6 +6,7 @@ pub mod audit;
 pub mod audit_key;
 pub mod audit_verify;
 pub mod authz;
+pub mod checks;
 pub mod error;
 pub mod gate;
 pub mod inventory;
@@ -20,7 +21,8 @@ pub mod timestamp;
 
 pub use error::{ErrorCode, InvalidInput};
 pub use names::{
-    BundleTag, Digest, GroupName, InfraName, ModelName, ProjectKey, ServiceName, Username,
+    BundleTag, CheckName, Digest, GroupName, InfraName, ModelName, ProjectKey, ServiceName,
+    Username,
 };
 pub use subject::Subject;
 pub use timestamp::Timestamp;

@@ -107,6 +107,12 @@ key_type!(
     "tag"
 );
 key_type!(
+    /// A qualification check's name, unique within its scope
+    /// (`min-auc`, `no-phi`).
+    CheckName,
+    "name"
+);
+key_type!(
     /// A named deployment service of a project (`fraud-challenger`), which
     /// overrides a subject's default deployment slot.
     ServiceName,

@@ -119,6 +119,7 @@ async fn gather(
         archived: info.archived,
         at: ctx.now,
         expected_revision: None,
+        checks: Vec::new(),
     };
     let actor = Actor {
         username: ctx.actor.username.clone(),
