@@ -81,7 +81,11 @@ fn parse_here(expr: &str) -> Result<Program, CheckError> {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(errors)) => Err(match errors.errors.first() {
             Some(e) => CheckError::Syntax {
-                message: e.msg.clone(),
+                message: e
+                    .msg
+                    .strip_prefix("Syntax error: ")
+                    .unwrap_or(&e.msg)
+                    .to_owned(),
                 line: i64::try_from(e.pos.0).unwrap_or(0),
                 column: i64::try_from(e.pos.1).unwrap_or(0),
             },
