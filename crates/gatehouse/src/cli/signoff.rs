@@ -23,13 +23,13 @@ use super::output::{self, Col, col, sanitize, wide};
 use super::roles::{assigned_to, kind_text};
 
 /// `version:PROJECT/MODEL/N` or `bundle:PROJECT/TAG`, parsed as the server does.
-fn parse_subject(raw: &str) -> Result<Subject, String> {
+pub(super) fn parse_subject(raw: &str) -> Result<Subject, String> {
     raw.parse::<Subject>().map_err(|e| e.to_string())
 }
 
 /// The REST path of a subject: `projects/{key}/models/{name}/versions/{n}` or
 /// `projects/{key}/bundles/{tag}` (each segment is percent-encoded when sent).
-fn subject_path(subject: &Subject) -> Vec<String> {
+pub(super) fn subject_path(subject: &Subject) -> Vec<String> {
     match subject {
         Subject::Version {
             project,
