@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 /// The stack of a check thread: 64 MiB (mapped lazily by the OS; only what
@@ -45,7 +45,38 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// At most this many check threads work at once; the others wait for a
+/// turn (on their own thread, never on the caller's), so a burst of requests
+/// cannot put more parsers on the CPUs than this.
+pub const CONCURRENT_MAX: usize = 8;
+
+static BUSY: Mutex<usize> = Mutex::new(0);
+static TURN: Condvar = Condvar::new();
+
+/// A turn to work, given back when dropped (even by a panic).
+struct Turn;
+
+impl Turn {
+    fn take() -> Self {
+        let mut busy = BUSY.lock().unwrap_or_else(PoisonError::into_inner);
+        while *busy >= CONCURRENT_MAX {
+            busy = TURN.wait(busy).unwrap_or_else(PoisonError::into_inner);
+        }
+        *busy += 1;
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut busy = BUSY.lock().unwrap_or_else(PoisonError::into_inner);
+        *busy = busy.saturating_sub(1);
+        TURN.notify_one();
+    }
+}
+
 fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, StackError> {
+    let _turn = Turn::take();
     catch_unwind(AssertUnwindSafe(work)).map_err(|p| StackError::Panicked(panic_text(p)))
 }
 
@@ -159,6 +190,27 @@ mod tests {
         assert_eq!(block_on(spawn(|| "hi".to_owned())), Ok("hi".to_owned()));
         let e = block_on(spawn(|| -> u8 { panic!("{}", "bang") })).unwrap_err();
         assert_eq!(e, StackError::Panicked("bang".into()));
+    }
+
+    #[test]
+    fn no_more_than_the_maximum_work_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NOW: AtomicUsize = AtomicUsize::new(0);
+        static PEAK: AtomicUsize = AtomicUsize::new(0);
+        let futures: Vec<_> = (0..CONCURRENT_MAX * 3)
+            .map(|_| {
+                spawn(|| {
+                    let n = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                    PEAK.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    NOW.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for f in futures {
+            assert_eq!(block_on(f), Ok(()));
+        }
+        assert!(PEAK.load(Ordering::SeqCst) <= CONCURRENT_MAX);
     }
 
     #[test]
