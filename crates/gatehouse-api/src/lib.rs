@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod bundles;
+pub mod checks;
 pub mod deployments;
 pub mod groups;
 pub mod health;

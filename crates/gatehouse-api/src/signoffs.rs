@@ -205,6 +205,9 @@ pub struct PendingReview {
 pub struct Governance {
     pub subject: String,
     pub stages: Vec<StageStatus>,
+    /// The latest run of the subject's qualification checks (null before any).
+    #[schema(required = true)]
+    pub checks: Option<crate::checks::CheckRun>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod audit_key;
 pub mod audit_verify;
 pub mod authz;
+pub mod checks;
 pub mod documents;
 pub mod error;
 pub mod gate;
@@ -22,8 +23,8 @@ pub mod timestamp;
 
 pub use error::{ErrorCode, InvalidInput};
 pub use names::{
-    BundleTag, Digest, DocumentName, GroupName, InfraName, ModelName, ProjectKey, ServiceName,
-    Username,
+    BundleTag, CheckName, Digest, DocumentName, GroupName, InfraName, ModelName, ProjectKey,
+    ServiceName, Username,
 };
 pub use subject::Subject;
 pub use timestamp::Timestamp;

@@ -107,6 +107,12 @@ key_type!(
     "tag"
 );
 key_type!(
+    /// A qualification check's name, unique within its scope
+    /// (`min-auc`, `no-phi`).
+    CheckName,
+    "name"
+);
+key_type!(
     /// The name of a kind of document attached to a model version or bundle
     /// (`model_card`, `validation_report`), as risk tiers require them.
     DocumentName,

@@ -636,6 +636,9 @@ pub enum SignoffError {
     /// Reviews of an archived project's subjects are not requested.
     #[error("project '{project}' is archived; unarchive it first")]
     Archived { project: String },
+    /// A blocking qualification check failed or errored.
+    #[error("{0}")]
+    ChecksFailed(String),
     /// The stage is configured without reviewer slots.
     #[error(
         "no reviewer slots are configured for the {stage} sign-off of project '{project}'; a project owner sets them first"
@@ -659,6 +662,7 @@ impl SignoffError {
             Self::Locked { .. } => ErrorCode::SignoffLocked,
             Self::StaleRevision { .. } => ErrorCode::StaleRevision,
             Self::PromotionOrder { .. } => ErrorCode::PromotionOrder,
+            Self::ChecksFailed(_) => ErrorCode::ChecksFailed,
             Self::RequirementsNotMet(_)
             | Self::SlotFull(_)
             | Self::Archived { .. }
@@ -1124,6 +1128,11 @@ pub struct Facts {
     pub at: Timestamp,
     /// The revision the command was based on (`If-Match`), if it said.
     pub expected_revision: Option<u64>,
+    /// The subject's qualification checks (global, its project's tier, its
+    /// project), freshly evaluated for a review request and a final
+    /// approval; empty for other commands. A blocking check that did not
+    /// pass refuses both ([`SignoffError::ChecksFailed`]).
+    pub checks: Vec<crate::checks::CheckResult>,
 }
 
 impl Facts {
@@ -1183,6 +1192,13 @@ impl Signoff {
             current.set_role_members(|r| facts.members_of(r));
         }
         let is_request = matches!(cmd, Command::RequestReview { .. });
+        let is_approval = matches!(
+            cmd,
+            Command::Decide {
+                decision: Decision::Approve,
+                ..
+            }
+        );
         let cmd = match cmd {
             Command::RequestReview {
                 notify_reviewers, ..
@@ -1228,6 +1244,17 @@ impl Signoff {
                 .policy
                 .check_documents(&facts.documents)
                 .map_err(SignoffError::DocumentsMissing)?;
+        }
+        // Judged after the command itself: who may not act hears that first.
+        if (is_request || is_approval)
+            && let Some(why) = crate::checks::refusal(&facts.checks)
+        {
+            let act = if is_request {
+                "request a review"
+            } else {
+                "approve"
+            };
+            return Err(SignoffError::ChecksFailed(format!("cannot {act}: {why}")));
         }
         Ok(done)
     }
@@ -3331,6 +3358,7 @@ mod tests {
 #[cfg(test)]
 mod decide_tests {
     use super::*;
+    use crate::checks::{CheckResult, CheckScope, Enforcement, Outcome};
 
     fn u(s: &str) -> Username {
         Username::parse(s).unwrap()
@@ -3388,6 +3416,7 @@ mod decide_tests {
             archived: false,
             at: Timestamp::from_micros(1_795_000_000_000_000),
             expected_revision: None,
+            checks: Vec::new(),
         }
     }
 
@@ -3556,5 +3585,94 @@ mod decide_tests {
         )
         .unwrap_err();
         assert_eq!(e.code(), ErrorCode::StaleRevision);
+    }
+
+    fn check(name: &str, enforcement: Enforcement, outcome: Outcome) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            scope: CheckScope::Global,
+            enforcement,
+            outcome,
+            message: format!("{name} says {outcome}"),
+            values: BTreeMap::from([("metrics.auc".to_owned(), serde_json::json!(0.85))]),
+        }
+    }
+
+    fn approve() -> Command {
+        Command::Decide {
+            decision: Decision::Approve,
+            comment: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_failing_blocking_check_refuses_the_request_naming_it_and_its_values() {
+        for outcome in [Outcome::Fail, Outcome::Error] {
+            let mut f = facts();
+            f.checks = vec![
+                check("min-auc", Enforcement::Blocking, outcome),
+                check("advice", Enforcement::Advisory, Outcome::Fail),
+            ];
+            let e = Signoff::decide(None, request(), &f, actor("req")).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::ChecksFailed);
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("cannot request a review: 1 blocking check"),
+                "{msg}"
+            );
+            assert!(msg.contains("min-auc (global)"), "{msg}");
+            assert!(msg.contains("metrics.auc = 0.85"), "{msg}");
+            assert!(!msg.contains("advice"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn advisory_failures_and_passing_checks_never_block() {
+        let mut f = facts();
+        f.checks = vec![
+            check("min-auc", Enforcement::Blocking, Outcome::Pass),
+            check("advice", Enforcement::Advisory, Outcome::Fail),
+            check("advice2", Enforcement::Advisory, Outcome::Error),
+        ];
+        let (running, _) = Signoff::decide(None, request(), &f, actor("req")).unwrap();
+        let (done, _) = Signoff::decide(Some(&running), approve(), &f, actor("fa")).unwrap();
+        assert_eq!(done.state(), SignoffState::Approved);
+    }
+
+    #[test]
+    fn the_final_approval_is_refused_while_a_blocking_check_fails() {
+        let (running, _) = Signoff::decide(None, request(), &facts(), actor("req")).unwrap();
+        let mut f = facts();
+        f.checks = vec![check("late-check", Enforcement::Blocking, Outcome::Fail)];
+        let e = Signoff::decide(Some(&running), approve(), &f, actor("fa")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ChecksFailed);
+        assert!(e.to_string().starts_with("cannot approve: "), "{e}");
+        assert!(e.to_string().contains("late-check"), "{e}");
+        // Rejecting and abandoning are never held up by checks.
+        for decision in [Decision::Reject, Decision::Abandon] {
+            let cmd = Command::Decide {
+                decision,
+                comment: String::new(),
+            };
+            assert!(Signoff::decide(Some(&running), cmd, &f, actor("fa")).is_ok());
+        }
+        // Nor is feedback.
+        let fb = Command::GiveFeedback {
+            slot: SlotId(1),
+            verdict: Verdict::Approve,
+            comment: String::new(),
+        };
+        assert!(Signoff::decide(Some(&running), fb, &f, actor("risk1")).is_ok());
+    }
+
+    #[test]
+    fn who_may_not_act_hears_that_before_the_checks() {
+        let mut f = facts();
+        f.checks = vec![check("min-auc", Enforcement::Blocking, Outcome::Fail)];
+        let (running, _) = Signoff::decide(None, request(), &facts(), actor("req")).unwrap();
+        let e = Signoff::decide(Some(&running), approve(), &f, actor("stranger")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
+        let e = Signoff::decide(Some(&running), request(), &f, actor("req")).unwrap_err();
+        assert!(matches!(e, SignoffError::WrongState { .. }), "{e}");
     }
 }

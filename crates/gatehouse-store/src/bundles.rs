@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::ContributeRight;
+use gatehouse_core::checks::Trigger;
 use gatehouse_core::{BundleTag, ProjectKey, Subject, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -102,6 +103,14 @@ fn bundle_of_row(r: &AnyRow, versions: Vec<BundleItem>) -> Result<Loaded> {
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
         },
     })
+}
+
+/// The subject a bundle is.
+pub fn subject_of(b: &Bundle) -> Subject {
+    Subject::Bundle {
+        project: b.project.clone(),
+        tag: b.tag.clone(),
+    }
 }
 
 pub async fn load(conn: &mut AnyConnection, project: &str, tag: &str) -> Result<Loaded> {
@@ -209,6 +218,7 @@ pub async fn create(
             .after(json!(bundle)),
     )
     .await?;
+    crate::checks::run_for_subject(tx, ctx, &subject_of(&bundle), Trigger::Registered).await?;
     Ok(bundle)
 }
 
@@ -240,6 +250,7 @@ pub async fn update(
             .after(json!({"description": after.description})),
     )
     .await?;
+    crate::checks::run_for_subject(tx, ctx, &subject_of(&after), Trigger::Changed).await?;
     Ok(after)
 }
 

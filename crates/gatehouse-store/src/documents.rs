@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::ContributeRight;
+use gatehouse_core::checks::Trigger;
 use gatehouse_core::documents::DocumentSource;
 use gatehouse_core::{DocumentName, Subject, Timestamp};
 use serde::Serialize;
@@ -100,6 +101,8 @@ pub async fn attach(
             .detail("document", json!(doc)),
     )
     .await?;
+    // `has(documents.…)` checks see it at once.
+    crate::checks::run_for_subject(tx, ctx, subject, Trigger::DocumentAttached).await?;
     Ok(doc)
 }
 

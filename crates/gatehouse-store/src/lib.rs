@@ -13,6 +13,7 @@ macro_rules! sqlf {
 
 pub mod audit;
 pub mod bundles;
+pub mod checks;
 pub mod deployments;
 pub mod documents;
 pub mod error;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::ContributeRight;
+use gatehouse_core::checks::Trigger;
 use gatehouse_core::{Digest, ModelName, ProjectKey, Subject, Timestamp};
 use serde::Serialize;
 use serde_json::json;
@@ -108,6 +109,15 @@ pub(crate) fn from_row(r: &AnyRow) -> Result<Loaded> {
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
         },
     })
+}
+
+/// The subject a version is.
+pub fn subject_of(v: &ModelVersion) -> Subject {
+    Subject::Version {
+        project: v.project.clone(),
+        model: v.model.clone(),
+        version: u32::try_from(v.version).unwrap_or(0),
+    }
 }
 
 pub async fn load(
@@ -236,6 +246,7 @@ pub async fn register(
             .after(json!(v)),
     )
     .await?;
+    crate::checks::run_for_subject(tx, ctx, &subject_of(&v), Trigger::Registered).await?;
     Ok(v)
 }
 
@@ -269,6 +280,7 @@ pub async fn update(
             .after(json!({"description": after.description, "tags": after.tags})),
     )
     .await?;
+    crate::checks::run_for_subject(tx, ctx, &subject_of(&after), Trigger::Changed).await?;
     Ok(after)
 }
 

@@ -4,6 +4,7 @@
 
 mod audit;
 mod bundles;
+pub(crate) mod checks;
 mod deployments;
 mod groups;
 mod health;
@@ -147,6 +148,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(versions::router())
         .merge(bundles::router())
+        .merge(checks::router())
         .merge(roles::router())
         .merge(signoffs::router())
         .merge(deployments::router())

@@ -8,11 +8,12 @@ use gatehouse_api::policies::{
     SetTierPolicy, TierPolicyView,
 };
 use gatehouse_core::authz;
+use gatehouse_core::checks::{CheckScope, Enforcement};
 use gatehouse_core::documents::DocumentSource;
 use gatehouse_core::inventory::RiskTier;
 use gatehouse_core::policy::TierPolicies;
 use gatehouse_core::{DocumentName, Subject};
-use gatehouse_store::{Store, StoreError, documents, subjects, tiers};
+use gatehouse_store::{Store, StoreError, checks, documents, subjects, tiers};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -95,16 +96,38 @@ fn criticality(tier: RiskTier) -> &'static str {
     }
 }
 
-/// The checks that apply to every project of `tier`.
-async fn tier_checks(_store: &Store, _tier: RiskTier) -> Result<Vec<MatrixCheck>, StoreError> {
-    Ok(Vec::new())
+/// The checks that apply to every project of each tier: the global ones and
+/// the tier's own, blocking first.
+fn tier_checks(shared: &[checks::Check], tier: RiskTier) -> Vec<MatrixCheck> {
+    let mut out: Vec<MatrixCheck> = shared
+        .iter()
+        .filter(|c| match c.scope {
+            CheckScope::Global => true,
+            CheckScope::Tier(t) => t == tier,
+            CheckScope::Project => false,
+        })
+        .map(|c| MatrixCheck {
+            name: c.name.clone(),
+            scope: match c.scope {
+                CheckScope::Global => "global".into(),
+                _ => "tier".into(),
+            },
+            blocking: c.enforcement == Enforcement::Blocking,
+            expression: c.expression.clone(),
+        })
+        .collect();
+    out.sort_by(|a, b| b.blocking.cmp(&a.blocking).then(a.name.cmp(&b.name)));
+    out
 }
 
 /// The policy matrix as a value: one row per tier.
 pub(crate) async fn matrix(store: &Store) -> Result<PolicyMatrix, StoreError> {
-    let all: TierPolicies = {
+    let (all, shared): (TierPolicies, Vec<checks::Check>) = {
         let mut conn = store.conn().await?;
-        tiers::load(&mut conn).await?
+        (
+            tiers::load(&mut conn).await?,
+            checks::list_shared(&mut conn).await?,
+        )
     };
     let mut rows = Vec::new();
     for p in all.iter() {
@@ -124,7 +147,7 @@ pub(crate) async fn matrix(store: &Store) -> Result<PolicyMatrix, StoreError> {
                 "required".into()
             },
             required_documents: p.required_documents.clone(),
-            checks: tier_checks(store, p.tier).await?,
+            checks: tier_checks(&shared, p.tier),
             allowed_stages: p.allowed_stages.clone(),
             approval_validity_days: p.approval_validity_days,
         });

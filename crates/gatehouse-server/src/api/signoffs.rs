@@ -131,9 +131,11 @@ async fn status(state: &AppState, subject: Subject) -> ApiResult<Json<Governance
     let stages = signoffs::governance(&mut conn, [(project, text)], state.clock.now())
         .await?
         .stages(project, text)?;
+    let checks = gatehouse_store::checks::latest(&mut conn, text).await?;
     Ok(Json(Governance {
         subject: info.text,
         stages: shape_all(stages),
+        checks: checks.map(super::checks::run_body),
     }))
 }
 
@@ -174,6 +176,7 @@ pub(crate) async fn execute(
 ) -> ApiResult<signoffs::SignoffView> {
     let command = input.name();
     let kind = metric_kind(&input);
+    let input_kind = metric_kind(&input);
     let done = super::refusals::write_audited(
         state,
         async |tx| signoffs::command(tx, ctx, subject, stage, input, expected_revision).await,
@@ -182,6 +185,19 @@ pub(crate) async fn execute(
         },
     )
     .await;
+    // Refused for its checks: the results it was refused on are kept as
+    // evidence (the command's own transaction was rolled back).
+    if let Err(e) = &done
+        && e.code == ErrorCode::ChecksFailed
+    {
+        let trigger = match input_kind {
+            SignoffCommand::RequestReview => gatehouse_core::checks::Trigger::ReviewRequested,
+            _ => gatehouse_core::checks::Trigger::Decision,
+        };
+        if let Err(e) = record_checks(state, ctx, subject, trigger).await {
+            tracing::warn!(error = %e, "the check results of a refused command were not recorded");
+        }
+    }
     let outcome = match &done {
         Ok(_) => Some(CommandOutcome::Accepted),
         Err(e) if is_refusal(e) => Some(CommandOutcome::Refused),
@@ -191,6 +207,17 @@ pub(crate) async fn execute(
         state.metrics.signoff_command(kind, o);
     }
     done
+}
+
+async fn record_checks(
+    state: &AppState,
+    ctx: &gatehouse_store::Ctx,
+    subject: &Subject,
+    trigger: gatehouse_core::checks::Trigger,
+) -> Result<(), gatehouse_store::StoreError> {
+    let mut tx = state.store.begin().await?;
+    gatehouse_store::checks::run_for_subject(&mut tx, ctx, subject, trigger).await?;
+    tx.commit().await
 }
 
 /// The command as `gatehouse_signoff_commands_total` counts it.

@@ -300,6 +300,45 @@ fn cards(l: &Loaded) -> Vec<StageCard> {
 
 // ---- overview ----------------------------------------------------------------
 
+/// One result of the subject's latest check run.
+pub struct CheckRow {
+    pub name: String,
+    pub scope: String,
+    pub blocking: bool,
+    pub outcome: &'static str,
+    pub outcome_class: &'static str,
+    pub message: String,
+    pub values: String,
+}
+
+fn check_rows(results: Vec<gatehouse_core::checks::CheckResult>) -> Vec<CheckRow> {
+    use gatehouse_core::checks::{Enforcement, Outcome};
+    results
+        .into_iter()
+        .map(|r| CheckRow {
+            scope: r.scope.to_string(),
+            blocking: r.enforcement == Enforcement::Blocking,
+            outcome: r.outcome.as_str(),
+            outcome_class: match r.outcome {
+                Outcome::Pass => "approved",
+                Outcome::Fail => "rejected",
+                Outcome::Error => "in_review",
+            },
+            values: r
+                .values
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::Null => format!("{k} absent"),
+                    v => format!("{k} = {v}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            name: r.name,
+            message: r.message,
+        })
+        .collect()
+}
+
 pub struct EventRow {
     pub at: String,
     pub actor: String,
@@ -313,6 +352,9 @@ struct OverviewPage {
     chrome: Chrome,
     h: Header,
     cards: Vec<StageCard>,
+    /// The latest run of the subject's checks: when, why, its results.
+    checks_run: Option<String>,
+    checks: Vec<CheckRow>,
     live: Vec<LiveCell>,
     emergency: i64,
     docs: super::policies::DocsSection,
@@ -365,6 +407,19 @@ async fn overview(
         ),
         None => (vec![], 0),
     };
+    let (checks_run, checks) =
+        match gatehouse_store::checks::latest(&mut conn, &l.header.text).await? {
+            Some(run) => (
+                Some(format!(
+                    "{} by {}, {}",
+                    run.trigger.as_str().replace('_', " "),
+                    run.evaluated_by,
+                    fmt::when(run.evaluated_at)
+                )),
+                check_rows(run.results),
+            ),
+            None => (None, Vec::new()),
+        };
     // A metric across the model's versions, approved versions marked.
     let (mut plot, mut metric_names, mut metric) = (String::new(), vec![], String::new());
     if let Some((k, m)) = &l.model {
@@ -446,6 +501,8 @@ async fn overview(
     let page = OverviewPage {
         chrome: Chrome::new(viewer, l.header.title.clone(), Section::Other),
         cards: cards(&l),
+        checks_run,
+        checks,
         live,
         emergency,
         docs,

@@ -125,6 +125,11 @@ async fn gather(
         archived: info.archived,
         at: ctx.now,
         expected_revision: None,
+        checks: if judges_checks(cmd) {
+            crate::checks::evaluate(&mut *conn, subject).await?
+        } else {
+            Vec::new()
+        },
     };
     let actor = Actor {
         username: ctx.actor.username.clone(),
@@ -145,6 +150,16 @@ async fn gather(
         facts,
         actor,
     })
+}
+
+/// Whether core judges the subject's checks for the command: a review
+/// request and a final approval (and, for the offers of a page, any).
+fn judges_checks(cmd: Option<&Command>) -> bool {
+    match cmd {
+        None | Some(Command::RequestReview { .. }) => true,
+        Some(Command::Decide { decision, .. }) => *decision == so::Decision::Approve,
+        Some(_) => false,
+    }
 }
 
 /// Applies a command to a subject's sign-off for `stage`, with its audit event:
@@ -174,7 +189,18 @@ pub async fn command(
         actor,
     } = gather(tx.conn(), backend, ctx, subject, stage, Some(&cmd), true).await?;
     facts.expected_revision = expected_revision;
+    let trigger = match &cmd {
+        Command::RequestReview { .. } => Some(gatehouse_core::checks::Trigger::ReviewRequested),
+        Command::Decide { .. } if judges_checks(Some(&cmd)) => {
+            Some(gatehouse_core::checks::Trigger::Decision)
+        }
+        _ => None,
+    };
     let (next, event) = Signoff::decide(stored.as_ref(), cmd, &facts, actor)?;
+    // The results the command was decided on, kept as evidence.
+    if let Some(trigger) = trigger {
+        crate::checks::record_run(tx, ctx, subject, trigger, &facts.checks).await?;
+    }
 
     let text = doc_text(&next);
     let revision = i64::try_from(next.revision).unwrap_or(i64::MAX);

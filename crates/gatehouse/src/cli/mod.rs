@@ -43,6 +43,7 @@ macro_rules! err {
 mod args;
 mod audit;
 mod auth;
+mod check;
 mod config;
 mod deploy;
 mod error;
@@ -142,6 +143,10 @@ pub enum ClientCommand {
     Signoff(Box<signoff::SignoffCommand>),
     /// Reviews waiting on you: slots you hold as assignee or delegate.
     Reviews,
+    /// Qualification checks: CEL rules on versions and bundles (add, list,
+    /// test, run, results, update, remove).
+    #[command(subcommand)]
+    Check(Box<check::CheckCommand>),
     /// The audit trail: events, verification, export, checkpoints, keys.
     #[command(subcommand)]
     Audit(Box<audit::AuditCommand>),
@@ -199,6 +204,7 @@ async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), CliError>
         ClientCommand::Reviewers(c) => roles::reviewers(opts, *c).await,
         ClientCommand::Signoff(c) => signoff::signoff(opts, *c).await,
         ClientCommand::Reviews => signoff::reviews(opts).await,
+        ClientCommand::Check(c) => check::check(opts, *c).await,
         ClientCommand::Audit(c) => audit::audit(opts, *c).await,
         ClientCommand::History(a) => audit::history(opts, a).await,
         ClientCommand::Mlflow(c) => mlflow::mlflow(opts, *c).await,
@@ -309,6 +315,59 @@ mod tests {
             .is_err()
         );
         assert!(parse(&["reviews"]).is_ok());
+    }
+
+    #[test]
+    fn check_commands_parse() {
+        for args in [
+            &["check", "add", "min-auc", "metrics.auc >= 0.9"][..],
+            &[
+                "check",
+                "add",
+                "t3",
+                "true",
+                "--scope",
+                "tier:3",
+                "--advisory",
+            ],
+            &[
+                "check",
+                "add",
+                "own",
+                "true",
+                "-p",
+                "FRAUD",
+                "--description",
+                "d",
+            ],
+            &["check", "list"],
+            &["check", "list", "--project", "FRAUD"],
+            &[
+                "check",
+                "update",
+                "own",
+                "-p",
+                "FRAUD",
+                "--enforcement",
+                "advisory",
+            ],
+            &["check", "remove", "t3", "--scope", "tier:3"],
+            &["check", "test", "version:FRAUD/m/1", "metrics.auc > 0.5"],
+            &["check", "run", "bundle:FRAUD/v1"],
+            &["check", "results", "version:FRAUD/m/1"],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        for args in [
+            &[
+                "check", "add", "x", "true", "-p", "FRAUD", "--scope", "global",
+            ][..],
+            &["check", "update", "x", "--enforcement", "sometimes"],
+            &["check", "run", "model:FRAUD/m"],
+            &["check", "test", "version:FRAUD/m/1"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
     }
 
     #[test]

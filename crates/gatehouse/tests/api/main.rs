@@ -9,6 +9,7 @@ mod audit_trail;
 mod auth;
 mod bodies;
 mod bundles;
+mod checks;
 mod deployments;
 mod emergency;
 mod errors;

@@ -489,3 +489,60 @@ async fn an_approval_expires_after_a_reminder_and_the_gate_refuses_it() {
     let r = app.deploy(&app.admin_token, "prod-api", &subject).await;
     r.problem(409, "deployment_blocked");
 }
+
+#[tokio::test]
+async fn checks_see_attached_documents_and_the_matrix_lists_a_tiers_checks() {
+    let app = spawn_app().await;
+    let p = people(&app).await;
+    let (_, t1) = two_tiers(&app, &p).await;
+    // A tier-1 check that asks for a model card, though the tier does not.
+    app.post(
+        "/checks",
+        json!({"name": "card", "scope": "tier:1", "expression": "has(documents.model_card)",
+               "enforcement": "blocking"}),
+    )
+    .await
+    .ok(201);
+    app.post(
+        "/checks",
+        json!({"name": "auc", "expression": "metrics.auc >= 0.5", "enforcement": "advisory"}),
+    )
+    .await
+    .ok(201);
+    let m = app.get("/policies/matrix").await.ok(200).clone();
+    let names = |t: usize| -> Vec<(String, bool)> {
+        m["tiers"][t]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["blocking"] == true,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(0),
+        [("card".to_owned(), true), ("auc".to_owned(), false)]
+    );
+    assert_eq!(names(1), [("auc".to_owned(), false)]);
+
+    let s1 = Signoffs::version("T1", "scorer", 1);
+    let r = s1.request(&app, &p.alice, "prod").await;
+    r.problem(409, "checks_failed");
+    attach(
+        &app,
+        &p.alice,
+        &version_path("T1", "scorer", 1),
+        "model_card",
+    )
+    .await
+    .ok(200);
+    assert_eq!(
+        s1.request(&app, &p.alice, "prod").await.ok(200)["state"],
+        "in_review",
+        "{t1}"
+    );
+}

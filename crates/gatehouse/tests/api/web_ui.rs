@@ -258,6 +258,51 @@ async fn a_form_without_its_csrf_token_changes_nothing() {
 }
 
 #[tokio::test]
+async fn the_version_page_shows_the_latest_check_results() {
+    let app = spawn_app().await;
+    let _w = world(&app).await;
+    let mut b = Browser::new(&app);
+    b.login("alice", "alice-password-1").await;
+    let page = b.get(VERSION_PAGE).await;
+    assert!(
+        page.body.contains("No checks have run on it."),
+        "{}",
+        page.body
+    );
+    app.post(
+        "/checks",
+        serde_json::json!({"name": "min-auc", "expression": "metrics.auc >= 0.9"}),
+    )
+    .await
+    .ok(201);
+    app.post(
+        "/checks",
+        serde_json::json!({"name": "card", "expression": "has(documents.model_card)",
+                           "enforcement": "advisory"}),
+    )
+    .await
+    .ok(201);
+    app.post(&format!("{VERSION_PAGE}/checks"), serde_json::json!({}))
+        .await
+        .ok(200);
+    let page = b.get(VERSION_PAGE).await;
+    assert!(page.body.contains("Qualification checks"));
+    assert!(page.body.contains("on demand by admin"), "{}", page.body);
+    assert!(page.body.contains("<td>min-auc</td>"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("the subject has no metric &#39;auc&#39;")
+            || page
+                .body
+                .contains("the subject has no metric &#x27;auc&#x27;"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("metrics.auc absent"));
+    assert!(page.body.contains("<td>advisory</td>"));
+}
+
+#[tokio::test]
 async fn the_signoff_tab_offers_only_what_core_allows_and_refusals_are_audited() {
     let app = spawn_app().await;
     let w = world(&app).await;

@@ -1,0 +1,229 @@
+//! Work on a thread of its own with a fixed, generous stack: the CEL parser
+//! and interpreter recurse on the machine stack, and a stack overflow cannot
+//! be caught. A panic on that thread is caught and returned as an error.
+//!
+//! [`run`] blocks the calling thread until the work is done; [`spawn`]
+//! returns a future for async callers (the server, the store), completed by
+//! the thread through a one-shot slot, so no async worker's stack is used.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// The stack of a check thread: 64 MiB (mapped lazily by the OS; only what
+/// is touched is used). An expression at the bounds of `bound` needs far
+/// less, even in a debug build.
+pub const STACK_SIZE: usize = 64 << 20;
+
+/// What went wrong running the work, beside its own result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackError {
+    /// The work panicked; the message of the panic.
+    Panicked(String),
+    /// The thread could not be started.
+    Spawn(String),
+}
+
+impl std::fmt::Display for StackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Panicked(m) => write!(f, "the evaluator panicked: {m}"),
+            Self::Spawn(m) => write!(f, "no thread to evaluate on: {m}"),
+        }
+    }
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// At most this many check threads work at once; the others wait for a
+/// turn (on their own thread, never on the caller's), so a burst of requests
+/// cannot put more parsers on the CPUs than this.
+pub const CONCURRENT_MAX: usize = 8;
+
+static BUSY: Mutex<usize> = Mutex::new(0);
+static TURN: Condvar = Condvar::new();
+
+/// A turn to work, given back when dropped (even by a panic).
+struct Turn;
+
+impl Turn {
+    fn take() -> Self {
+        let mut busy = BUSY.lock().unwrap_or_else(PoisonError::into_inner);
+        while *busy >= CONCURRENT_MAX {
+            busy = TURN.wait(busy).unwrap_or_else(PoisonError::into_inner);
+        }
+        *busy += 1;
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut busy = BUSY.lock().unwrap_or_else(PoisonError::into_inner);
+        *busy = busy.saturating_sub(1);
+        TURN.notify_one();
+    }
+}
+
+fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, StackError> {
+    let _turn = Turn::take();
+    catch_unwind(AssertUnwindSafe(work)).map_err(|p| StackError::Panicked(panic_text(p)))
+}
+
+fn builder() -> std::thread::Builder {
+    std::thread::Builder::new()
+        .name("gatehouse-check".into())
+        .stack_size(STACK_SIZE)
+}
+
+/// Runs `work` on a check thread and waits for it.
+pub fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, StackError> {
+    let handle = builder()
+        .spawn(move || guarded(work))
+        .map_err(|e| StackError::Spawn(e.to_string()))?;
+    handle
+        .join()
+        .map_err(|p| StackError::Panicked(panic_text(p)))?
+}
+
+struct Slot<T> {
+    value: Option<Result<T, StackError>>,
+    waker: Option<Waker>,
+}
+
+/// The future of [`spawn`].
+pub struct OnStack<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Future for OnStack<T> {
+    type Output = Result<T, StackError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = match self.slot.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match slot.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Runs `work` on a check thread; the future completes with its result.
+pub fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> OnStack<T> {
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+    }));
+    let theirs = Arc::clone(&slot);
+    let deliver = move |v: Result<T, StackError>| {
+        let mut s = match theirs.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        s.value = Some(v);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    };
+    // The closure is moved into the thread; if the spawn fails it comes
+    // back in no form, so the failure is delivered from here.
+    let deliver_here = {
+        let slot = Arc::clone(&slot);
+        move |e: StackError| {
+            let mut s = match slot.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            s.value = Some(Err(e));
+        }
+    };
+    if let Err(e) = builder().spawn(move || deliver(guarded(work))) {
+        deliver_here(StackError::Spawn(e.to_string()));
+    }
+    OnStack { slot }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        use std::task::Wake;
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn results_and_panics_come_back() {
+        assert_eq!(run(|| 41 + 1), Ok(42));
+        let e = run(|| -> u8 { panic!("boom") }).unwrap_err();
+        assert_eq!(e, StackError::Panicked("boom".into()));
+        assert_eq!(block_on(spawn(|| "hi".to_owned())), Ok("hi".to_owned()));
+        let e = block_on(spawn(|| -> u8 { panic!("{}", "bang") })).unwrap_err();
+        assert_eq!(e, StackError::Panicked("bang".into()));
+    }
+
+    #[test]
+    fn no_more_than_the_maximum_work_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NOW: AtomicUsize = AtomicUsize::new(0);
+        static PEAK: AtomicUsize = AtomicUsize::new(0);
+        let futures: Vec<_> = (0..CONCURRENT_MAX * 3)
+            .map(|_| {
+                spawn(|| {
+                    let n = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                    PEAK.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    NOW.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for f in futures {
+            assert_eq!(block_on(f), Ok(()));
+        }
+        assert!(PEAK.load(Ordering::SeqCst) <= CONCURRENT_MAX);
+    }
+
+    #[test]
+    fn the_thread_has_the_stack_it_says() {
+        // Recursion that would overflow a 2 MiB stack in any build.
+        fn deep(n: u32) -> u32 {
+            let pad = std::hint::black_box([0u8; 1024]);
+            if n == 0 {
+                u32::from(pad[0])
+            } else {
+                deep(n - 1) + u32::from(pad[1])
+            }
+        }
+        assert_eq!(run(|| deep(16_000)), Ok(0));
+    }
+}
