@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 
 use gatehouse_core::authz::{self, Principal, ProjectRole};
+use gatehouse_core::checks::{CheckScope, Enforcement};
 use gatehouse_core::documents::DocumentSource;
 use gatehouse_core::gate::Admission;
 use gatehouse_core::inventory::{InfraKind, Policy, RiskTier, Stage};
 use gatehouse_core::{
-    BundleTag, Digest, DocumentName, GroupName, InfraName, ModelName, ProjectKey, Subject, Username,
+    BundleTag, CheckName, Digest, DocumentName, GroupName, InfraName, ModelName, ProjectKey,
+    Subject, Username,
 };
 use gatehouse_store::bundles::BundleItem;
 use gatehouse_store::infra::NewInfra;
@@ -20,7 +22,7 @@ use gatehouse_store::projects::NewProject;
 use gatehouse_store::users::NewUser;
 use gatehouse_store::versions::NewVersion;
 use gatehouse_store::{
-    Ctx, StoreError, bundles, documents, groups, infra, models, projects, users, versions,
+    Ctx, StoreError, bundles, checks, documents, groups, infra, models, projects, users, versions,
 };
 
 use crate::app::{AppState, StartError};
@@ -254,6 +256,40 @@ async fn seed_all(state: &AppState) -> Result<(), SeedError> {
     }
 
     // Models and versions, registered by alice.
+    // Qualification checks: tier 4 versions need an AUC of 0.90 (blocking)
+    // and are measured for fairness (advisory); nothing may carry health
+    // data unnoticed (advisory, everywhere).
+    for (name, scope, expression, enforcement, description) in [
+        (
+            "min-auc",
+            CheckScope::Tier(RiskTier::new(4)?),
+            "subject.kind != 'version' || metrics.auc >= 0.90",
+            Enforcement::Blocking,
+            "A tier 4 model version scores an AUC of at least 0.90",
+        ),
+        (
+            "fairness",
+            CheckScope::Tier(RiskTier::new(4)?),
+            "subject.kind != 'version' || metrics.disparate_impact >= 0.8",
+            Enforcement::Advisory,
+            "Disparate impact of at least 0.8 (the four-fifths rule)",
+        ),
+        (
+            "no-phi",
+            CheckScope::Global,
+            "!('PHI' in sensitivity)",
+            Enforcement::Advisory,
+            "Health data needs the privacy office's sign-off",
+        ),
+    ] {
+        let new = checks::NewCheck {
+            name: CheckName::parse(name)?,
+            expression: expression.into(),
+            enforcement,
+            description: description.into(),
+        };
+        checks::create_shared(&mut tx, &admin_right, &admin_ctx, scope, &new).await?;
+    }
     let versions_of: &[DemoModel] = &[
         (
             "FRAUD",
