@@ -11,8 +11,11 @@ use gatehouse_core::authz::{AdminRight, ContributeRight};
 use gatehouse_core::{ModelName, ProjectKey, ServiceName, Timestamp};
 use serde::Serialize;
 use serde_json::json;
+/// The connection type of the functions below, for callers that make a
+/// series of reads on one connection.
+pub use sqlx::AnyConnection;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
 use crate::audit::record;
 use crate::deployments::Deployment;

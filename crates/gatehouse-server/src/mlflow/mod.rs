@@ -358,7 +358,16 @@ pub fn check_alias(alias: &str) -> MlResult<()> {
 /// holds it, else the default project's; ambiguous otherwise.
 pub async fn resolve(state: &AppState, name: &str) -> MlResult<MlModel> {
     let mut conn = state.store.conn().await?;
-    let mut found = store::models_named(&mut conn, name).await?;
+    resolve_in(state, &mut conn, name).await
+}
+
+/// [`resolve`] on a connection the caller goes on reading with.
+pub async fn resolve_in(
+    state: &AppState,
+    conn: &mut store::AnyConnection,
+    name: &str,
+) -> MlResult<MlModel> {
+    let mut found = store::models_named(conn, name).await?;
     match found.len() {
         0 => Err(MlError::not_found(format!(
             "Registered Model with name={name} not found"

@@ -15,7 +15,7 @@ use super::govern::{self, Through};
 use super::shape::{ModelRef, Shaper, bound_version};
 use super::{
     Args, MlAuth, MlError, MlResult, PROJECT_TAG, check_alias, check_tag_key, contribute_right,
-    empty, json, resolve, version_number,
+    empty, json, resolve, resolve_in, version_number,
 };
 use crate::app::AppState;
 
@@ -404,9 +404,10 @@ pub async fn get_by_alias(
     RawQuery(q): RawQuery,
 ) -> MlResult<Response> {
     let args = Args::from_query(q.as_deref());
-    let m = resolve(&state, &args.req("name")?).await?;
+    let name = args.req("name")?;
     let alias = args.req("alias")?;
     let mut conn = state.store.conn().await?;
+    let m = resolve_in(&state, &mut conn, &name).await?;
     let binding = store::binding_for(&mut conn, m.project_id, BindingKind::Alias, &alias).await?;
     let number = match binding {
         Some(b) => {

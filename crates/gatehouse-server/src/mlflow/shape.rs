@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use gatehouse_core::gate::DeploySlot;
 use gatehouse_core::{ModelName, ProjectKey, Subject};
-use gatehouse_store::mlflow::{self as store, Binding, BindingKind, MlModel, MlVersion};
+use gatehouse_store::mlflow::{
+    self as store, AnyConnection, Binding, BindingKind, MlModel, MlVersion,
+};
 use gatehouse_store::signoffs::{self, Governance};
 use serde::Serialize;
 
@@ -160,17 +162,16 @@ type Slots = (
     HashMap<i64, BoundStages>,
 );
 
-async fn slots(state: &AppState, models: &[ModelRef]) -> MlResult<Slots> {
-    let mut conn = state.store.conn().await?;
+async fn slots(conn: &mut AnyConnection, models: &[ModelRef]) -> MlResult<Slots> {
     let mut ids: Vec<i64> = models.iter().map(|m| m.id).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut aliases: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
-    for (id, alias, version) in store::aliases_of(&mut conn, &ids).await? {
+    for (id, alias, version) in store::aliases_of(conn, &ids).await? {
         aliases.entry(id).or_default().insert(alias, version);
     }
     let mut stages: HashMap<i64, BoundStages> = HashMap::new();
-    let bindings = store::list_bindings(&mut conn).await?;
+    let bindings = store::list_bindings(conn).await?;
     if bindings.is_empty() {
         return Ok((aliases, stages));
     }
@@ -189,7 +190,7 @@ async fn slots(state: &AppState, models: &[ModelRef]) -> MlResult<Slots> {
     let mut slot_names: Vec<String> = wanted.iter().map(|(_, _, s)| s.clone()).collect();
     slot_names.sort_unstable();
     slot_names.dedup();
-    let live: HashMap<(String, String), String> = store::live_subjects(&mut conn, &slot_names)
+    let live: HashMap<(String, String), String> = store::live_subjects(conn, &slot_names)
         .await?
         .into_iter()
         .map(|(infra, slot, subject)| ((infra, slot), subject))
@@ -260,8 +261,9 @@ impl Shaper {
     /// For these versions (and the aliases of their models).
     pub async fn for_versions(state: &AppState, versions: &[&MlVersion]) -> MlResult<Self> {
         let models: Vec<ModelRef> = versions.iter().map(|v| ModelRef::from(*v)).collect();
-        let (aliases, stages) = slots(state, &models).await?;
-        Self::finish(state, aliases, stages, versions).await
+        let mut conn = state.store.conn().await?;
+        let (aliases, stages) = slots(&mut conn, &models).await?;
+        Self::finish(state, &mut conn, aliases, stages, versions).await
     }
 
     /// For these registered models, with the latest version of each per
@@ -274,8 +276,8 @@ impl Shaper {
     ) -> MlResult<(Self, Vec<MlVersion>)> {
         let refs: Vec<ModelRef> = models.iter().map(|m| ModelRef::from(*m)).collect();
         let ids: Vec<i64> = refs.iter().map(|m| m.id).collect();
-        let (aliases, stages) = slots(state, &refs).await?;
         let mut conn = state.store.conn().await?;
+        let (aliases, stages) = slots(&mut conn, &refs).await?;
         // A stored stage's highest version may be one a bound stage shows
         // elsewhere: one more per stage than versions live in bound slots.
         let per_stage = 1 + stages.values().map(|s| s.live.len()).max().unwrap_or(0);
@@ -291,7 +293,6 @@ impl Shaper {
             .filter(|k| !have.contains(k))
             .collect();
         candidates.extend(store::versions_numbered(&mut conn, &missing).await?);
-        drop(conn);
         let mut latest = std::collections::HashSet::new();
         for id in &ids {
             latest.extend(
@@ -304,19 +305,19 @@ impl Shaper {
             .iter()
             .filter(|v| latest.contains(&v.id))
             .collect();
-        let shaper = Self::finish(state, aliases, stages, &picked).await?;
+        let shaper = Self::finish(state, &mut conn, aliases, stages, &picked).await?;
         Ok((shaper, candidates))
     }
 
     async fn finish(
         state: &AppState,
+        conn: &mut AnyConnection,
         aliases: HashMap<i64, BTreeMap<String, i64>>,
         stages: HashMap<i64, BoundStages>,
         versions: &[&MlVersion],
     ) -> MlResult<Self> {
-        let mut conn = state.store.conn().await?;
         let governance = signoffs::governance(
-            &mut conn,
+            conn,
             versions
                 .iter()
                 .map(|v| (v.version.project.as_str(), v.version.subject.as_str())),

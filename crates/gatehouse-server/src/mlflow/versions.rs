@@ -19,7 +19,7 @@ use super::models::{canonical_stage, version_missing};
 use super::shape::{RUN_ID_PARAM, RUN_LINK_PARAM, Shaper};
 use super::{
     Args, MlAuth, MlError, MlResult, check_tag_key, contribute_right, empty, json, resolve,
-    version_number,
+    resolve_in, version_number,
 };
 use crate::app::AppState;
 
@@ -30,9 +30,10 @@ async fn shaped(state: &AppState, v: &MlVersion) -> MlResult<serde_json::Value> 
 
 /// The model and one of its versions, from `name` and `version`.
 async fn target(state: &AppState, args: &Args) -> MlResult<(MlModel, MlVersion)> {
-    let m = resolve(state, &args.req("name")?).await?;
+    let name = args.req("name")?;
     let number = version_number(&args.req("version")?)?;
     let mut conn = state.store.conn().await?;
+    let m = resolve_in(state, &mut conn, &name).await?;
     let v = store::version(&mut conn, m.id, number)
         .await
         .map_err(|_| version_missing(&m, number))?;

@@ -755,5 +755,7 @@ async fn a_wrong_method_is_405_in_mlflows_shape() {
             body["message"].as_str().unwrap().contains(method.as_str()),
             "{body}"
         );
+        // As `mlflow server` does, the answer names the methods allowed.
+        assert!(allow.is_some_and(|a| !a.is_empty()), "{method} {path}");
     }
 }
