@@ -100,6 +100,7 @@ class Rest:
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
         self.conn.connect()
         self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.retries = 0
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -112,9 +113,17 @@ class Rest:
         else:
             body = json.dumps(args).encode()
         t0 = time.perf_counter()
-        self.conn.request(method, path, body=body, headers=self.headers)
-        r = self.conn.getresponse()
-        data = r.read()
+        for attempt in range(5):
+            self.conn.request(method, path, body=body, headers=self.headers)
+            r = self.conn.getresponse()
+            data = r.read()
+            # As the MLflow client does, a transient failure (mlflow server
+            # answers 500 "database is locked" under concurrent SQLite writes)
+            # is retried; the retries count in the call's time, and are reported.
+            if r.status in (500, 502, 503, 504) and attempt < 4:
+                self.retries += 1
+                continue
+            break
         elapsed = time.perf_counter() - t0
         if r.status != 200:
             raise RuntimeError(f"{method} {path}: {r.status} {data[:300]!r}")
@@ -157,6 +166,7 @@ def rest_worker(uri, token, prefix, iterations, barrier, out):
             for name in names:
                 timings.extend(calls(rest, name))
             result[phase] = (t0, time.perf_counter(), timings)
+        result["retries"] = rest.retries
         out.put(("ok", result))
     except Exception as e:  # reported, never hidden
         barrier.abort()
@@ -185,7 +195,7 @@ def run_rest(uri, token, concurrency, iterations):
     failed = [r for kind, r in results if kind == "error"]
     if failed:
         raise SystemExit(f"{uri}: {len(failed)} worker(s) failed: {failed[0]}")
-    rows = {}
+    rows = {"retries": sum(r["retries"] for _, r in results)}
     for phase in ("writes", "reads"):
         start = min(r[phase][0] for _, r in results)
         end = max(r[phase][1] for _, r in results)
@@ -200,6 +210,9 @@ def main_rest(iterations, targets):
     print("|---|---|---|---|---|---|---|---|")
     for concurrency in (1, 8):
         measured = [(name, run_rest(uri, token, concurrency, iterations)) for name, uri, token in targets]
+        for name, rows in measured:
+            if rows["retries"]:
+                print(f"({name}, concurrency {concurrency}: {rows['retries']} calls retried after a 5xx)", flush=True)
         for phase, label in (("reads", "reads"), ("writes", "durable writes")):
             base = measured[-1][1][phase]
             for name, rows in measured:
