@@ -344,6 +344,25 @@ def test_bound_alias_deploys_through_the_gate(client, bound_prod_alias):
     assert client.get_registered_model(name).aliases["prod"] == "1"
 
 
+def test_bound_stage_follows_its_slot_and_a_rollback_moves_it_back(client, bound_staging_stage):
+    name = unique("stage-rb")
+    for i in (1, 2):
+        mlflow.register_model(f"s3://bucket/stage-rb/{i}", name)
+        client.set_model_version_tag(name, str(i), "gatehouse.deploy.confirm", "qa-api")
+        assert client.transition_model_version_stage(name, str(i), "Staging").current_stage == "Staging"
+    # Both were moved to Staging, but the qa-api slot holds version 2 only.
+    assert client.get_model_version(name, "1").current_stage == "None"
+    assert client.get_model_version(name, "2").current_stage == "Staging"
+    # A rollback in Gatehouse moves the stage back to version 1.
+    r = api("POST", "/infrastructures/qa-api/rollback", json={"slot": f"CREDIT/{name}", "confirm": True})
+    assert r.status_code == 201, r.text
+    assert client.get_model_version(name, "1").current_stage == "Staging"
+    assert client.get_model_version(name, "2").current_stage == "None"
+    assert [v.version for v in client.get_latest_versions(name, stages=["Staging"])] == ["1"]
+    found = {v.version: v.current_stage for v in client.search_model_versions(f"name = '{name}'")}
+    assert found == {"1": "Staging", "2": "None"}
+
+
 def test_bound_stage_under_warn_needs_the_confirmation_tag(client, bound_staging_stage):
     name = unique("warn")
     mlflow.register_model("s3://bucket/warn/1", name)

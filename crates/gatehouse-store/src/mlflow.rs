@@ -11,8 +11,11 @@ use gatehouse_core::authz::{AdminRight, ContributeRight};
 use gatehouse_core::{ModelName, ProjectKey, ServiceName, Timestamp};
 use serde::Serialize;
 use serde_json::json;
+/// The connection type of the functions below, for callers that make a
+/// series of reads on one connection.
+pub use sqlx::AnyConnection;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
 use crate::audit::record;
 use crate::deployments::Deployment;
@@ -667,4 +670,480 @@ pub async fn governed_version(conn: &mut AnyConnection, m: &MlModel) -> Result<O
         }
     }
     Ok(None)
+}
+
+/// Registered-model and model-version search, in SQL: MLflow's filter
+/// clauses, its `order_by` and an offset page, so that a page reads at most
+/// `limit + 1` candidate rows whatever the size of the registry.
+pub mod search {
+    /// What a clause or an ordering reads of a model or a version.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Field {
+        Name,
+        /// The model's project (the registered-model tag `gatehouse.project`).
+        Project,
+        Tag(String),
+        RunId,
+        SourcePath,
+        Version,
+        Created,
+        Updated,
+    }
+
+    impl Field {
+        /// Compared as a number (milliseconds for the timestamps, as MLflow).
+        pub fn is_numeric(&self) -> bool {
+            matches!(self, Field::Version | Field::Created | Field::Updated)
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Op {
+        Eq,
+        Ne,
+        Lt,
+        Le,
+        Gt,
+        Ge,
+        Like,
+        ILike,
+        In,
+        NotIn,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Value {
+        One(String),
+        List(Vec<String>),
+    }
+
+    /// `field op value`; a filter is the conjunction of its clauses. A
+    /// missing tag satisfies `!=` and `NOT IN` (the client's prompt filter
+    /// relies on it).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Clause {
+        pub field: Field,
+        pub op: Op,
+        pub value: Value,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OrderKey {
+        pub field: Field,
+        pub descending: bool,
+    }
+
+    /// One page of a search: the clauses, the ordering (the entity's
+    /// tie-breakers follow), and which rows.
+    #[derive(Debug, Clone)]
+    pub struct Search {
+        pub clauses: Vec<Clause>,
+        pub order: Vec<OrderKey>,
+        pub offset: u64,
+        pub limit: u64,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Entity {
+        Model,
+        Version,
+    }
+
+    pub(super) enum Bind {
+        Text(String),
+        Int(i64),
+    }
+
+    /// A WHERE and ORDER BY built from a search, with its parameters.
+    pub(super) struct Sql {
+        pub entity: Entity,
+        pub postgres: bool,
+        pub binds: Vec<Bind>,
+    }
+
+    impl Sql {
+        fn param(&mut self, b: Bind) -> String {
+            self.binds.push(b);
+            format!("${}", self.binds.len())
+        }
+
+        /// The SQL text of a field; `None` when the entity has no such field
+        /// (then no clause on it holds).
+        fn expr(&mut self, f: &Field) -> Option<String> {
+            let (tags, created, updated) = match self.entity {
+                Entity::Model => ("m.tags", "m.created_at", "m.updated_at"),
+                Entity::Version => ("v.tags", "v.created_at", "v.updated_at"),
+            };
+            Some(match (f, self.entity) {
+                (Field::Name, _) => "m.name".to_owned(),
+                (Field::Project, Entity::Model) => "p.key".to_owned(),
+                (Field::Tag(k), _) => self.json_value(tags, k),
+                (Field::RunId, Entity::Version) => format!(
+                    "COALESCE({}, '')",
+                    self.json_value("v.params", crate::mlflow::RUN_ID_PARAM)
+                ),
+                (Field::SourcePath, Entity::Version) => "v.artifact_uri".to_owned(),
+                (Field::Version, Entity::Version) => "v.version".to_owned(),
+                (Field::Created, _) => format!("({created} / 1000)"),
+                (Field::Updated, _) => format!("({updated} / 1000)"),
+                _ => return None,
+            })
+        }
+
+        /// The text value of a key of a JSON object column (NULL if absent).
+        fn json_value(&mut self, column: &str, key: &str) -> String {
+            let p = self.param(Bind::Text(key.to_owned()));
+            if self.postgres {
+                format!("(({column})::jsonb ->> {p})")
+            } else {
+                format!("(SELECT j.value FROM json_each({column}) j WHERE j.key = {p})")
+            }
+        }
+
+        pub fn condition(&mut self, c: &Clause) -> String {
+            let Some(e) = self.expr(&c.field) else {
+                return "1 = 0".to_owned();
+            };
+            if c.field.is_numeric() {
+                let num = |v: &str| v.trim().parse::<f64>().ok().map(|f| f as i64);
+                return match &c.value {
+                    Value::One(v) => {
+                        let Some(n) = num(v) else {
+                            return "1 = 0".to_owned();
+                        };
+                        let op = match c.op {
+                            Op::Eq => "=",
+                            Op::Ne => "<>",
+                            Op::Lt => "<",
+                            Op::Le => "<=",
+                            Op::Gt => ">",
+                            Op::Ge => ">=",
+                            _ => return "1 = 0".to_owned(),
+                        };
+                        let p = self.param(Bind::Int(n));
+                        format!("{e} {op} {p}")
+                    }
+                    Value::List(list) => {
+                        let ps: Vec<String> = list
+                            .iter()
+                            .filter_map(|v| num(v))
+                            .map(|n| self.param(Bind::Int(n)))
+                            .collect();
+                        match (c.op, ps.is_empty()) {
+                            (Op::In, true) => "1 = 0".to_owned(),
+                            (Op::In, false) => format!("{e} IN ({})", ps.join(", ")),
+                            (Op::NotIn, true) => format!("{e} IS NOT NULL"),
+                            (Op::NotIn, false) => format!("{e} NOT IN ({})", ps.join(", ")),
+                            _ => "1 = 0".to_owned(),
+                        }
+                    }
+                };
+            }
+            match (&c.value, c.op) {
+                (Value::One(v), Op::Eq) => {
+                    let p = self.param(Bind::Text(v.clone()));
+                    format!("{e} = {p}")
+                }
+                (Value::One(v), Op::Ne) => {
+                    let p = self.param(Bind::Text(v.clone()));
+                    format!("({e} IS NULL OR {e} <> {p})")
+                }
+                (Value::One(v), Op::Like) if self.postgres => {
+                    let p = self.param(Bind::Text(v.clone()));
+                    format!("{e} LIKE {p} ESCAPE ''")
+                }
+                // SQLite's LIKE ignores ASCII case; GLOB does not.
+                (Value::One(v), Op::Like) => {
+                    let p = self.param(Bind::Text(like_to_glob(v)));
+                    format!("{e} GLOB {p}")
+                }
+                (Value::One(v), Op::ILike) if self.postgres => {
+                    let p = self.param(Bind::Text(v.clone()));
+                    format!("{e} ILIKE {p} ESCAPE ''")
+                }
+                (Value::One(v), Op::ILike) => {
+                    let p = self.param(Bind::Text(v.to_lowercase()));
+                    format!("LOWER({e}) LIKE {p}")
+                }
+                (Value::List(list), Op::In | Op::NotIn) if list.is_empty() => {
+                    if c.op == Op::In { "1 = 0" } else { "1 = 1" }.to_owned()
+                }
+                (Value::List(list), Op::In) => {
+                    let ps: Vec<String> = list
+                        .iter()
+                        .map(|v| self.param(Bind::Text(v.clone())))
+                        .collect();
+                    format!("{e} IN ({})", ps.join(", "))
+                }
+                (Value::List(list), Op::NotIn) => {
+                    let ps: Vec<String> = list
+                        .iter()
+                        .map(|v| self.param(Bind::Text(v.clone())))
+                        .collect();
+                    format!("({e} IS NULL OR {e} NOT IN ({}))", ps.join(", "))
+                }
+                _ => "1 = 0".to_owned(),
+            }
+        }
+
+        /// ORDER BY terms: a missing value sorts first (last descending);
+        /// texts compare byte by byte on both backends.
+        pub fn order_term(&mut self, k: &OrderKey) -> String {
+            let dir = if k.descending { "DESC" } else { "ASC" };
+            let Some(e) = self.expr(&k.field) else {
+                return "1".to_owned();
+            };
+            if k.field.is_numeric() {
+                return format!("{e} {dir}");
+            }
+            let collate = if self.postgres { " COLLATE \"C\"" } else { "" };
+            format!("(CASE WHEN {e} IS NULL THEN 0 ELSE 1 END) {dir}, {e}{collate} {dir}")
+        }
+    }
+
+    /// A LIKE pattern as a GLOB pattern: `%` → `*`, `_` → `?`, GLOB's own
+    /// wildcards taken literally.
+    pub(super) fn like_to_glob(pattern: &str) -> String {
+        let mut out = String::with_capacity(pattern.len() + 4);
+        for c in pattern.chars() {
+            match c {
+                '%' => out.push('*'),
+                '_' => out.push('?'),
+                '*' => out.push_str("[*]"),
+                '?' => out.push_str("[?]"),
+                '[' => out.push_str("[[]"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn like_patterns_become_globs() {
+            assert_eq!(like_to_glob("fr%_x"), "fr*?x");
+            assert_eq!(like_to_glob("a*b?[c]"), "a[*]b[?][[]c]");
+        }
+    }
+}
+
+/// The version param that holds an MLflow run id.
+pub const RUN_ID_PARAM: &str = "mlflow.run_id";
+
+fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    binds: Vec<search::Bind>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for b in binds {
+        q = match b {
+            search::Bind::Text(t) => q.bind(t),
+            search::Bind::Int(n) => q.bind(n),
+        };
+    }
+    q
+}
+
+/// One page of registered models: those matching every clause, in the
+/// search's order, then by name and project; and whether more follow.
+pub async fn search_models(
+    conn: &mut AnyConnection,
+    s: &search::Search,
+) -> Result<(Vec<MlModel>, bool)> {
+    let mut sql = search::Sql {
+        entity: search::Entity::Model,
+        postgres: is_postgres(conn),
+        binds: Vec::new(),
+    };
+    let mut order: Vec<search::OrderKey> = s.order.clone();
+    order.push(search::OrderKey {
+        field: search::Field::Name,
+        descending: false,
+    });
+    order.push(search::OrderKey {
+        field: search::Field::Project,
+        descending: false,
+    });
+    page(
+        conn,
+        &mut sql,
+        s,
+        &order,
+        models::SELECT,
+        "m.id",
+        model_from_row,
+    )
+    .await
+}
+
+/// One page of model versions: those matching every clause, in the
+/// search's order, then by name, newest version first, and project; and
+/// whether more follow.
+pub async fn search_versions(
+    conn: &mut AnyConnection,
+    s: &search::Search,
+) -> Result<(Vec<MlVersion>, bool)> {
+    let mut sql = search::Sql {
+        entity: search::Entity::Version,
+        postgres: is_postgres(conn),
+        binds: Vec::new(),
+    };
+    let mut order: Vec<search::OrderKey> = s.order.clone();
+    order.push(search::OrderKey {
+        field: search::Field::Name,
+        descending: false,
+    });
+    order.push(search::OrderKey {
+        field: search::Field::Version,
+        descending: true,
+    });
+    page(
+        conn,
+        &mut sql,
+        s,
+        &order,
+        crate::versions::SELECT,
+        "v.id",
+        version_from_row,
+    )
+    .await
+}
+
+async fn page<T>(
+    conn: &mut AnyConnection,
+    sql: &mut search::Sql,
+    s: &search::Search,
+    order: &[search::OrderKey],
+    select: &str,
+    id: &str,
+    from_row: fn(&AnyRow) -> Result<T>,
+) -> Result<(Vec<T>, bool)> {
+    let conditions: Vec<String> = s.clauses.iter().map(|c| sql.condition(c)).collect();
+    let mut terms: Vec<String> = order.iter().map(|k| sql.order_term(k)).collect();
+    // Model names are unique per project; the tie-breakers above settle the
+    // rest, and the id makes the order total whatever the keys.
+    terms.push("p.key ASC".to_owned());
+    terms.push(format!("{id} ASC"));
+    let limit = i64::try_from(s.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let offset = i64::try_from(s.offset).unwrap_or(i64::MAX);
+    let lp = {
+        sql.binds.push(search::Bind::Int(limit));
+        sql.binds.len()
+    };
+    let op = {
+        sql.binds.push(search::Bind::Int(offset));
+        sql.binds.len()
+    };
+    let text = format!(
+        "{select}{}{} ORDER BY {} LIMIT ${lp} OFFSET ${op}",
+        if conditions.is_empty() { "" } else { " WHERE " },
+        conditions.join(" AND "),
+        terms.join(", ")
+    );
+    let binds = std::mem::take(&mut sql.binds);
+    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(text)), binds)
+        .fetch_all(conn)
+        .await?;
+    let more = rows.len() as u64 > s.limit;
+    let items = rows
+        .iter()
+        .take(usize::try_from(s.limit).unwrap_or(usize::MAX))
+        .map(from_row)
+        .collect::<Result<Vec<T>>>()?;
+    Ok((items, more))
+}
+
+/// For each of these models and each stored legacy stage, its `per_stage`
+/// highest versions: enough to tell the latest version of each stage once
+/// bound stages (which follow their slot) are accounted for, and never more
+/// than `4 × per_stage` rows per model.
+pub async fn stage_candidates(
+    conn: &mut AnyConnection,
+    model_ids: &[i64],
+    per_stage: i64,
+) -> Result<Vec<MlVersion>> {
+    if model_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = model_ids.len();
+    let text = format!(
+        "{} WHERE v.id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+         (PARTITION BY model_id, mlflow_stage ORDER BY version DESC) AS rn \
+         FROM model_versions WHERE model_id IN ({})) ranked WHERE rn <= ${}) \
+         ORDER BY v.model_id, v.version",
+        crate::versions::SELECT,
+        in_list(1, n),
+        n + 1
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+    for id in model_ids {
+        q = q.bind(*id);
+    }
+    let rows = q.bind(per_stage).fetch_all(conn).await?;
+    rows.iter().map(version_from_row).collect()
+}
+
+/// These versions, by (model id, number); missing ones are left out.
+pub async fn versions_numbered(
+    conn: &mut AnyConnection,
+    wanted: &[(i64, i64)],
+) -> Result<Vec<MlVersion>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let terms: Vec<String> = (0..wanted.len())
+        .map(|i| {
+            format!(
+                "(v.model_id = ${} AND v.version = ${})",
+                2 * i + 1,
+                2 * i + 2
+            )
+        })
+        .collect();
+    let text = format!(
+        "{} WHERE {} ORDER BY v.model_id, v.version",
+        crate::versions::SELECT,
+        terms.join(" OR ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+    for (m, n) in wanted {
+        q = q.bind(*m).bind(*n);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter().map(version_from_row).collect()
+}
+
+/// What is live in these slots: (infrastructure, slot, subject), one
+/// statement whatever their number.
+pub async fn live_subjects(
+    conn: &mut AnyConnection,
+    slots: &[String],
+) -> Result<Vec<(String, String, String)>> {
+    if slots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = sqlx::query(sqlf!(
+        "SELECT i.name AS infrastructure, d.slot, d.subject FROM deployments d \
+         JOIN infrastructures i ON i.id = d.infra_id WHERE d.live = 1 AND d.slot IN ({})",
+        in_list(1, slots.len())
+    ));
+    for s in slots {
+        q = q.bind(s.as_str());
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("infrastructure")?,
+                r.try_get("slot")?,
+                r.try_get("subject")?,
+            ))
+        })
+        .collect()
 }

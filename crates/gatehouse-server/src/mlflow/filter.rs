@@ -3,55 +3,10 @@
 //! The client always appends ``tag.`mlflow.prompt.is_prompt` != 'true'`` to
 //! a registered-model filter, so a missing tag satisfies `!=` and `NOT IN`.
 
-use std::cmp::Ordering;
-
 use base64::Engine as _;
+pub use gatehouse_store::mlflow::search::{Clause, Field, Op, OrderKey, Search, Value};
 
-use super::{MlError, MlResult};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Field {
-    Name,
-    Tag(String),
-    RunId,
-    SourcePath,
-    Version,
-    Created,
-    Updated,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Like,
-    ILike,
-    In,
-    NotIn,
-}
-
-#[derive(Debug, Clone)]
-enum Value {
-    One(String),
-    List(Vec<String>),
-}
-
-#[derive(Debug, Clone)]
-struct Clause {
-    field: Field,
-    op: Op,
-    value: Value,
-}
-
-/// What a filter or an ordering reads of an item.
-pub trait Searchable {
-    fn text(&self, field: &Field) -> Option<String>;
-    fn number(&self, field: &Field) -> Option<i64>;
-}
+use super::{MlError, MlResult, PROJECT_TAG};
 
 /// The fields a search accepts.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +15,7 @@ pub enum Entity {
     ModelVersion,
 }
 
+/// A parsed filter: the conjunction of its clauses, evaluated in SQL.
 #[derive(Debug, Clone, Default)]
 pub struct Filter(Vec<Clause>);
 
@@ -181,6 +137,9 @@ fn field_of(word: &str, entity: Entity, filter: &str) -> MlResult<Field> {
             if key.is_empty() {
                 return Err(bad(filter, "an empty tag key"));
             }
+            if key == PROJECT_TAG && matches!(entity, Entity::RegisteredModel) {
+                return Ok(Field::Project);
+            }
             return Ok(Field::Tag(key));
         }
     }
@@ -272,98 +231,10 @@ impl Filter {
         Ok(Filter(clauses))
     }
 
-    /// The exact name this filter asks for, if it does (`name = 'x'`).
-    pub fn exact_name(&self) -> Option<&str> {
+    /// The clauses, for the store's search.
+    pub fn into_clauses(self) -> Vec<Clause> {
         self.0
-            .iter()
-            .find_map(|c| match (&c.field, c.op, &c.value) {
-                (Field::Name, Op::Eq, Value::One(v)) => Some(v.as_str()),
-                _ => None,
-            })
     }
-
-    pub fn matches(&self, item: &impl Searchable) -> bool {
-        self.0.iter().all(|c| clause_matches(c, item))
-    }
-}
-
-fn clause_matches(c: &Clause, item: &impl Searchable) -> bool {
-    if matches!(c.field, Field::Version | Field::Created | Field::Updated) {
-        let Some(have) = item.number(&c.field) else {
-            return false;
-        };
-        let want = |v: &str| v.trim().parse::<f64>().ok().map(|f| f as i64);
-        return match &c.value {
-            Value::One(v) => match want(v) {
-                Some(w) => match c.op {
-                    Op::Eq => have == w,
-                    Op::Ne => have != w,
-                    Op::Lt => have < w,
-                    Op::Le => have <= w,
-                    Op::Gt => have > w,
-                    Op::Ge => have >= w,
-                    _ => false,
-                },
-                None => false,
-            },
-            Value::List(list) => {
-                let inside = list.iter().any(|v| want(v) == Some(have));
-                if c.op == Op::In { inside } else { !inside }
-            }
-        };
-    }
-    let have = item.text(&c.field);
-    match (&c.value, c.op) {
-        (Value::One(v), Op::Eq) => have.as_deref() == Some(v.as_str()),
-        (Value::One(v), Op::Ne) => have.as_deref() != Some(v.as_str()),
-        (Value::One(v), Op::Like) => have.is_some_and(|h| like(&h, v, false)),
-        (Value::One(v), Op::ILike) => have.is_some_and(|h| like(&h, v, true)),
-        (Value::List(list), Op::In) => have.is_some_and(|h| list.contains(&h)),
-        (Value::List(list), Op::NotIn) => !have.is_some_and(|h| list.contains(&h)),
-        _ => false,
-    }
-}
-
-/// SQL `LIKE`: `%` any run of characters, `_` one character.
-pub fn like(text: &str, pattern: &str, ignore_case: bool) -> bool {
-    let fold = |s: &str| -> Vec<char> {
-        if ignore_case {
-            s.to_lowercase().chars().collect()
-        } else {
-            s.chars().collect()
-        }
-    };
-    let (t, p) = (fold(text), fold(pattern));
-    // Iterative wildcard matching with backtracking on the last '%'.
-    let (mut ti, mut pi) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
-            ti += 1;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == '%' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '%' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// One `order_by` entry.
-#[derive(Debug, Clone)]
-pub struct OrderKey {
-    field: Field,
-    descending: bool,
 }
 
 pub fn parse_order(list: &[String], entity: Entity) -> MlResult<Vec<OrderKey>> {
@@ -394,29 +265,8 @@ pub fn parse_order(list: &[String], entity: Entity) -> MlResult<Vec<OrderKey>> {
         .collect()
 }
 
-/// Compares two items by the keys, then by the tie-breakers.
-pub fn compare<T: Searchable>(a: &T, b: &T, keys: &[OrderKey]) -> Ordering {
-    for k in keys {
-        let o = match k.field {
-            Field::Version | Field::Created | Field::Updated => {
-                a.number(&k.field).cmp(&b.number(&k.field))
-            }
-            _ => a.text(&k.field).cmp(&b.text(&k.field)),
-        };
-        let o = if k.descending { o.reverse() } else { o };
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    Ordering::Equal
-}
-
-pub fn order_key(field: Field, descending: bool) -> OrderKey {
-    OrderKey { field, descending }
-}
-
 /// The offset a page token stands for (MLflow's tokens are opaque too).
-pub fn page_offset(token: Option<&str>) -> MlResult<usize> {
+pub fn page_offset(token: Option<&str>) -> MlResult<u64> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(0);
     };
@@ -427,20 +277,19 @@ pub fn page_offset(token: Option<&str>) -> MlResult<usize> {
     let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
     v.get("offset")
         .and_then(serde_json::Value::as_u64)
-        .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(invalid)
 }
 
-pub fn page_token(offset: usize) -> String {
+pub fn page_token(offset: u64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(serde_json::json!({ "offset": offset }).to_string())
 }
 
 /// `max_results`: a number from 1 to `max`, `default` when absent.
-pub fn max_results(arg: Option<String>, default: usize, max: usize) -> MlResult<usize> {
+pub fn max_results(arg: Option<String>, default: u64, max: u64) -> MlResult<u64> {
     match arg {
         None => Ok(default),
-        Some(s) => match s.trim().parse::<usize>() {
+        Some(s) => match s.trim().parse::<u64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
             _ => Err(MlError::invalid(format!(
                 "Invalid value for max_results: it must be at most {max} and at least 1, got '{s}'"
@@ -453,47 +302,65 @@ pub fn max_results(arg: Option<String>, default: usize, max: usize) -> MlResult<
 mod tests {
     use super::*;
 
-    struct Item(&'static str, Option<&'static str>, i64);
-
-    impl Searchable for Item {
-        fn text(&self, f: &Field) -> Option<String> {
-            match f {
-                Field::Name => Some(self.0.to_owned()),
-                Field::Tag(k) if k == "team" => self.1.map(str::to_owned),
-                _ => None,
-            }
-        }
-        fn number(&self, f: &Field) -> Option<i64> {
-            matches!(f, Field::Version).then_some(self.2)
-        }
+    fn clauses(s: &str, entity: Entity) -> Vec<Clause> {
+        Filter::parse(Some(s), entity).unwrap().into_clauses()
     }
 
-    fn f(s: &str) -> Filter {
-        Filter::parse(Some(s), Entity::ModelVersion).unwrap()
+    fn one(field: Field, op: Op, v: &str) -> Clause {
+        Clause {
+            field,
+            op,
+            value: Value::One(v.to_owned()),
+        }
     }
 
     #[test]
-    fn the_clients_prompt_filter_keeps_models_without_the_tag() {
-        let filter = Filter::parse(
-            Some("name LIKE 'fraud%' AND tag.`mlflow.prompt.is_prompt` != 'true'"),
-            Entity::RegisteredModel,
-        )
-        .unwrap();
-        assert!(filter.matches(&Item("fraud-scorer", None, 1)));
-        assert!(!filter.matches(&Item("churn", None, 1)));
+    fn the_clients_prompt_filter_parses() {
+        assert_eq!(
+            clauses(
+                "name LIKE 'fraud%' AND tag.`mlflow.prompt.is_prompt` != 'true'",
+                Entity::RegisteredModel
+            ),
+            vec![
+                one(Field::Name, Op::Like, "fraud%"),
+                one(Field::Tag("mlflow.prompt.is_prompt".into()), Op::Ne, "true"),
+            ]
+        );
     }
 
     #[test]
     fn comparators() {
-        let it = Item("fraud-scorer", Some("risk"), 3);
-        assert!(f("name = 'fraud-scorer'").matches(&it));
-        assert!(f("name ILIKE 'FRAUD_%'").matches(&it));
-        assert!(!f("name LIKE 'FRAUD%'").matches(&it));
-        assert!(f("tags.team IN ('risk', 'ops')").matches(&it));
-        assert!(f("tags.`team` NOT IN ('ops')").matches(&it));
-        assert!(f("version_number >= 3 AND version_number < 4").matches(&it));
-        assert!(f("version_number = '3'").matches(&it));
-        assert!(!f("tags.other = 'x'").matches(&it));
+        let v = Entity::ModelVersion;
+        assert_eq!(
+            clauses("name ILIKE 'FRAUD_%'", v),
+            vec![one(Field::Name, Op::ILike, "FRAUD_%")]
+        );
+        assert_eq!(
+            clauses("tags.`team` NOT IN ('ops', \"risk\")", v),
+            vec![Clause {
+                field: Field::Tag("team".into()),
+                op: Op::NotIn,
+                value: Value::List(vec!["ops".into(), "risk".into()]),
+            }]
+        );
+        assert_eq!(
+            clauses("version_number >= 3 AND version_number < 4", v),
+            vec![
+                one(Field::Version, Op::Ge, "3"),
+                one(Field::Version, Op::Lt, "4")
+            ]
+        );
+        assert_eq!(
+            clauses("run_id = 'r1' AND source_path = 's3://x'", v),
+            vec![
+                one(Field::RunId, Op::Eq, "r1"),
+                one(Field::SourcePath, Op::Eq, "s3://x")
+            ]
+        );
+        assert_eq!(
+            clauses("tags.`gatehouse.project` = 'ML'", Entity::RegisteredModel),
+            vec![one(Field::Project, Op::Eq, "ML")]
+        );
     }
 
     #[test]
@@ -505,20 +372,11 @@ mod tests {
             "owner = 'x'",
             "name > 'a'",
             "name = 'x",
+            "run_id = 'r'",
         ] {
             let e = Filter::parse(Some(bad), Entity::RegisteredModel).unwrap_err();
             assert_eq!(e.code, "INVALID_PARAMETER_VALUE", "{bad}");
         }
-    }
-
-    #[test]
-    fn like_wildcards() {
-        assert!(like("abc", "a%", false));
-        assert!(like("abc", "%c", false));
-        assert!(like("abc", "a_c", false));
-        assert!(like("abc", "%", false));
-        assert!(!like("abc", "a_", false));
-        assert!(like("a%c", "a%%c", false));
     }
 
     #[test]

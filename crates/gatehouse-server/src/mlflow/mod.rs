@@ -59,6 +59,8 @@ pub const RESERVED_PREFIX: &str = "gatehouse.";
 pub struct MlError {
     pub code: &'static str,
     pub message: String,
+    /// A status other than the code's (405 for a wrong method).
+    status: Option<StatusCode>,
 }
 
 pub type MlResult<T> = Result<T, MlError>;
@@ -68,7 +70,13 @@ impl MlError {
         MlError {
             code,
             message: message.into(),
+            status: None,
         }
+    }
+
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -89,6 +97,9 @@ impl MlError {
 
     /// MLflow's status of each code (`mlflow/exceptions.py`).
     pub fn status(&self) -> StatusCode {
+        if let Some(s) = self.status {
+            return s;
+        }
         match self.code {
             "INVALID_PARAMETER_VALUE" | "RESOURCE_ALREADY_EXISTS" | "BAD_REQUEST" => {
                 StatusCode::BAD_REQUEST
@@ -347,7 +358,16 @@ pub fn check_alias(alias: &str) -> MlResult<()> {
 /// holds it, else the default project's; ambiguous otherwise.
 pub async fn resolve(state: &AppState, name: &str) -> MlResult<MlModel> {
     let mut conn = state.store.conn().await?;
-    let mut found = store::models_named(&mut conn, name).await?;
+    resolve_in(state, &mut conn, name).await
+}
+
+/// [`resolve`] on a connection the caller goes on reading with.
+pub async fn resolve_in(
+    state: &AppState,
+    conn: &mut store::AnyConnection,
+    name: &str,
+) -> MlResult<MlModel> {
+    let mut found = store::models_named(conn, name).await?;
     match found.len() {
         0 => Err(MlError::not_found(format!(
             "Registered Model with name={name} not found"
@@ -422,6 +442,16 @@ async fn endpoint_not_found(uri: axum::http::Uri) -> MlError {
     )
 }
 
+/// A wrong method on a registry path: 405, as `mlflow server` answers it, in
+/// MLflow's error shape rather than Gatehouse's problem document.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> MlError {
+    MlError::new(
+        "BAD_REQUEST",
+        format!("{} does not accept the method {method}", uri.path()),
+    )
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
 fn routes() -> Router<AppState> {
     Router::new()
         .route("/registered-models/create", post(models::create))
@@ -459,6 +489,7 @@ fn routes() -> Router<AppState> {
         .route("/model-versions/set-tag", post(versions::set_tag))
         .route("/model-versions/delete-tag", delete(versions::delete_tag))
         .route("/{*rest}", any(endpoint_not_found))
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// The MLflow routes under both prefixes.

@@ -10,33 +10,14 @@ use gatehouse_store::mlflow::{self as store, BindingKind, MlModel, MlVersion};
 use gatehouse_store::{models, versions};
 use serde_json::json;
 
-use super::filter::{self, Entity, Field, Filter, Searchable};
+use super::filter::{self, Entity, Filter, Search};
 use super::govern::{self, Through};
 use super::shape::{ModelRef, Shaper, bound_version};
 use super::{
     Args, MlAuth, MlError, MlResult, PROJECT_TAG, check_alias, check_tag_key, contribute_right,
-    empty, json, resolve, version_number,
+    empty, json, resolve, resolve_in, version_number,
 };
 use crate::app::AppState;
-
-impl Searchable for MlModel {
-    fn text(&self, field: &Field) -> Option<String> {
-        match field {
-            Field::Name => Some(self.model.name.to_string()),
-            Field::Tag(k) if k == PROJECT_TAG => Some(self.model.project.to_string()),
-            Field::Tag(k) => self.tags.get(k).cloned(),
-            _ => None,
-        }
-    }
-
-    fn number(&self, field: &Field) -> Option<i64> {
-        match field {
-            Field::Created => Some(self.model.created_at.as_micros() / 1000),
-            Field::Updated => Some(self.model.updated_at.as_micros() / 1000),
-            _ => None,
-        }
-    }
-}
 
 fn model_name(text: &str) -> MlResult<ModelName> {
     ModelName::parse(text).map_err(|e| MlError::invalid(format!("name: {}", e.message)))
@@ -44,12 +25,8 @@ fn model_name(text: &str) -> MlResult<ModelName> {
 
 /// A model with its versions, as MLflow shows it.
 async fn shaped(state: &AppState, m: &MlModel) -> MlResult<serde_json::Value> {
-    let mut conn = state.store.conn().await?;
-    let vs = store::versions(&mut conn, Some(&[m.id])).await?;
-    drop(conn);
-    let refs: Vec<&MlVersion> = vs.iter().collect();
-    let shaper = Shaper::load(state, &[ModelRef::from(m)], &refs).await?;
-    Ok(serde_json::to_value(shaper.model(m, &refs)?).unwrap_or_default())
+    let (shaper, vs) = Shaper::for_models(state, &[m]).await?;
+    Ok(serde_json::to_value(shaper.model(m, &vs)?).unwrap_or_default())
 }
 
 async fn reload(state: &AppState, project: &ProjectKey, name: &str) -> MlResult<MlModel> {
@@ -232,29 +209,22 @@ pub async fn search(
     let args = Args::from_query(q.as_deref());
     let filter = Filter::parse(args.opt("filter").as_deref(), Entity::RegisteredModel)?;
     let max = filter::max_results(args.opt("max_results"), 100, 1000)?;
-    let mut order = filter::parse_order(&args.list("order_by"), Entity::RegisteredModel)?;
-    order.push(filter::order_key(Field::Name, false));
+    let order = filter::parse_order(&args.list("order_by"), Entity::RegisteredModel)?;
     let offset = filter::page_offset(args.opt("page_token").as_deref())?;
-    let mut conn = state.store.conn().await?;
-    let all = match filter.exact_name() {
-        Some(n) => store::models_named(&mut conn, n).await?,
-        None => store::all_models(&mut conn).await?,
+    let search = Search {
+        clauses: filter.into_clauses(),
+        order,
+        offset,
+        limit: max,
     };
-    let mut found: Vec<MlModel> = all.into_iter().filter(|m| filter.matches(m)).collect();
-    found.sort_by(|a, b| {
-        filter::compare(a, b, &order).then_with(|| a.model.project.cmp(&b.model.project))
-    });
-    let more = found.len() > offset.saturating_add(max);
-    let page: Vec<MlModel> = found.into_iter().skip(offset).take(max).collect();
-    let ids: Vec<i64> = page.iter().map(|m| m.id).collect();
-    let vs = store::versions(&mut conn, Some(&ids)).await?;
+    let mut conn = state.store.conn().await?;
+    let (page, more) = store::search_models(&mut conn, &search).await?;
     drop(conn);
-    let refs: Vec<&MlVersion> = vs.iter().collect();
-    let models: Vec<ModelRef> = page.iter().map(ModelRef::from).collect();
-    let shaper = Shaper::load(&state, &models, &refs).await?;
+    let refs: Vec<&MlModel> = page.iter().collect();
+    let (shaper, vs) = Shaper::for_models(&state, &refs).await?;
     let items = page
         .iter()
-        .map(|m| shaper.model(m, &refs))
+        .map(|m| shaper.model(m, &vs))
         .collect::<MlResult<Vec<_>>>()?;
     let mut out = serde_json::Map::new();
     if !items.is_empty() {
@@ -289,20 +259,13 @@ async fn latest(state: &AppState, args: &Args) -> MlResult<Response> {
         .iter()
         .map(|s| canonical_stage(s))
         .collect::<MlResult<Vec<_>>>()?;
-    let mut conn = state.store.conn().await?;
-    let vs = store::versions(&mut conn, Some(&[m.id])).await?;
-    drop(conn);
-    let mut latest: std::collections::BTreeMap<&str, &MlVersion> = Default::default();
-    for v in &vs {
-        if stages.is_empty() || stages.contains(&v.stage.as_str()) {
-            let e = latest.entry(v.stage.as_str()).or_insert(v);
-            if v.version.version > e.version.version {
-                *e = v;
-            }
-        }
-    }
-    let picked: Vec<&MlVersion> = latest.into_values().collect();
-    let shaper = Shaper::load(state, &[ModelRef::from(&m)], &picked).await?;
+    let (shaper, vs) = Shaper::for_models(state, &[&m]).await?;
+    let picked: Vec<&MlVersion> = shaper
+        .latest(m.id, &vs)
+        .into_iter()
+        .filter(|(stage, _)| stages.is_empty() || stages.contains(stage))
+        .map(|(_, v)| v)
+        .collect();
     let items = picked
         .iter()
         .map(|v| shaper.version(v))
@@ -441,9 +404,10 @@ pub async fn get_by_alias(
     RawQuery(q): RawQuery,
 ) -> MlResult<Response> {
     let args = Args::from_query(q.as_deref());
-    let m = resolve(&state, &args.req("name")?).await?;
+    let name = args.req("name")?;
     let alias = args.req("alias")?;
     let mut conn = state.store.conn().await?;
+    let m = resolve_in(&state, &mut conn, &name).await?;
     let binding = store::binding_for(&mut conn, m.project_id, BindingKind::Alias, &alias).await?;
     let number = match binding {
         Some(b) => {
@@ -467,6 +431,6 @@ pub async fn get_by_alias(
         .await
         .map_err(|_| version_missing(&m, number))?;
     drop(conn);
-    let shaper = Shaper::load(&state, &[ModelRef::from(&m)], &[&v]).await?;
+    let shaper = Shaper::for_versions(&state, &[&v]).await?;
     Ok(json(&json!({"model_version": shaper.version(&v)?})))
 }

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use gatehouse_core::gate::DeploySlot;
 use gatehouse_core::{ModelName, ProjectKey, Subject};
-use gatehouse_store::mlflow::{self as store, Binding, BindingKind, MlModel, MlVersion};
+use gatehouse_store::mlflow::{
+    self as store, AnyConnection, Binding, BindingKind, MlModel, MlVersion,
+};
 use gatehouse_store::signoffs::{self, Governance};
 use serde::Serialize;
 
@@ -60,7 +62,7 @@ pub struct RegisteredModelJson {
     pub aliases: Vec<AliasJson>,
 }
 
-pub const RUN_ID_PARAM: &str = "mlflow.run_id";
+pub use gatehouse_store::mlflow::RUN_ID_PARAM;
 pub const RUN_LINK_PARAM: &str = "mlflow.run_link";
 
 fn millis(t: gatehouse_core::Timestamp) -> i64 {
@@ -132,56 +134,190 @@ pub async fn bound_version(state: &AppState, b: &Binding, m: &ModelRef) -> MlRes
     let slot = slot_of(b, m).to_string();
     let mut conn = state.store.conn().await?;
     let live = store::live_subject(&mut conn, &b.infrastructure, &slot).await?;
-    let prefix = format!("version:{}/{}/", m.project, m.name);
-    Ok(live
-        .and_then(|s| s.strip_prefix(&prefix).map(str::to_owned))
-        .and_then(|n| n.parse().ok()))
+    Ok(live.and_then(|s| version_in(&s, m)))
 }
 
-/// Everything the JSON of a set of models and versions needs, read at once.
+/// The number of a subject that is a version of this model.
+fn version_in(subject: &str, m: &ModelRef) -> Option<i64> {
+    let prefix = format!("version:{}/{}/", m.project, m.name);
+    subject.strip_prefix(&prefix).and_then(|n| n.parse().ok())
+}
+
+/// The legacy stages bound for a model, and the version live in each one's
+/// slot: a bound stage is whatever is live there (a rollback in Gatehouse
+/// moves it), so a version stored in a bound stage it no longer holds shows
+/// `None`.
+#[derive(Debug, Default)]
+struct BoundStages {
+    bound: Vec<String>,
+    /// (stage, version live in its slot), Production before Staging.
+    live: Vec<(String, i64)>,
+}
+
+/// What the bindings that apply to some models make of their aliases and
+/// stages: aliases (plain labels, then bound ones, following their slots)
+/// and bound stages. Three statements whatever the number of models.
+type Slots = (
+    HashMap<i64, BTreeMap<String, i64>>,
+    HashMap<i64, BoundStages>,
+);
+
+async fn slots(conn: &mut AnyConnection, models: &[ModelRef]) -> MlResult<Slots> {
+    let mut ids: Vec<i64> = models.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut aliases: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
+    for (id, alias, version) in store::aliases_of(conn, &ids).await? {
+        aliases.entry(id).or_default().insert(alias, version);
+    }
+    let mut stages: HashMap<i64, BoundStages> = HashMap::new();
+    let bindings = store::list_bindings(conn).await?;
+    if bindings.is_empty() {
+        return Ok((aliases, stages));
+    }
+    let mut wanted: Vec<(&ModelRef, &Binding, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for m in models {
+        if !seen.insert(m.id) {
+            continue;
+        }
+        for kind in [BindingKind::Alias, BindingKind::Stage] {
+            for b in applicable(&bindings, &m.project, kind) {
+                wanted.push((m, b, slot_of(b, m).to_string()));
+            }
+        }
+    }
+    let mut slot_names: Vec<String> = wanted.iter().map(|(_, _, s)| s.clone()).collect();
+    slot_names.sort_unstable();
+    slot_names.dedup();
+    let live: HashMap<(String, String), String> = store::live_subjects(conn, &slot_names)
+        .await?
+        .into_iter()
+        .map(|(infra, slot, subject)| ((infra, slot), subject))
+        .collect();
+    for (m, b, slot) in wanted {
+        let n = live
+            .get(&(b.infrastructure.clone(), slot))
+            .and_then(|s| version_in(s, m));
+        if b.kind == BindingKind::Alias.as_str() {
+            let entry = aliases.entry(m.id).or_default();
+            match n {
+                Some(n) => entry.insert(b.name.clone(), n),
+                None => entry.remove(&b.name),
+            };
+        } else {
+            let entry = stages.entry(m.id).or_default();
+            entry.bound.push(b.name.clone());
+            if let Some(n) = n {
+                entry.live.push((b.name.clone(), n));
+            }
+        }
+    }
+    for s in stages.values_mut() {
+        s.live.sort_by_key(|(stage, _)| stage != "Production");
+    }
+    Ok((aliases, stages))
+}
+
+/// A version's legacy stage as MLflow shows it: a bound stage is the
+/// version live in its slot; otherwise the stored stage.
+fn stage_in<'a>(stages: &'a HashMap<i64, BoundStages>, v: &'a MlVersion) -> &'a str {
+    let Some(s) = stages.get(&v.model_id) else {
+        return &v.stage;
+    };
+    if let Some((stage, _)) = s.live.iter().find(|(_, n)| *n == v.version.version) {
+        return stage;
+    }
+    if s.bound.contains(&v.stage) {
+        return "None";
+    }
+    &v.stage
+}
+
+fn latest_in<'a>(
+    stages: &'a HashMap<i64, BoundStages>,
+    model_id: i64,
+    versions: &'a [MlVersion],
+) -> BTreeMap<&'a str, &'a MlVersion> {
+    let mut latest: BTreeMap<&str, &MlVersion> = BTreeMap::new();
+    for v in versions.iter().filter(|v| v.model_id == model_id) {
+        let e = latest.entry(stage_in(stages, v)).or_insert(v);
+        if v.version.version > e.version.version {
+            *e = v;
+        }
+    }
+    latest
+}
+
+/// Everything the JSON of a set of models and versions needs, read at once:
+/// a fixed number of statements whatever their number.
 pub struct Shaper {
     aliases: HashMap<i64, Vec<(String, i64)>>,
+    stages: HashMap<i64, BoundStages>,
     governance: Governance,
 }
 
 impl Shaper {
-    pub async fn load(
+    /// For these versions (and the aliases of their models).
+    pub async fn for_versions(state: &AppState, versions: &[&MlVersion]) -> MlResult<Self> {
+        let models: Vec<ModelRef> = versions.iter().map(|v| ModelRef::from(*v)).collect();
+        let mut conn = state.store.conn().await?;
+        let (aliases, stages) = slots(&mut conn, &models).await?;
+        Self::finish(state, &mut conn, aliases, stages, versions).await
+    }
+
+    /// For these registered models, with the latest version of each per
+    /// stage (as `latest` picks them); the versions read are returned for
+    /// [`Shaper::model`]. At most a few versions per model are read,
+    /// however many each has.
+    pub async fn for_models(
         state: &AppState,
-        models: &[ModelRef],
+        models: &[&MlModel],
+    ) -> MlResult<(Self, Vec<MlVersion>)> {
+        let refs: Vec<ModelRef> = models.iter().map(|m| ModelRef::from(*m)).collect();
+        let ids: Vec<i64> = refs.iter().map(|m| m.id).collect();
+        let mut conn = state.store.conn().await?;
+        let (aliases, stages) = slots(&mut conn, &refs).await?;
+        // A stored stage's highest version may be one a bound stage shows
+        // elsewhere: one more per stage than versions live in bound slots.
+        let per_stage = 1 + stages.values().map(|s| s.live.len()).max().unwrap_or(0);
+        let mut candidates =
+            store::stage_candidates(&mut conn, &ids, i64::try_from(per_stage).unwrap_or(1)).await?;
+        let have: std::collections::HashSet<(i64, i64)> = candidates
+            .iter()
+            .map(|v| (v.model_id, v.version.version))
+            .collect();
+        let missing: Vec<(i64, i64)> = stages
+            .iter()
+            .flat_map(|(id, s)| s.live.iter().map(move |(_, n)| (*id, *n)))
+            .filter(|k| !have.contains(k))
+            .collect();
+        candidates.extend(store::versions_numbered(&mut conn, &missing).await?);
+        let mut latest = std::collections::HashSet::new();
+        for id in &ids {
+            latest.extend(
+                latest_in(&stages, *id, &candidates)
+                    .into_values()
+                    .map(|v| v.id),
+            );
+        }
+        let picked: Vec<&MlVersion> = candidates
+            .iter()
+            .filter(|v| latest.contains(&v.id))
+            .collect();
+        let shaper = Self::finish(state, &mut conn, aliases, stages, &picked).await?;
+        Ok((shaper, candidates))
+    }
+
+    async fn finish(
+        state: &AppState,
+        conn: &mut AnyConnection,
+        aliases: HashMap<i64, BTreeMap<String, i64>>,
+        stages: HashMap<i64, BoundStages>,
         versions: &[&MlVersion],
     ) -> MlResult<Self> {
-        let mut conn = state.store.conn().await?;
-        let mut ids: Vec<i64> = models.iter().map(|m| m.id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut aliases: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
-        for (id, alias, version) in store::aliases_of(&mut conn, &ids).await? {
-            aliases.entry(id).or_default().insert(alias, version);
-        }
-        let bindings = store::list_bindings(&mut conn).await?;
-        drop(conn);
-        if !bindings.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            for m in models {
-                if !seen.insert(m.id) {
-                    continue;
-                }
-                for b in applicable(&bindings, &m.project, BindingKind::Alias) {
-                    let entry = aliases.entry(m.id).or_default();
-                    match bound_version(state, b, m).await? {
-                        Some(n) => {
-                            entry.insert(b.name.clone(), n);
-                        }
-                        None => {
-                            entry.remove(&b.name);
-                        }
-                    }
-                }
-            }
-        }
-        let mut conn = state.store.conn().await?;
         let governance = signoffs::governance(
-            &mut conn,
+            conn,
             versions
                 .iter()
                 .map(|v| (v.version.project.as_str(), v.version.subject.as_str())),
@@ -193,8 +329,23 @@ impl Shaper {
                 .into_iter()
                 .map(|(id, m)| (id, m.into_iter().collect()))
                 .collect(),
+            stages,
             governance,
         })
+    }
+
+    /// A version's legacy stage as MLflow shows it (see [`stage_in`]).
+    pub fn stage_of<'a>(&'a self, v: &'a MlVersion) -> &'a str {
+        stage_in(&self.stages, v)
+    }
+
+    /// The latest version of a model in each stage, among `versions`.
+    pub fn latest<'a>(
+        &'a self,
+        model_id: i64,
+        versions: &'a [MlVersion],
+    ) -> BTreeMap<&'a str, &'a MlVersion> {
+        latest_in(&self.stages, model_id, versions)
     }
 
     pub fn version(&self, v: &MlVersion) -> MlResult<ModelVersionJson> {
@@ -238,7 +389,7 @@ impl Shaper {
             creation_timestamp: millis(mv.created_at),
             last_updated_timestamp: millis(mv.updated_at),
             user_id: mv.created_by.clone(),
-            current_stage: v.stage.clone(),
+            current_stage: self.stage_of(v).to_owned(),
             description: mv.description.clone(),
             source: mv.artifact_uri.clone(),
             run_id: mv.params.get(RUN_ID_PARAM).cloned().unwrap_or_default(),
@@ -249,16 +400,10 @@ impl Shaper {
         })
     }
 
-    /// A registered model; `versions` are its versions (for the latest per
-    /// stage).
-    pub fn model(&self, m: &MlModel, versions: &[&MlVersion]) -> MlResult<RegisteredModelJson> {
-        let mut latest: BTreeMap<&str, &MlVersion> = BTreeMap::new();
-        for v in versions.iter().filter(|v| v.model_id == m.id) {
-            let e = latest.entry(v.stage.as_str()).or_insert(v);
-            if v.version.version > e.version.version {
-                *e = v;
-            }
-        }
+    /// A registered model; `versions` are those [`Shaper::for_models`]
+    /// read (for the latest per stage).
+    pub fn model(&self, m: &MlModel, versions: &[MlVersion]) -> MlResult<RegisteredModelJson> {
+        let latest = self.latest(m.id, versions);
         let mut tags: Vec<Tag> = m
             .tags
             .iter()

@@ -13,49 +13,27 @@ use gatehouse_store::mlflow::{self as store, BindingKind, MlModel, MlVersion};
 use gatehouse_store::versions::{self, NewVersion, VersionPatch};
 use serde_json::json;
 
-use super::filter::{self, Entity, Field, Filter, Searchable};
+use super::filter::{self, Entity, Filter, Search};
 use super::govern::{self, Through};
 use super::models::{canonical_stage, version_missing};
-use super::shape::{ModelRef, RUN_ID_PARAM, RUN_LINK_PARAM, Shaper};
+use super::shape::{RUN_ID_PARAM, RUN_LINK_PARAM, Shaper};
 use super::{
     Args, MlAuth, MlError, MlResult, check_tag_key, contribute_right, empty, json, resolve,
-    version_number,
+    resolve_in, version_number,
 };
 use crate::app::AppState;
 
-impl Searchable for MlVersion {
-    fn text(&self, field: &Field) -> Option<String> {
-        let v = &self.version;
-        match field {
-            Field::Name => Some(v.model.to_string()),
-            Field::Tag(k) => v.tags.get(k).cloned(),
-            Field::RunId => Some(v.params.get(RUN_ID_PARAM).cloned().unwrap_or_default()),
-            Field::SourcePath => Some(v.artifact_uri.clone()),
-            _ => None,
-        }
-    }
-
-    fn number(&self, field: &Field) -> Option<i64> {
-        let v = &self.version;
-        match field {
-            Field::Version => Some(v.version),
-            Field::Created => Some(v.created_at.as_micros() / 1000),
-            Field::Updated => Some(v.updated_at.as_micros() / 1000),
-            _ => None,
-        }
-    }
-}
-
 async fn shaped(state: &AppState, v: &MlVersion) -> MlResult<serde_json::Value> {
-    let shaper = Shaper::load(state, &[ModelRef::from(v)], &[v]).await?;
+    let shaper = Shaper::for_versions(state, &[v]).await?;
     Ok(serde_json::to_value(shaper.version(v)?).unwrap_or_default())
 }
 
 /// The model and one of its versions, from `name` and `version`.
 async fn target(state: &AppState, args: &Args) -> MlResult<(MlModel, MlVersion)> {
-    let m = resolve(state, &args.req("name")?).await?;
+    let name = args.req("name")?;
     let number = version_number(&args.req("version")?)?;
     let mut conn = state.store.conn().await?;
+    let m = resolve_in(state, &mut conn, &name).await?;
     let v = store::version(&mut conn, m.id, number)
         .await
         .map_err(|_| version_missing(&m, number))?;
@@ -227,32 +205,19 @@ pub async fn search(
     let args = Args::from_query(q.as_deref());
     let filter = Filter::parse(args.opt("filter").as_deref(), Entity::ModelVersion)?;
     let max = filter::max_results(args.opt("max_results"), 10_000, 200_000)?;
-    let mut order = filter::parse_order(&args.list("order_by"), Entity::ModelVersion)?;
-    order.push(filter::order_key(Field::Name, false));
-    order.push(filter::order_key(Field::Version, true));
+    let order = filter::parse_order(&args.list("order_by"), Entity::ModelVersion)?;
     let offset = filter::page_offset(args.opt("page_token").as_deref())?;
-    let mut conn = state.store.conn().await?;
-    let all = match filter.exact_name() {
-        Some(n) => {
-            let ids: Vec<i64> = store::models_named(&mut conn, n)
-                .await?
-                .iter()
-                .map(|m| m.id)
-                .collect();
-            store::versions(&mut conn, Some(&ids)).await?
-        }
-        None => store::versions(&mut conn, None).await?,
+    let search = Search {
+        clauses: filter.into_clauses(),
+        order,
+        offset,
+        limit: max,
     };
+    let mut conn = state.store.conn().await?;
+    let (page, more) = store::search_versions(&mut conn, &search).await?;
     drop(conn);
-    let mut found: Vec<MlVersion> = all.into_iter().filter(|v| filter.matches(v)).collect();
-    found.sort_by(|a, b| {
-        filter::compare(a, b, &order).then_with(|| a.version.project.cmp(&b.version.project))
-    });
-    let more = found.len() > offset.saturating_add(max);
-    let page: Vec<MlVersion> = found.into_iter().skip(offset).take(max).collect();
     let refs: Vec<&MlVersion> = page.iter().collect();
-    let models: Vec<ModelRef> = page.iter().map(ModelRef::from).collect();
-    let shaper = Shaper::load(&state, &models, &refs).await?;
+    let shaper = Shaper::for_versions(&state, &refs).await?;
     let items = page
         .iter()
         .map(|v| shaper.version(v))

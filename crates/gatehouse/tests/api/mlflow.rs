@@ -429,3 +429,333 @@ async fn the_mlflow_api_is_not_in_the_openapi_document_but_the_bindings_are() {
     assert!(paths.keys().all(|p| !p.contains("/2.0/mlflow")));
     assert!(paths.contains_key("/api/v1/mlflow/bindings"));
 }
+
+/// Every page of a search, following `next_page_token`: the items of each
+/// page under `key`, and each page's length.
+async fn all_pages(app: &TestApp, path: &str, key: &str) -> (Vec<Value>, Vec<usize>) {
+    let (mut items, mut sizes) = (Vec::new(), Vec::new());
+    let mut token: Option<String> = None;
+    loop {
+        let url = match &token {
+            Some(t) => format!("{path}&page_token={t}"),
+            None => path.to_owned(),
+        };
+        let (status, body) = ml(app, Method::GET, &url, None).await;
+        assert_eq!(status, 200, "{body}");
+        let page = body[key].as_array().cloned().unwrap_or_default();
+        sizes.push(page.len());
+        items.extend(page);
+        match body["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return (items, sizes),
+        }
+        assert!(sizes.len() < 100, "paging does not end");
+    }
+}
+
+fn names(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn searches_page_through_every_row_exactly_once_in_order() {
+    let app = ml_app().await;
+    app.create_project("OTHER").await;
+    // 23 registered models, more than three pages of 7, created out of
+    // order; two share a name across projects.
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for i in (0..22).rev() {
+        let name = format!("pg-{i:02}");
+        assert_eq!(create(&app, &name, None).await.0, 200);
+        expected.push((name, DEFAULT.to_owned()));
+    }
+    assert_eq!(create(&app, "pg-07", Some("OTHER")).await.0, 200);
+    expected.push(("pg-07".to_owned(), "OTHER".to_owned()));
+    expected.sort();
+    let (items, sizes) = all_pages(
+        &app,
+        "/registered-models/search?max_results=7&filter=name%20LIKE%20%27pg-%25%27%20AND%20tag.%60mlflow.prompt.is_prompt%60%20!%3D%20%27true%27",
+        "registered_models",
+    )
+    .await;
+    assert_eq!(sizes, vec![7, 7, 7, 2]);
+    let got: Vec<(String, String)> = items
+        .iter()
+        .map(|m| {
+            let project = m["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["key"] == "gatehouse.project")
+                .unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (m["name"].as_str().unwrap().to_owned(), project)
+        })
+        .collect();
+    assert_eq!(got, expected);
+
+    // Descending, by name.
+    let (items, _) = all_pages(
+        &app,
+        "/registered-models/search?max_results=5&filter=name%20LIKE%20%27pg-1%25%27&order_by=name%20DESC",
+        "registered_models",
+    )
+    .await;
+    let want: Vec<String> = (10..20).rev().map(|i| format!("pg-{i}")).collect();
+    assert_eq!(names(&items), want);
+
+    // 12 versions of one model, newest first by default, 5 a page.
+    for i in 1..=12 {
+        let run = if i % 3 == 0 { "run-three" } else { "run-other" };
+        let (status, body) = ml(
+            &app,
+            Method::POST,
+            "/model-versions/create",
+            Some(json!({"name": "pg-03", "source": format!("s3://b/pg/{i}"), "run_id": run,
+                        "tags": [{"key": "parity", "value": if i % 2 == 0 { "even" } else { "odd" }}]})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let versions_of = |items: &[Value]| -> Vec<i64> {
+        items
+            .iter()
+            .map(|v| v["version"].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let (items, sizes) = all_pages(
+        &app,
+        "/model-versions/search?max_results=5&filter=name%3D%27pg-03%27",
+        "model_versions",
+    )
+    .await;
+    assert_eq!(sizes, vec![5, 5, 2]);
+    assert_eq!(versions_of(&items), (1..=12).rev().collect::<Vec<i64>>());
+    let (items, sizes) = all_pages(
+        &app,
+        "/model-versions/search?max_results=2&filter=name%3D%27pg-03%27%20AND%20tags.parity%3D%27even%27%20AND%20version_number%20%3E%3D%204&order_by=version_number%20ASC",
+        "model_versions",
+    )
+    .await;
+    assert_eq!(versions_of(&items), vec![4, 6, 8, 10, 12]);
+    assert_eq!(sizes, vec![2, 2, 1]);
+    let (items, _) = all_pages(
+        &app,
+        "/model-versions/search?max_results=3&filter=run_id%3D%27run-three%27",
+        "model_versions",
+    )
+    .await;
+    assert_eq!(versions_of(&items), vec![12, 9, 6, 3]);
+    let (items, _) = all_pages(
+        &app,
+        "/model-versions/search?filter=source_path%20LIKE%20%27s3%3A//b/pg/1%25%27",
+        "model_versions",
+    )
+    .await;
+    assert_eq!(versions_of(&items), vec![12, 11, 10, 1]);
+}
+
+#[tokio::test]
+async fn search_filters_compare_as_mlflow_does() {
+    let app = ml_app().await;
+    for name in ["Fraud-A", "fraud-b", "churn"] {
+        create(&app, name, None).await;
+    }
+    ml(
+        &app,
+        Method::POST,
+        "/registered-models/set-tag",
+        Some(json!({"name": "churn", "key": "team", "value": "risk"})),
+    )
+    .await;
+    let search = |filter: &'static str| {
+        let app = &app;
+        async move {
+            let q: String = form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+            let (items, _) = all_pages(
+                app,
+                &format!("/registered-models/search?filter={q}"),
+                "registered_models",
+            )
+            .await;
+            names(&items)
+        }
+    };
+    // LIKE is case-sensitive, ILIKE is not (on both backends).
+    assert_eq!(search("name LIKE 'fraud%'").await, vec!["fraud-b"]);
+    assert_eq!(
+        search("name ILIKE 'FRAUD%'").await,
+        vec!["Fraud-A", "fraud-b"]
+    );
+    assert_eq!(search("name LIKE 'fraud_b'").await, vec!["fraud-b"]);
+    assert_eq!(search("tags.team = 'risk'").await, vec!["churn"]);
+    // A missing tag satisfies != and NOT IN.
+    assert_eq!(
+        search("tags.team != 'risk'").await,
+        vec!["Fraud-A", "fraud-b"]
+    );
+    assert_eq!(
+        search("tags.team NOT IN ('ops')").await,
+        vec!["Fraud-A", "churn", "fraud-b"]
+    );
+    assert_eq!(search("tags.team IN ('ops', 'risk')").await, vec!["churn"]);
+    assert_eq!(
+        search("tags.`gatehouse.project` = 'ML' AND name = 'churn'").await,
+        vec!["churn"]
+    );
+}
+
+#[tokio::test]
+async fn a_bound_stage_follows_its_slot_and_a_rollback_moves_it_back() {
+    let app = ml_app().await;
+    create(&app, "st", None).await;
+    version(&app, "st").await;
+    version(&app, "st").await;
+    app.create_infra("prod-api", "prod", "always").await;
+    app.post(
+        "/mlflow/bindings",
+        json!({"stage": "Production", "infrastructure": "prod-api"}),
+    )
+    .await
+    .ok(201);
+    let stage = |n: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = ml(
+                app,
+                Method::GET,
+                &format!("/model-versions/get?name=st&version={n}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body["model_version"]["current_stage"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let latest = || {
+        let app = &app;
+        async move {
+            let (_, body) = ml(app, Method::GET, "/registered-models/get?name=st", None).await;
+            let mut list: Vec<(String, String)> = body["registered_model"]["latest_versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| {
+                    (
+                        v["current_stage"].as_str().unwrap().to_owned(),
+                        v["version"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            list.sort();
+            list
+        }
+    };
+    for n in ["1", "2"] {
+        let (status, body) = ml(
+            &app,
+            Method::POST,
+            "/model-versions/transition-stage",
+            Some(json!({"name": "st", "version": n, "stage": "production",
+                        "archive_existing_versions": false})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["model_version"]["current_stage"], "Production");
+    }
+    // Both were moved to Production, but the slot holds version 2 only.
+    assert_eq!(
+        (stage("1").await, stage("2").await),
+        ("None".into(), "Production".into())
+    );
+    assert_eq!(
+        latest().await,
+        vec![
+            ("None".into(), "1".into()),
+            ("Production".into(), "2".into())
+        ]
+    );
+    // A rollback in Gatehouse moves the stage back to version 1.
+    app.rollback(&app.admin_token, "prod-api", json!({"slot": "ML/st"}))
+        .await
+        .ok(201);
+    assert_eq!(
+        (stage("1").await, stage("2").await),
+        ("Production".into(), "None".into())
+    );
+    assert_eq!(
+        latest().await,
+        vec![
+            ("None".into(), "2".into()),
+            ("Production".into(), "1".into())
+        ]
+    );
+    let (_, body) = ml(
+        &app,
+        Method::POST,
+        "/registered-models/get-latest-versions",
+        Some(json!({"name": "st", "stages": ["Production"]})),
+    )
+    .await;
+    assert_eq!(body["model_versions"][0]["version"], "1", "{body}");
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_in_mlflows_shape() {
+    let app = ml_app().await;
+    for (prefix, method, path) in [
+        ("/api/2.0/mlflow", Method::GET, "/registered-models/create"),
+        ("/api/2.0/mlflow", Method::POST, "/registered-models/get"),
+        (
+            "/ajax-api/2.0/mlflow",
+            Method::PUT,
+            "/model-versions/search",
+        ),
+        (
+            "/ajax-api/2.0/mlflow",
+            Method::DELETE,
+            "/registered-models/alias/x",
+        ),
+    ] {
+        let r = app
+            .client
+            .request(method.clone(), app.url(&format!("{prefix}{path}")))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if path.ends_with("/x") {
+            // Not a route at all.
+            assert_eq!(
+                (status, body["error_code"].as_str()),
+                (404, Some("ENDPOINT_NOT_FOUND"))
+            );
+            continue;
+        }
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (405, Some("BAD_REQUEST")),
+            "{method} {prefix}{path}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(method.as_str()),
+            "{body}"
+        );
+        // As `mlflow server` does, the answer names the methods allowed.
+        assert!(allow.is_some_and(|a| !a.is_empty()), "{method} {path}");
+    }
+}
