@@ -373,6 +373,17 @@ async fn assess_risk(
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<AssessRisk>,
 ) -> ApiResult<Json<RiskAssessment>> {
+    Ok(Json(assess(&state, &auth.ctx(&state), &key, body).await?))
+}
+
+/// Records a risk assessment of `key` as `ctx`'s actor, setting the tier it
+/// chooses under the tier rule: the API's and the web UI's one way.
+pub(crate) async fn assess(
+    state: &AppState,
+    ctx: &gatehouse_store::Ctx,
+    key: &str,
+    body: AssessRisk,
+) -> ApiResult<RiskAssessment> {
     use gatehouse_core::risk::{Answers, check_choice};
     if let Some(j) = &body.justification {
         check_text("justification", j, DESCRIPTION_MAX)?;
@@ -392,23 +403,22 @@ async fn assess_risk(
     };
     let why = body.justification.as_deref();
     check_choice(suggestion.tier, chosen, why)?;
-    let ctx = auth.ctx(&state);
     let from = OnceLock::new();
     let tier_changing = OnceLock::new();
     let a = super::refusals::write_audited(
-        &state,
+        state,
         async |tx| {
-            let right = own_right(tx, &ctx, &key).await?;
-            let current = projects::load(tx.conn(), &key).await?.project.risk_tier;
+            let right = own_right(tx, ctx, key).await?;
+            let current = projects::load(tx.conn(), key).await?.project.risk_tier;
             if current != chosen {
                 let _ = tier_changing.set(());
-                change_tier(tx, &ctx, &key, chosen, why, &from).await?;
+                change_tier(tx, ctx, key, chosen, why, &from).await?;
             }
             gatehouse_store::risk::record_assessment(
                 tx,
                 &right,
-                &ctx,
-                &key,
+                ctx,
+                key,
                 &gatehouse_store::risk::NewAssessment {
                     answers: &answers,
                     suggestion: &suggestion,
@@ -419,12 +429,12 @@ async fn assess_risk(
             .await
         },
         async |tx, e| match tier_changing.get() {
-            Some(()) => record_tier_refusal(tx, &ctx, &key, &from, chosen, e).await,
+            Some(()) => record_tier_refusal(tx, ctx, key, &from, chosen, e).await,
             None => Ok(()),
         },
     )
     .await?;
-    Ok(Json(assessment_body(a)))
+    Ok(assessment_body(a))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

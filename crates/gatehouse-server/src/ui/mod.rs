@@ -59,6 +59,10 @@ pub fn routes() -> Router<AppState> {
         .route("/projects/{key}", get(project::show))
         .route("/projects/{key}/slots", post(project::save_slots))
         .route(
+            "/projects/{key}/risk-assessment",
+            post(project::save_assessment),
+        )
+        .route(
             "/projects/{key}/models/{name}/versions/{n}",
             get(subject::version_page),
         )

@@ -354,6 +354,54 @@ fn config_body(form: &BTreeMap<String, String>) -> PutSignoffConfig {
 
 /// Saves the sign-off stages and slots (owners), through the API's own
 /// parsing and the store's `set_config`.
+/// Records a risk assessment from the project page's form (owners), through
+/// the API's own function.
+pub async fn save_assessment(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    posted: Posted<BTreeMap<String, String>>,
+) -> Response {
+    let viewer = posted.viewer;
+    let f = posted.form;
+    let saved = async {
+        let field = |name: &str| f.get(name).map(|v| v.trim()).unwrap_or("").to_owned();
+        let mut body = serde_json::json!({
+            "consumers": field("consumers"),
+            "availability": field("availability"),
+            "impact": field("impact"),
+            "regulation": field("regulation"),
+            "decision_lifetime": field("decision_lifetime"),
+            "explainability": field("explainability"),
+        });
+        let tier = field("risk_tier");
+        if !tier.is_empty() {
+            body["risk_tier"] = serde_json::json!(tier.parse::<i64>().unwrap_or(0));
+        }
+        let why = field("justification");
+        if !why.is_empty() {
+            body["justification"] = serde_json::json!(why);
+        }
+        let body: gatehouse_api::projects::AssessRisk = serde_json::from_value(body)
+            .map_err(|e| crate::error::ApiError::invalid("risk_assessment", e.to_string()))?;
+        let ctx = viewer.ctx(&state);
+        crate::api::projects::assess(&state, &ctx, &key, body).await?;
+        Ok::<_, crate::error::ApiError>(())
+    }
+    .await;
+    match saved {
+        Ok(()) => {
+            Redirect::to(&format!("{}?done=slots#risk-h", urls::project(&key))).into_response()
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status.unwrap_or_else(|| e.code.http_status()))
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            page(&state, &viewer, &key, Some((status, sentence(&e))), false)
+                .await
+                .unwrap_or_else(|e: PageError| e.seen_by(Some(&viewer)).into_response())
+        }
+    }
+}
+
 pub async fn save_slots(
     State(state): State<AppState>,
     Path(key): Path<String>,

@@ -519,3 +519,101 @@ async fn people_choose_what_they_hear_of_and_only_admins_retry_dead_letters() {
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn owners_assess_a_projects_risk_and_edit_tier_policies_from_the_pages() {
+    let app = spawn_app().await;
+    world(&app).await;
+    // alice is no owner: no form, and a forced one changes nothing.
+    let mut a = Browser::new(&app);
+    a.login("alice", "alice-password-1").await;
+    let page = a.get("/projects/FRAUD").await;
+    assert!(!page.body.contains("id=\"risk-form\""));
+    let csrf = hidden(&page.body, "csrf");
+    let answers = [
+        ("consumers", "internal_many"),
+        ("availability", "real_time"),
+        ("impact", "financial"),
+        ("regulation", "none"),
+        ("decision_lifetime", "months"),
+        ("explainability", "helpful"),
+    ];
+    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+    form.extend(answers);
+    let before = app.snapshot().await;
+    let p = a.post("/projects/FRAUD/risk-assessment", &form).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    app.assert_unchanged(&before, &app.snapshot().await, "a non-owner's assessment");
+    // The same policies page for alice: the matrix, no tier forms.
+    let pol = a.get("/policies").await;
+    assert_eq!(pol.status, StatusCode::OK);
+    assert!(pol.body.contains("validation_report"));
+    assert!(!pol.body.contains("action=\"/policies/tiers/4\""));
+
+    // admin owns FRAUD: real-time availability suggests tier 4, which is set.
+    let mut o = Browser::new(&app);
+    o.login("admin", ADMIN_PASSWORD).await;
+    let page = o.get("/projects/FRAUD").await;
+    assert!(page.body.contains("id=\"risk-form\""), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+    form.extend(answers);
+    let p = o.post("/projects/FRAUD/risk-assessment", &form).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(app.get("/projects/FRAUD").await.ok(200)["risk_tier"], 4);
+    let shown = o.get("/projects/FRAUD").await;
+    assert!(
+        shown.body.contains("id=\"risk-assessment\""),
+        "{}",
+        shown.body
+    );
+    // Another tier without a justification: refused with the API's words.
+    form.push(("risk_tier", "3"));
+    let p = o.post("/projects/FRAUD/risk-assessment", &form).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    assert!(p.body.contains("justification"), "{}", p.body);
+
+    // An administrator edits tier 2 from the policies page.
+    let csrf = hidden(&o.get("/policies").await.body, "csrf");
+    let p = o
+        .post(
+            "/policies/tiers/2",
+            &[
+                ("csrf", csrf.as_str()),
+                ("min_feedback_approvals", "1"),
+                ("required_documents", "model_card, data_sheet"),
+                ("stage_dev", "on"),
+                ("stage_prod", "on"),
+                ("approval_validity_days", "200"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let t2 = app.get("/policies/tiers/2").await.ok(200).clone();
+    assert_eq!(t2["min_feedback_approvals"], 1);
+    assert_eq!(t2["major_issue_blocks"], false);
+    assert_eq!(
+        t2["required_documents"],
+        serde_json::json!(["model_card", "data_sheet"])
+    );
+    assert_eq!(t2["allowed_stages"], serde_json::json!(["dev", "prod"]));
+    assert_eq!(t2["approval_validity_days"], 200);
+    // alice may not.
+    let csrf = hidden(&a.get("/policies").await.body, "csrf");
+    let p = a
+        .post(
+            "/policies/tiers/2",
+            &[
+                ("csrf", csrf.as_str()),
+                ("min_feedback_approvals", "0"),
+                ("approval_validity_days", "0"),
+                ("stage_dev", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    assert_eq!(
+        app.get("/policies/tiers/2").await.ok(200)["approval_validity_days"],
+        200
+    );
+}
