@@ -31,7 +31,19 @@ macro_rules! words {
     )+};
 }
 
-words!(InfraKind, Stage, Policy, SignoffState, Decision);
+words!(
+    InfraKind,
+    Stage,
+    Policy,
+    SignoffState,
+    Decision,
+    gatehouse_core::risk::Consumers,
+    gatehouse_core::risk::Availability,
+    gatehouse_core::risk::Impact,
+    gatehouse_core::risk::Regulation,
+    gatehouse_core::risk::DecisionLifetime,
+    gatehouse_core::risk::Explainability,
+);
 
 impl Word for EmergencyState {
     const WORDS: &'static [Self] = &[

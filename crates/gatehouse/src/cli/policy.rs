@@ -5,12 +5,19 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use gatehouse_api::policies::{DocumentList, DocumentView, PolicyMatrix, TierPolicyView};
-use gatehouse_api::projects::RiskAssessment;
-use gatehouse_core::Subject;
+use gatehouse_api::policies::{
+    AttachDocument, DocumentList, DocumentView, PolicyMatrix, SetTierPolicy, TierPolicyView,
+};
+use gatehouse_api::projects::{AssessRisk, RiskAssessment};
+use gatehouse_core::inventory::{RiskTier, Stage};
+use gatehouse_core::risk::{
+    Availability, Consumers, DecisionLifetime, Explainability, Impact, Regulation,
+};
+use gatehouse_core::{DocumentName, Subject};
 use serde_json::{Value, json};
 
 use super::ClientOpts;
+use super::args::word;
 use super::error::CliError;
 use super::http::Api;
 use super::output::{self, sanitize};
@@ -37,14 +44,14 @@ pub enum TierCommand {
         #[arg(long, value_name = "BOOL")]
         major_issue_blocks: Option<bool>,
         /// A document required before a review (repeatable; replaces the list)
-        #[arg(long = "document", value_name = "NAME")]
-        documents: Vec<String>,
+        #[arg(long = "document", value_name = "NAME", value_parser = parse_doc_name)]
+        documents: Vec<DocumentName>,
         /// Require no document
         #[arg(long, conflicts_with = "documents")]
         no_documents: bool,
         /// A stage the tier may deploy to (repeatable; replaces the list)
-        #[arg(long = "stage", value_name = "STAGE")]
-        stages: Vec<String>,
+        #[arg(long = "stage", value_name = "STAGE", value_parser = word::<Stage>())]
+        stages: Vec<Stage>,
         /// Approval validity in days; 0: approvals do not expire
         #[arg(long, value_name = "DAYS")]
         validity_days: Option<u32>,
@@ -93,23 +100,23 @@ pub enum RiskCommand {
     Assess {
         project: String,
         /// internal_few, internal_many or external
-        #[arg(long)]
-        consumers: String,
+        #[arg(long, value_parser = word::<Consumers>())]
+        consumers: Consumers,
         /// ad_hoc, scheduled or real_time
-        #[arg(long)]
-        availability: String,
+        #[arg(long, value_parser = word::<Availability>())]
+        availability: Availability,
         /// low, financial, legal or on_people
-        #[arg(long)]
-        impact: String,
+        #[arg(long, value_parser = word::<Impact>())]
+        impact: Impact,
         /// none, sector_rules or personal_data
-        #[arg(long)]
-        regulation: String,
+        #[arg(long, value_parser = word::<Regulation>())]
+        regulation: Regulation,
         /// days, months or years
-        #[arg(long)]
-        decision_lifetime: String,
+        #[arg(long, value_parser = word::<DecisionLifetime>())]
+        decision_lifetime: DecisionLifetime,
         /// not_needed, helpful or required
-        #[arg(long)]
-        explainability: String,
+        #[arg(long, value_parser = word::<Explainability>())]
+        explainability: Explainability,
         /// The tier to set instead of the suggestion
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
         tier: Option<u8>,
@@ -119,6 +126,15 @@ pub enum RiskCommand {
     },
     /// A project's latest risk assessment.
     Show { project: String },
+}
+
+fn parse_doc_name(s: &str) -> Result<DocumentName, String> {
+    DocumentName::parse(s).map_err(|e| e.to_string())
+}
+
+/// A request body of the API as JSON.
+fn body_of<T: serde::Serialize>(body: &T) -> Value {
+    serde_json::to_value(body).unwrap_or_default()
 }
 
 fn days(d: u32) -> String {
@@ -194,29 +210,23 @@ pub async fn tier(opts: &ClientOpts, cmd: TierCommand) -> Result<(), CliError> {
         } => {
             let path = ["policies", "tiers", &tier.to_string()];
             let now: TierPolicyView = api.typed(&api.get(&path).await?)?;
-            let documents: Vec<String> = if no_documents {
-                Vec::new()
-            } else if documents.is_empty() {
-                now.required_documents
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect()
-            } else {
-                documents
+            let body = SetTierPolicy {
+                min_feedback_approvals: min_feedback_approvals
+                    .unwrap_or(now.min_feedback_approvals),
+                major_issue_blocks: major_issue_blocks.unwrap_or(now.major_issue_blocks),
+                required_documents: match (no_documents, documents.is_empty()) {
+                    (true, _) => Vec::new(),
+                    (false, true) => now.required_documents,
+                    (false, false) => documents,
+                },
+                allowed_stages: if stages.is_empty() {
+                    now.allowed_stages
+                } else {
+                    stages
+                },
+                approval_validity_days: validity_days.unwrap_or(now.approval_validity_days),
             };
-            let stages: Vec<String> = if stages.is_empty() {
-                now.allowed_stages.iter().map(|s| s.to_string()).collect()
-            } else {
-                stages
-            };
-            let body = json!({
-                "min_feedback_approvals": min_feedback_approvals.unwrap_or(now.min_feedback_approvals),
-                "major_issue_blocks": major_issue_blocks.unwrap_or(now.major_issue_blocks),
-                "required_documents": documents,
-                "allowed_stages": stages,
-                "approval_validity_days": validity_days.unwrap_or(now.approval_validity_days),
-            });
-            let answer = api.put(&path, Some(&body)).await?;
+            let answer = api.put(&path, Some(&body_of(&body))).await?;
             if json {
                 output::print_json(&answer);
             } else {
@@ -301,18 +311,26 @@ pub async fn doc(opts: &ClientOpts, cmd: DocCommand) -> Result<(), CliError> {
             file,
         } => {
             let body = match (uri, file) {
-                (Some(uri), _) => json!({"uri": uri, "sha256": sha256}),
+                (Some(uri), _) => AttachDocument {
+                    uri: Some(uri),
+                    sha256,
+                    content: None,
+                },
                 (None, Some(path)) => {
                     let content = std::fs::read_to_string(&path).map_err(|e| {
                         CliError::input(format!("cannot read {}: {e}", path.display()))
                     })?;
-                    json!({"content": content, "sha256": sha256})
+                    AttachDocument {
+                        uri: None,
+                        sha256,
+                        content: Some(content),
+                    }
                 }
                 (None, None) => return Err(CliError::input("give --uri and --sha256, or --file")),
             };
             let path = doc_path(&subject, &[&name]);
             let segs: Vec<&str> = path.iter().map(String::as_str).collect();
-            let answer = api.put(&segs, Some(&body)).await?;
+            let answer = api.put(&segs, Some(&body_of(&body))).await?;
             if json {
                 output::print_json(&answer);
             } else {
@@ -392,22 +410,24 @@ pub async fn risk(opts: &ClientOpts, cmd: RiskCommand) -> Result<(), CliError> {
             tier,
             justification,
         } => {
-            let mut body = json!({
-                "consumers": consumers,
-                "availability": availability,
-                "impact": impact,
-                "regulation": regulation,
-                "decision_lifetime": decision_lifetime,
-                "explainability": explainability,
-            });
-            if let Some(t) = tier {
-                body["risk_tier"] = json!(t);
-            }
-            if let Some(j) = justification {
-                body["justification"] = json!(j);
-            }
+            let body = AssessRisk {
+                consumers,
+                availability,
+                impact,
+                regulation,
+                decision_lifetime,
+                explainability,
+                risk_tier: tier
+                    .map(|t| RiskTier::new(i64::from(t)))
+                    .transpose()
+                    .map_err(|e| CliError::input(e.to_string()))?,
+                justification,
+            };
             let answer = api
-                .put(&["projects", &project, "risk-assessment"], Some(&body))
+                .put(
+                    &["projects", &project, "risk-assessment"],
+                    Some(&body_of(&body)),
+                )
                 .await?;
             if json {
                 output::print_json(&answer);
