@@ -245,7 +245,11 @@ impl Application {
             self.state.notifier.poll_interval(),
             self.state.notifier.approval_reminder_days(),
         ));
-        let jobs = tokio::spawn(scheduler.run(stopped));
+        let jobs = if self.state.notifier.runs_jobs() {
+            tokio::spawn(scheduler.run(stopped))
+        } else {
+            tokio::spawn(async {})
+        };
         crate::serving::serve(self.listener, router, self.http, shutdown).await;
         // The worker finishes the attempt in hand (bounded by its timeout);
         // what it had not claimed stays pending for the next start.

@@ -87,6 +87,7 @@ impl Scheduler {
                         .map(|r| {
                             tracing::info!(
                                 expired = r.expired,
+                                tier_raised = r.tier_raised,
                                 reminded = r.reminded,
                                 "approval expiry"
                             )

@@ -1,6 +1,8 @@
 //! Approval expiry and re-certification (`DESIGN.md` §3.2): the scheduler's
 //! job resets approvals past their validity (reason `expired`, by `system`,
-//! audited, the people of the review told through the outbox), and tells them
+//! audited, the people of the review told through the outbox) and those
+//! granted under a lower tier than the project's now (reason `tier_raised`),
+//! and tells them
 //! once, some days before, that an approval expires soon. On PostgreSQL the
 //! scheduler's lease lets one replica run it at a time; the reminder's row in
 //! `approval_notices` and the sign-off's revision guard keep a second run
@@ -20,12 +22,18 @@ use crate::{Ctx, Result, Store, StoreError};
 
 /// The reason of a reset for expiry.
 pub const EXPIRED: &str = "expired";
+/// The reason of a reset of an approval granted under a lower risk tier than
+/// the project's now: it no longer counts, and only a new cycle lets the
+/// subject be reviewed again.
+pub const TIER_RAISED: &str = "tier_raised";
 
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpiryRun {
     pub expired: usize,
     pub reminded: usize,
+    /// Approvals reset because the project's tier was raised above theirs.
+    pub tier_raised: usize,
 }
 
 fn system(now: Timestamp) -> Result<Ctx> {
@@ -84,24 +92,21 @@ pub async fn run(store: &Store, now: Timestamp, remind_days: u32) -> Result<Expi
     let ctx = system(now)?;
     let mut done = ExpiryRun::default();
     for c in candidates {
-        // An approval that stopped counting because the tier was raised is
-        // not expired: it waits for a new review, not a reset.
-        if c.status.tier_raised {
-            continue;
-        }
-        if c.status.expired {
-            let mut tx = store.begin().await?;
-            let reset = Command::Reset {
-                reason: EXPIRED.to_owned(),
+        // An approval that stopped counting, because it ran out or because
+        // the project's tier was raised above the one it was granted under,
+        // starts a new cycle, so the subject can be reviewed again.
+        if c.status.expired || c.status.tier_raised {
+            let reason = if c.status.expired {
+                EXPIRED
+            } else {
+                TIER_RAISED
             };
-            match crate::signoffs::command(&mut tx, &ctx, &c.subject, c.stage, reset, None).await {
-                Ok(_) => {
-                    tx.commit().await?;
+            if reset(store, &ctx, &c, reason).await? {
+                if c.status.expired {
                     done.expired += 1;
+                } else {
+                    done.tier_raised += 1;
                 }
-                // A concurrent command (an administrator's reset) won.
-                Err(StoreError::Conflict(_) | StoreError::Domain { .. }) => {}
-                Err(e) => return Err(e),
             }
             continue;
         }
@@ -114,6 +119,23 @@ pub async fn run(store: &Store, now: Timestamp, remind_days: u32) -> Result<Expi
         }
     }
     Ok(done)
+}
+
+/// Resets one approval with `reason`, as `system`; false if a concurrent
+/// command (an administrator's reset) got there first.
+async fn reset(store: &Store, ctx: &Ctx, c: &Candidate, reason: &str) -> Result<bool> {
+    let mut tx = store.begin().await?;
+    let cmd = Command::Reset {
+        reason: reason.to_owned(),
+    };
+    match crate::signoffs::command(&mut tx, ctx, &c.subject, c.stage, cmd, None).await {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(true)
+        }
+        Err(StoreError::Conflict(_) | StoreError::Domain { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Sends the one reminder of an approval's cycle, audited; false if it was

@@ -834,6 +834,8 @@ pub(crate) async fn signoff_event(
             EventKind::ApprovalReset,
             if reason == crate::expiry::EXPIRED {
                 "the approval expired; a new review cycle begins".to_owned()
+            } else if reason == crate::expiry::TIER_RAISED {
+                "the project's risk tier was raised above the one the approval was granted under; a new review cycle begins".to_owned()
             } else {
                 format!("{actor} reset the approval; a new review cycle begins")
             },

@@ -83,6 +83,10 @@ pub struct NotifySettings {
     /// Days before an approval expires that its people are reminded; 0: no
     /// reminder.
     pub approval_reminder_days: u32,
+    /// Whether this server runs the scheduler's jobs (the digest, approval
+    /// expiry). Always on for `serve`; tests that move the clock past an
+    /// approval's expiry to look at it turn it off.
+    pub run_jobs: bool,
 }
 
 /// Default of [`NotifySettings::approval_reminder_days`].
@@ -101,6 +105,7 @@ impl Default for NotifySettings {
             webhook_allow_hosts: Vec::new(),
             timeout: Duration::from_secs(15),
             approval_reminder_days: DEFAULT_REMINDER_DAYS,
+            run_jobs: true,
         }
     }
 }
@@ -160,6 +165,11 @@ impl Notifier {
     /// How often the worker (and the scheduler) look for due work.
     pub fn poll_interval(&self) -> Duration {
         self.settings.poll_interval
+    }
+
+    /// See [`NotifySettings::run_jobs`].
+    pub fn runs_jobs(&self) -> bool {
+        self.settings.run_jobs
     }
 
     /// See [`NotifySettings::approval_reminder_days`].

@@ -408,6 +408,7 @@ async fn eventually(app: &TestApp, what: &str, query: &str) {
 async fn an_approval_expires_after_a_reminder_and_the_gate_refuses_it() {
     let mut opts = AppOptions::default();
     opts.notify.poll_interval = Duration::from_millis(20);
+    opts.notify.run_jobs = true;
     let app = spawn_app_with(opts).await;
     let w = world(&app).await;
     // Tier 2 approvals last 30 days here; reminders come 14 days before.
@@ -545,4 +546,36 @@ async fn checks_see_attached_documents_and_the_matrix_lists_a_tiers_checks() {
         "in_review",
         "{t1}"
     );
+}
+
+#[tokio::test]
+async fn an_approval_granted_under_a_lower_tier_is_reset_so_it_can_be_reviewed_again() {
+    let mut opts = AppOptions::default();
+    opts.notify.poll_interval = Duration::from_millis(20);
+    opts.notify.run_jobs = true;
+    let app = spawn_app_with(opts).await;
+    let w = world(&app).await;
+    app.waive_documents().await;
+    let subject = v(2);
+    app.approve(&w.rita, &subject, "prod").await;
+    // The owner raises FRAUD to tier 3: the approval no longer counts.
+    app.put("/projects/FRAUD/risk-tier", Some(json!({"risk_tier": 3})))
+        .await
+        .ok(200);
+    tick(&app, 2 * 3600);
+    eventually(
+        &app,
+        "tier-raised reset",
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'approval_reset' AND payload LIKE '%risk tier was raised%'",
+    )
+    .await;
+    let s = app
+        .get(&format!("{}/prod", signoffs_path(&subject)))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(s["state"], "not_started", "{s}");
+    assert_eq!(s["history"][0]["reset"]["reason"], "tier_raised", "{s}");
+    // A new review under the new tier can start at once.
+    app.request_review(&subject, "prod").await;
 }
