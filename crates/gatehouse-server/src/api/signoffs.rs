@@ -198,6 +198,15 @@ pub(crate) async fn execute(
             tracing::warn!(error = %e, "the check results of a refused command were not recorded");
         }
     }
+    // Refused for want of the tier's documents: on the record like a refusal
+    // for want of the right (`signoff.refused`, with the missing ones).
+    if let Err(e) = &done
+        && e.code == ErrorCode::DocumentsMissing
+    {
+        let mut tx = state.store.begin().await?;
+        signoffs::record_refusal(&mut tx, ctx, subject, stage, command, &e.detail).await?;
+        tx.commit().await?;
+    }
     let outcome = match &done {
         Ok(_) => Some(CommandOutcome::Accepted),
         Err(e) if is_refusal(e) => Some(CommandOutcome::Refused),

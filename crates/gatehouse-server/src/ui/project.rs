@@ -354,6 +354,29 @@ fn config_body(form: &BTreeMap<String, String>) -> PutSignoffConfig {
 
 /// Saves the sign-off stages and slots (owners), through the API's own
 /// parsing and the store's `set_config`.
+/// After a project-page form: back to the page at `anchor`, or the page
+/// again with the API's refusal as a sentence.
+async fn saved_or_page(
+    state: &AppState,
+    viewer: &Viewer,
+    key: &str,
+    saved: Result<(), crate::error::ApiError>,
+    anchor: &str,
+) -> Response {
+    match saved {
+        Ok(()) => {
+            Redirect::to(&format!("{}?done=slots#{anchor}", urls::project(key))).into_response()
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status.unwrap_or_else(|| e.code.http_status()))
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            page(state, viewer, key, Some((status, sentence(&e))), false)
+                .await
+                .unwrap_or_else(|e: PageError| e.seen_by(Some(viewer)).into_response())
+        }
+    }
+}
+
 /// Records a risk assessment from the project page's form (owners), through
 /// the API's own function.
 pub async fn save_assessment(
@@ -388,18 +411,7 @@ pub async fn save_assessment(
         Ok::<_, crate::error::ApiError>(())
     }
     .await;
-    match saved {
-        Ok(()) => {
-            Redirect::to(&format!("{}?done=slots#risk-h", urls::project(&key))).into_response()
-        }
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status.unwrap_or_else(|| e.code.http_status()))
-                .unwrap_or(StatusCode::BAD_REQUEST);
-            page(&state, &viewer, &key, Some((status, sentence(&e))), false)
-                .await
-                .unwrap_or_else(|e: PageError| e.seen_by(Some(&viewer)).into_response())
-        }
-    }
+    saved_or_page(&state, &viewer, &key, saved, "risk-h").await
 }
 
 pub async fn save_slots(
@@ -419,18 +431,7 @@ pub async fn save_slots(
         Ok::<_, crate::error::ApiError>(())
     }
     .await;
-    match saved {
-        Ok(()) => {
-            Redirect::to(&format!("{}?done=slots#slots-h", urls::project(&key))).into_response()
-        }
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status.unwrap_or_else(|| e.code.http_status()))
-                .unwrap_or(StatusCode::BAD_REQUEST);
-            page(&state, &viewer, &key, Some((status, sentence(&e))), false)
-                .await
-                .unwrap_or_else(|e: PageError| e.seen_by(Some(&viewer)).into_response())
-        }
-    }
+    saved_or_page(&state, &viewer, &key, saved, "slots-h").await
 }
 
 // ---- my reviews -------------------------------------------------------------

@@ -154,13 +154,26 @@ async fn a_tier_4_review_needs_its_documents_its_quorum_and_no_open_major_issue(
     let s4 = Signoffs::version("T4", "scorer", 1);
     let path4 = version_path("T4", "scorer", 1);
 
-    // No documents: the request is refused, naming what is missing.
+    // No documents: the request is refused, naming what is missing, and
+    // the refusal is on the record.
+    let mark = app.audit_mark().await;
     let r = s4.request(&app, &p.alice, "prod").await;
     r.problem(409, "documents_missing");
     let detail = r.body["detail"].as_str().unwrap();
     assert!(
         detail.contains("missing: model_card, validation_report"),
         "{detail}"
+    );
+    let e = app
+        .one_audit(mark, "alice", "signoff.refused", "version:T4/scorer/1")
+        .await;
+    assert!(
+        e.details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing: model_card"),
+        "{:?}",
+        e.details
     );
     assert_eq!(
         app.get(&format!("{path4}/signoffs/prod")).await.ok(200)["state"],
@@ -404,12 +417,17 @@ async fn eventually(app: &TestApp, what: &str, query: &str) {
     }
 }
 
-#[tokio::test]
-async fn an_approval_expires_after_a_reminder_and_the_gate_refuses_it() {
+/// A test server whose scheduler runs its jobs, looking for due ones often.
+async fn spawn_app_with_jobs() -> TestApp {
     let mut opts = AppOptions::default();
     opts.notify.poll_interval = Duration::from_millis(20);
     opts.notify.run_jobs = true;
-    let app = spawn_app_with(opts).await;
+    spawn_app_with(opts).await
+}
+
+#[tokio::test]
+async fn an_approval_expires_after_a_reminder_and_the_gate_refuses_it() {
+    let app = spawn_app_with_jobs().await;
     let w = world(&app).await;
     // Tier 2 approvals last 30 days here; reminders come 14 days before.
     app.put(
@@ -550,10 +568,7 @@ async fn checks_see_attached_documents_and_the_matrix_lists_a_tiers_checks() {
 
 #[tokio::test]
 async fn an_approval_granted_under_a_lower_tier_is_reset_so_it_can_be_reviewed_again() {
-    let mut opts = AppOptions::default();
-    opts.notify.poll_interval = Duration::from_millis(20);
-    opts.notify.run_jobs = true;
-    let app = spawn_app_with(opts).await;
+    let app = spawn_app_with_jobs().await;
     let w = world(&app).await;
     app.waive_documents().await;
     let subject = v(2);
