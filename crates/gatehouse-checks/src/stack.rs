@@ -2,10 +2,14 @@
 //! and interpreter recurse on the machine stack, and a stack overflow cannot
 //! be caught. A panic on that thread is caught and returned as an error.
 //!
-//! [`run`] blocks the calling thread until the work is done; [`spawn`]
-//! returns a future for async callers (the server, the store), completed by
-//! the thread through a one-shot slot, so no async worker's stack is used.
+//! [`run`] blocks the calling thread until the work is done (on a thread
+//! started for it); [`spawn`] returns a future for async callers (the server,
+//! the store), completed through a one-shot slot by one of a few threads kept
+//! for the purpose (started as needed, at most [`CONCURRENT_MAX`], each with
+//! the same stack), so no async worker's stack is used and no request pays
+//! for starting a thread.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -153,10 +157,77 @@ pub fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> On
             s.value = Some(Err(e));
         }
     };
-    if let Err(e) = builder().spawn(move || deliver(guarded(work))) {
-        deliver_here(StackError::Spawn(e.to_string()));
+    if let Err(e) = POOL.submit(Box::new(move || deliver(guarded(work)))) {
+        deliver_here(e);
     }
     OnStack { slot }
+}
+
+/// Work for a pool thread: it delivers its own result.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The threads [`spawn`] runs work on, and the work waiting for one.
+struct Pool {
+    state: Mutex<PoolState>,
+    ready: Condvar,
+}
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+static POOL: Pool = Pool {
+    state: Mutex::new(PoolState {
+        queue: VecDeque::new(),
+        threads: 0,
+        idle: 0,
+    }),
+    ready: Condvar::new(),
+};
+
+impl Pool {
+    /// Queues `job`, starting a thread for it if the idle ones are all
+    /// spoken for by queued jobs and fewer than [`CONCURRENT_MAX`] run.
+    fn submit(&'static self, job: Job) -> Result<(), StackError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.idle <= state.queue.len() && state.threads < CONCURRENT_MAX {
+            builder()
+                .spawn(move || self.work())
+                .map_err(|e| StackError::Spawn(e.to_string()))?;
+            state.threads += 1;
+            // Counted idle until it takes its first job.
+            state.idle += 1;
+        }
+        state.queue.push_back(job);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// A pool thread's life: take a job, do it, again. A job never unwinds
+    /// into here ([`guarded`] catches its panic).
+    fn work(&'static self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match state.queue.pop_front() {
+                Some(job) => {
+                    state.idle -= 1;
+                    drop(state);
+                    job();
+                    state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    state.idle += 1;
+                }
+                None => {
+                    state = self
+                        .ready
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +282,27 @@ mod tests {
             assert_eq!(block_on(f), Ok(()));
         }
         assert!(PEAK.load(Ordering::SeqCst) <= CONCURRENT_MAX);
+        let threads = POOL.state.lock().unwrap().threads;
+        assert!(
+            (1..=CONCURRENT_MAX).contains(&threads),
+            "{threads} pool threads"
+        );
+    }
+
+    #[test]
+    fn pool_threads_have_the_stack_too_and_survive_panics() {
+        fn deep(n: u32) -> u32 {
+            let pad = std::hint::black_box([0u8; 1024]);
+            if n == 0 {
+                u32::from(pad[0])
+            } else {
+                deep(n - 1) + u32::from(pad[1])
+            }
+        }
+        for _ in 0..CONCURRENT_MAX * 2 {
+            assert!(block_on(spawn(|| -> u8 { panic!("again") })).is_err());
+        }
+        assert_eq!(block_on(spawn(|| deep(16_000))), Ok(0));
     }
 
     #[test]
