@@ -25,7 +25,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::audit::record;
-use crate::subjects::resolve;
+use crate::subjects::{SubjectInfo, resolve};
 use crate::{Ctx, Result, StoreError, Tx, bundles, json_text, projects, versions};
 
 /// A saved check.
@@ -493,6 +493,14 @@ fn defs(checks: Vec<Check>) -> Vec<CheckDef> {
 /// anything (what a sign-off command decides on).
 pub async fn evaluate(conn: &mut AnyConnection, subject: &Subject) -> Result<Vec<CheckResult>> {
     let info = resolve(&mut *conn, subject).await?;
+    evaluate_resolved(conn, subject, &info).await
+}
+
+async fn evaluate_resolved(
+    conn: &mut AnyConnection,
+    subject: &Subject,
+    info: &SubjectInfo,
+) -> Result<Vec<CheckResult>> {
     let checks = applicable(&mut *conn, info.project_id, info.tier).await?;
     if checks.is_empty() {
         return Ok(Vec::new());
@@ -534,8 +542,9 @@ pub async fn run_for_subject(
     subject: &Subject,
     trigger: Trigger,
 ) -> Result<Vec<CheckResult>> {
-    let results = evaluate(tx.conn(), subject).await?;
-    record_run(tx, ctx, subject, trigger, &results).await?;
+    let info = resolve(tx.conn(), subject).await?;
+    let results = evaluate_resolved(tx.conn(), subject, &info).await?;
+    record_resolved(tx, ctx, subject, &info, trigger, &results).await?;
     Ok(results)
 }
 
@@ -545,6 +554,18 @@ pub async fn record_run(
     tx: &mut Tx,
     ctx: &Ctx,
     subject: &Subject,
+    trigger: Trigger,
+    results: &[CheckResult],
+) -> Result<()> {
+    let info = resolve(tx.conn(), subject).await?;
+    record_resolved(tx, ctx, subject, &info, trigger, results).await
+}
+
+async fn record_resolved(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    subject: &Subject,
+    info: &SubjectInfo,
     trigger: Trigger,
     results: &[CheckResult],
 ) -> Result<()> {
@@ -559,7 +580,6 @@ pub async fn record_run(
             return Ok(());
         }
     }
-    let info = resolve(tx.conn(), subject).await?;
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO check_runs (subject, project_id, trigger_kind, evaluated_by, evaluated_at) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",

@@ -126,17 +126,24 @@ pub async fn load(
     model: &str,
     version: i64,
 ) -> Result<Loaded> {
-    let m = models::load(conn, project, model).await?;
-    let row = sqlx::query(sqlf!("{SELECT} WHERE v.model_id = $1 AND v.version = $2"))
-        .bind(m.id)
-        .bind(version)
-        .fetch_optional(conn)
-        .await?;
+    // One statement when it exists; the model is looked up apart only to
+    // say which of the two is missing.
+    let row = sqlx::query(sqlf!(
+        "{SELECT} WHERE p.key = $1 AND m.name = $2 AND v.version = $3"
+    ))
+    .bind(project)
+    .bind(model)
+    .bind(version)
+    .fetch_optional(&mut *conn)
+    .await?;
     match row {
         Some(r) => from_row(&r),
-        None => Err(StoreError::not_found(format!(
-            "version {version} of model '{model}' in project '{project}'"
-        ))),
+        None => {
+            models::load(conn, project, model).await?;
+            Err(StoreError::not_found(format!(
+                "version {version} of model '{model}' in project '{project}'"
+            )))
+        }
     }
 }
 
@@ -270,7 +277,15 @@ pub async fn update(
     .bind(before.id)
     .execute(tx.conn())
     .await?;
-    let after = get(tx.conn(), project, model, version).await?;
+    // What the UPDATE made of it, without reading it back.
+    let mut after = before.version.clone();
+    if let Some(d) = &patch.description {
+        after.description.clone_from(d);
+    }
+    if let Some(t) = &patch.tags {
+        after.tags.clone_from(t);
+    }
+    after.updated_at = ctx.now;
     record(
         tx,
         ctx,
