@@ -101,6 +101,8 @@ pub struct AppState {
     pub mlflow_default_project: Option<gatehouse_core::ProjectKey>,
     /// Delivers the outbox; its webhook policy checks registrations.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Reads kept while nothing is committed (SQLite only).
+    pub caches: Arc<crate::cache::Caches>,
 }
 
 /// What the first start printed about the bootstrap admin (for the binary).
@@ -184,6 +186,7 @@ impl Application {
             web: settings.web,
             mlflow_default_project: settings.mlflow_default_project,
             notifier: Arc::new(notifier),
+            caches: Arc::default(),
         };
         let bootstrap =
             crate::auth::bootstrap(&state, settings.admin_password.as_ref(), settings.demo).await?;

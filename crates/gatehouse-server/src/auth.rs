@@ -122,16 +122,38 @@ pub struct Caller {
 /// an enabled user. Writes down the token's use at most once a minute.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let now = state.clock.now();
-    let mut conn = state.store.conn().await?;
-    let found = tokens::authenticate(&mut conn, &token_hash(token), now).await?;
-    drop(conn);
+    let hash = token_hash(token);
+    let cached = state
+        .caches
+        .tokens
+        .get_at(state.store.accounts_generation(), &hash)
+        .filter(|(_, t)| t.expires_at.is_none_or(|e| e > now));
+    let found = match cached {
+        Some(found) => Some(found),
+        None => {
+            let generation = state.store.accounts_generation();
+            let mut conn = state.store.conn().await?;
+            let found = tokens::authenticate(&mut conn, &hash, now).await?;
+            drop(conn);
+            if let Some(f) = &found {
+                state.caches.tokens.put(generation, hash.clone(), f.clone());
+            }
+            found
+        }
+    };
     match found {
         Some((c, t)) if !c.user.disabled => {
-            if t.worth_recording(now)
-                && let Err(e) = tokens::record_use(&state.store, t.id, now).await
-            {
-                // Bookkeeping only: the request goes on.
-                tracing::warn!(error = %e, token = t.id, "cannot record a token's use");
+            if t.worth_recording(now) {
+                match tokens::record_use(&state.store, t.id, now).await {
+                    Ok(()) => state
+                        .caches
+                        .tokens
+                        .update(&hash, |(_, t)| t.last_used_at = Some(now)),
+                    // Bookkeeping only: the request goes on.
+                    Err(e) => {
+                        tracing::warn!(error = %e, token = t.id, "cannot record a token's use")
+                    }
+                }
             }
             Ok(Caller {
                 principal: Principal {

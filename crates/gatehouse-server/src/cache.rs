@@ -6,7 +6,10 @@
 //! An entry is stamped with the store's [`Store::cache_generation`] read
 //! *before* the query that produced it, and served only while that number is
 //! still current: any write transaction committed since, whatever it changed,
-//! retires every entry. The store gives no generation on PostgreSQL (other
+//! retires every entry. Credentials are stamped with
+//! [`Store::accounts_generation`] instead, which only transactions that
+//! wrote users or API tokens move, and bindings and governance terms with
+//! [`Store::config_generation`], which only configuration changes move. The store gives no generation on PostgreSQL (other
 //! replicas write there), and nothing is cached.
 
 use std::collections::HashMap;
@@ -38,7 +41,13 @@ impl<K: Eq + Hash, V: Clone> Default for GenCache<K, V> {
 impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
     /// The entry for `key`, if it was read at the current generation.
     pub fn get(&self, store: &Store, key: &K) -> Option<V> {
-        let now = store.cache_generation()?;
+        self.get_at(store.cache_generation(), key)
+    }
+
+    /// The entry for `key`, if it was read at generation `now` (a
+    /// generation of the store's other than [`Store::cache_generation`]).
+    pub fn get_at(&self, now: Option<u64>, key: &K) -> Option<V> {
+        let now = now?;
         let entries = self.entries.lock().ok()?;
         match entries.get(key) {
             Some((generation, v)) if *generation == now => Some(v.clone()),
@@ -60,17 +69,17 @@ impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
         }
     }
 
-    /// The entries of `keys` read at the current generation.
+    /// The entries of `keys` read at generation `now`.
     pub fn get_many<'k>(
         &self,
-        store: &Store,
+        now: Option<u64>,
         keys: impl IntoIterator<Item = &'k K>,
     ) -> HashMap<K, V>
     where
         K: Clone + 'k,
     {
         let mut found = HashMap::new();
-        let Some(now) = store.cache_generation() else {
+        let Some(now) = now else {
             return found;
         };
         if let Ok(entries) = self.entries.lock() {
@@ -100,10 +109,13 @@ impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
 pub struct Caches {
     /// By token hash: the user and the token, as `tokens::authenticate`
     /// found them (live at the time; expiry is checked again on each use).
+    /// Checked against [`Store::accounts_generation`]: it holds until users
+    /// or tokens change.
     pub tokens: GenCache<String, (Credentials, TokenUse)>,
-    /// Every MLflow binding.
+    /// Every MLflow binding (checked against [`Store::config_generation`]).
     pub bindings: GenCache<(), Arc<Vec<Binding>>>,
-    /// By project key: its tier policy and sign-off configuration.
+    /// By project key: its tier policy and sign-off configuration (checked
+    /// against [`Store::config_generation`]).
     pub project_terms: GenCache<String, Arc<ProjectTerms>>,
 }
 

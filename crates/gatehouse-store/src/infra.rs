@@ -167,6 +167,7 @@ pub async fn create(
         )));
     }
     check_admitted_exist(tx.conn(), &new.admitted).await?;
+    tx.touch_config();
     sqlx::query(
         "INSERT INTO infrastructures (name, kind, stage, policy, description, rollback_depth, admitted, archived, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $7, $8, 0, $6, $6)",
@@ -207,6 +208,7 @@ pub async fn update(
     if let Some(a) = &patch.admitted {
         check_admitted_exist(tx.conn(), a).await?;
     }
+    tx.touch_config();
     sqlx::query(
         "UPDATE infrastructures SET kind = COALESCE($1, kind), stage = COALESCE($2, stage), policy = COALESCE($3, policy), \
          description = COALESCE($4, description), archived = COALESCE($5, archived), updated_at = $6, \

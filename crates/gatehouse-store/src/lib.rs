@@ -37,8 +37,10 @@ pub mod tiers;
 pub mod tokens;
 pub mod users;
 pub mod versions;
+mod writer;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gatehouse_core::Timestamp;
@@ -46,7 +48,6 @@ use gatehouse_core::audit_key::AuditSigner;
 use gatehouse_core::authz::Principal;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use error::StoreError;
 pub use page::{Page, PageRequest};
@@ -94,12 +95,22 @@ pub fn redact_url(url: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer: writes queue here instead of failing with SQLITE_BUSY.
-    write_lock: Arc<Mutex<()>>,
+    /// SQLite has one writer: writes queue here instead of failing with
+    /// SQLITE_BUSY, and share commits (`writer`). `None` on PostgreSQL.
+    writer: Option<writer::Writer>,
     /// Signs audit checkpoints; without it no checkpoint is written.
     audit: Option<Arc<AuditSigning>>,
     /// Woken when a transaction that queued notifications commits.
     outbox: Arc<tokio::sync::Notify>,
+    /// Counts this process's committed write transactions: see
+    /// [`Store::cache_generation`].
+    generation: Arc<AtomicU64>,
+    /// Counts those that changed users or API tokens: see
+    /// [`Store::accounts_generation`].
+    accounts: Arc<AtomicU64>,
+    /// Counts those that changed governance configuration: see
+    /// [`Store::config_generation`].
+    config: Arc<AtomicU64>,
 }
 
 /// How this server signs audit checkpoints.
@@ -152,7 +163,11 @@ impl Store {
         let opts: AnyConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Config(format!("bad database URL: {e}")))?;
+        // A SQLite connection is a file handle in this process: it cannot go
+        // stale the way a network connection can, so it is not pinged on each
+        // acquisition (a round trip to its worker thread per request).
         let pool_opts = AnyPoolOptions::new()
+            .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(Duration::from_secs(10))
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -184,9 +199,12 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            write_lock: Arc::new(Mutex::new(())),
+            writer: (backend == Backend::Sqlite).then(writer::Writer::new),
             audit: None,
             outbox: Arc::new(tokio::sync::Notify::new()),
+            generation: Arc::new(AtomicU64::new(0)),
+            accounts: Arc::new(AtomicU64::new(0)),
+            config: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -236,6 +254,39 @@ impl Store {
         self.backend
     }
 
+    /// What a cache of database reads may be checked against: a number that
+    /// changes whenever a write transaction of this process commits, on
+    /// SQLite, where this process is the database's only writer (one server
+    /// per SQLite file). A value read before a query and still current after
+    /// it means nothing was committed since. `None` on PostgreSQL, where
+    /// other replicas write too: there nothing may be cached.
+    pub fn cache_generation(&self) -> Option<u64> {
+        match self.backend {
+            Backend::Sqlite => Some(self.generation.load(Ordering::Acquire)),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Like [`Store::cache_generation`], but changed only by transactions
+    /// that changed users or API tokens (what authentication reads): a
+    /// cache of credentials checked against it outlives other writes.
+    pub fn accounts_generation(&self) -> Option<u64> {
+        match self.backend {
+            Backend::Sqlite => Some(self.accounts.load(Ordering::Acquire)),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Like [`Store::accounts_generation`], for governance configuration:
+    /// changed only by transactions that wrote projects, infrastructures,
+    /// sign-off configurations, tier policies or MLflow bindings.
+    pub fn config_generation(&self) -> Option<u64> {
+        match self.backend {
+            Backend::Sqlite => Some(self.config.load(Ordering::Acquire)),
+            Backend::Postgres => None,
+        }
+    }
+
     /// The pool, for reads outside a transaction.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -253,25 +304,35 @@ impl Store {
         Ok(())
     }
 
-    /// Starts a write transaction. On SQLite writes are serialised (one writer),
-    /// and the transaction takes the write lock at once (`BEGIN IMMEDIATE`).
+    /// Starts a write transaction. On SQLite writes are serialised (one
+    /// writer, `BEGIN IMMEDIATE`) and consecutive ones share a commit (see
+    /// `writer`); on PostgreSQL each is a transaction of its own.
     pub async fn begin(&self) -> Result<Tx> {
-        let guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
-            Backend::Postgres => None,
-        };
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+        let open = match &self.writer {
+            Some(w) => Open::Sqlite(w.begin(&self.pool).await?),
+            None => Open::Postgres(self.pool.begin().await?),
         };
         Ok(Tx {
-            tx,
+            open: Some(open),
             backend: self.backend,
             audit: self.audit.clone(),
             outbox: self.outbox.clone(),
+            generation: self.generation.clone(),
+            accounts: self.accounts.clone(),
+            touched_accounts: false,
+            config: self.config.clone(),
+            touched_config: false,
             notified: false,
-            _guard: guard,
         })
+    }
+
+    /// A hold on SQLite's writer for bookkeeping outside a transaction, only
+    /// if no write is under way; `Some(None)` on PostgreSQL (no need).
+    pub(crate) fn try_idle_writer(&self) -> Option<Option<impl Drop + use<>>> {
+        match &self.writer {
+            Some(w) => w.try_idle().map(Some),
+            None => Some(None),
+        }
     }
 
     pub async fn close(&self) {
@@ -281,18 +342,45 @@ impl Store {
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back.
 pub struct Tx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// Open until committed or dropped.
+    open: Option<Open>,
     backend: Backend,
     audit: Option<Arc<AuditSigning>>,
     outbox: Arc<tokio::sync::Notify>,
+    generation: Arc<AtomicU64>,
+    accounts: Arc<AtomicU64>,
+    /// Users or API tokens were written: see [`Store::accounts_generation`].
+    touched_accounts: bool,
+    config: Arc<AtomicU64>,
+    /// Configuration was written: see [`Store::config_generation`].
+    touched_config: bool,
     /// Rows were queued in the outbox: wake the worker after the commit.
     notified: bool,
-    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+enum Open {
+    Sqlite(writer::Held),
+    Postgres(sqlx::Transaction<'static, sqlx::Any>),
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+    /// Makes the changes durable; returns once they are.
+    pub async fn commit(mut self) -> Result<()> {
+        let committed = match self.open.take() {
+            Some(Open::Sqlite(held)) => held.commit().await,
+            Some(Open::Postgres(tx)) => tx.commit().await.map_err(StoreError::from),
+            None => Ok(()),
+        };
+        // Counted even if the commit fails: whether it took effect is then
+        // unknown, and a cache must not keep what it read before.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if self.touched_accounts {
+            self.accounts.fetch_add(1, Ordering::AcqRel);
+        }
+        if self.touched_config {
+            self.config.fetch_add(1, Ordering::AcqRel);
+        }
+        committed?;
         if self.notified {
             self.outbox.notify_one();
         }
@@ -303,16 +391,44 @@ impl Tx {
         self.notified = true;
     }
 
+    /// Every statement that writes `users` or `api_tokens` calls this.
+    pub(crate) fn touch_accounts(&mut self) {
+        self.touched_accounts = true;
+    }
+
+    /// Every statement that writes `projects`, `infrastructures`,
+    /// `signoff_config`, `tier_policies` or `mlflow_bindings` calls this.
+    pub(crate) fn touch_config(&mut self) {
+        self.touched_config = true;
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
     pub fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match self
+            .open
+            .as_mut()
+            .expect("a transaction is open until it is committed or dropped")
+        {
+            Open::Sqlite(held) => held.conn(),
+            Open::Postgres(tx) => tx,
+        }
     }
 
     pub(crate) fn audit_signing(&self) -> Option<Arc<AuditSigning>> {
         self.audit.clone()
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        // PostgreSQL's transaction rolls back when dropped; SQLite's may hold
+        // other writers' changes, and only this one's are undone.
+        if let Some(Open::Sqlite(held)) = self.open.take() {
+            held.roll_back();
+        }
     }
 }
 

@@ -579,6 +579,7 @@ pub async fn add_binding(
             }
         )));
     }
+    tx.touch_config();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO mlflow_bindings (project_id, kind, name, infra_id, service, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -619,6 +620,7 @@ pub async fn binding(conn: &mut AnyConnection, id: i64) -> Result<Binding> {
 /// again.
 pub async fn remove_binding(tx: &mut Tx, _: &AdminRight, ctx: &Ctx, id: i64) -> Result<()> {
     let b = binding(tx.conn(), id).await?;
+    tx.touch_config();
     sqlx::query("DELETE FROM mlflow_bindings WHERE id = $1")
         .bind(id)
         .execute(tx.conn())

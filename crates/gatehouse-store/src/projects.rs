@@ -173,6 +173,7 @@ pub async fn create(tx: &mut Tx, ctx: &Ctx, new: &NewProject) -> Result<Project>
             new.key
         )));
     }
+    tx.touch_config();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO projects (key, name, description, risk_tier, archived, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, 0, $5, $6, $6) RETURNING id",
@@ -228,6 +229,7 @@ pub async fn update(
         id,
         project: before,
     } = load(tx.conn(), key).await?;
+    tx.touch_config();
     sqlx::query(
         "UPDATE projects SET name = COALESCE($1, name), description = COALESCE($2, description), \
          archived = COALESCE($3, archived), updated_at = $4 WHERE id = $5",
@@ -276,6 +278,7 @@ pub async fn set_tier(tx: &mut Tx, right: &TierRight, ctx: &Ctx, key: &str) -> R
     if right.to() == right.from() {
         return Ok(before);
     }
+    tx.touch_config();
     let done = sqlx::query(
         "UPDATE projects SET risk_tier = $1, updated_at = $2 WHERE id = $3 AND risk_tier = $4",
     )
@@ -377,6 +380,7 @@ pub async fn set_member(
                 .await?;
         }
     }
+    tx.touch_config();
     sqlx::query("UPDATE projects SET updated_at = $1 WHERE id = $2")
         .bind(ctx.now.as_micros())
         .bind(id)

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::record;
 use crate::users::{self, Credentials};
-use crate::{Backend, Ctx, Result, Store, Tx};
+use crate::{Ctx, Result, Store, Tx};
 
 /// A session's last activity is written at most this often (microseconds).
 pub const SEEN_RECORD_INTERVAL_MICROS: i64 = 60_000_000;
@@ -116,12 +116,8 @@ pub async fn authenticate(
 /// Writes down that session `id` was active at `now` (bookkeeping, no audit
 /// event; on SQLite skipped while a change is being written).
 pub async fn record_seen(store: &Store, id: i64, now: Timestamp) -> Result<()> {
-    let _guard = match store.backend {
-        Backend::Sqlite => match store.write_lock.clone().try_lock_owned() {
-            Ok(g) => Some(g),
-            Err(_) => return Ok(()),
-        },
-        Backend::Postgres => None,
+    let Some(_guard) = store.try_idle_writer() else {
+        return Ok(());
     };
     sqlx::query(
         "UPDATE web_sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL \

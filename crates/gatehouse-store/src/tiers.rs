@@ -49,6 +49,7 @@ pub async fn set(tx: &mut Tx, _: &AdminRight, ctx: &Ctx, policy: TierPolicy) -> 
     let policy = policy.validate()?;
     let before = get(tx.conn(), policy.tier).await?;
     let tier = i64::from(policy.tier.get());
+    tx.touch_config();
     sqlx::query("DELETE FROM tier_policies WHERE tier = $1")
         .bind(tier)
         .execute(tx.conn())

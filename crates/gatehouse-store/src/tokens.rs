@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::record;
 use crate::users::{self, Credentials};
-use crate::{Backend, Ctx, Page, PageRequest, Result, Store, StoreError, Tx};
+use crate::{Ctx, Page, PageRequest, Result, Store, StoreError, Tx};
 
 /// A token's last use is written at most this often (microseconds).
 pub const USE_RECORD_INTERVAL_MICROS: i64 = 60_000_000;
@@ -114,12 +114,8 @@ pub async fn authenticate(
 /// while a change is being written, this use goes unrecorded (the next one
 /// will be).
 pub async fn record_use(store: &Store, id: i64, now: Timestamp) -> Result<()> {
-    let _guard = match store.backend {
-        Backend::Sqlite => match store.write_lock.clone().try_lock_owned() {
-            Ok(g) => Some(g),
-            Err(_) => return Ok(()),
-        },
-        Backend::Postgres => None,
+    let Some(_guard) = store.try_idle_writer() else {
+        return Ok(());
     };
     sqlx::query(
         "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 \
@@ -152,6 +148,7 @@ pub async fn create(
     new: &NewToken<'_>,
 ) -> Result<Token> {
     let user_id = users::id_of(tx.conn(), username.as_str()).await?;
+    tx.touch_accounts();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at, parent_id) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -241,6 +238,7 @@ pub async fn revoke(tx: &mut Tx, _: &SelfOrAdminRight, ctx: &Ctx, token: &Token)
     .bind(token.id)
     .fetch_all(tx.conn())
     .await?;
+    tx.touch_accounts();
     sqlx::query(
         "WITH RECURSIVE tree (id) AS (SELECT CAST($2 AS BIGINT) \
          UNION SELECT t.id FROM api_tokens t JOIN tree ON t.parent_id = tree.id) \
@@ -267,6 +265,7 @@ pub async fn revoke(tx: &mut Tx, _: &SelfOrAdminRight, ctx: &Ctx, token: &Token)
 /// user is disabled, so that re-enabling them revives nothing); the number
 /// revoked, for the caller's audit event.
 pub(crate) async fn revoke_all_of(tx: &mut Tx, user_id: i64, now: Timestamp) -> Result<u64> {
+    tx.touch_accounts();
     let done = sqlx::query(
         "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
     )

@@ -156,6 +156,7 @@ async fn insert(tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<User> {
         )));
     }
     let now = ctx.now.as_micros();
+    tx.touch_accounts();
     sqlx::query(
         "INSERT INTO users (username, display_name, email, is_admin, disabled, password_hash, created_at, updated_at, is_auditor, is_risk_officer) \
          VALUES ($1, $2, $3, $4, 0, $5, $6, $6, $7, $8)",
@@ -243,6 +244,7 @@ pub async fn update(
             "this is the last enabled administrator; make another user administrator first".into(),
         ));
     }
+    tx.touch_accounts();
     sqlx::query(
         "UPDATE users SET display_name = COALESCE($1, display_name), email = COALESCE($2, email), \
          is_admin = COALESCE($3, is_admin), disabled = COALESCE($4, disabled), \

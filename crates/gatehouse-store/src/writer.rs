@@ -259,3 +259,125 @@ async fn flusher(slot: Weak<Mutex<Option<Batch>>>, flush: Arc<Notify>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use sqlx::Row;
+
+    use crate::Store;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("db.sqlite").display());
+        let store = Store::connect(&url).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (dir, store)
+    }
+
+    async fn rows(store: &Store) -> Vec<i64> {
+        let mut conn = store.conn().await.unwrap();
+        sqlx::query("SELECT n FROM t ORDER BY n")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<i64, _>(0))
+            .collect()
+    }
+
+    /// Writer `n` inserts `n`, then (when `n` is a multiple of 3) inserts
+    /// `n` again, which fails, and gives up: only its own rows go.
+    async fn write(store: Store, n: i64) -> bool {
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (n) VALUES ($1)")
+            .bind(n)
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        // Let the others queue behind this one.
+        tokio::task::yield_now().await;
+        if n % 3 == 0 {
+            let again = sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                .bind(n)
+                .execute(tx.conn())
+                .await;
+            assert!(again.is_err());
+            drop(tx);
+            return false;
+        }
+        tx.commit().await.unwrap();
+        true
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_share_commits_and_give_up_alone() {
+        let (_dir, store) = store().await;
+        let writer = store.writer.clone().unwrap();
+        let tasks: Vec<_> = (1..=60)
+            .map(|n| tokio::spawn(write(store.clone(), n)))
+            .collect();
+        let mut kept = Vec::new();
+        for (n, t) in (1..=60).zip(tasks) {
+            if t.await.unwrap() {
+                kept.push(n);
+            }
+        }
+        // Every writer that committed is there, every one that gave up is not.
+        assert_eq!(rows(&store).await, kept);
+        assert_eq!(kept.len(), 40);
+        // Nothing is left open, and no one is counted as queued.
+        assert!(writer.try_idle().is_some());
+        assert_eq!(writer.queued.load(Ordering::Acquire), 0);
+        // A store opened afresh reads the same: it was committed, not only
+        // visible on this connection.
+        let url = format!("sqlite:{}", _dir.path().join("db.sqlite").display());
+        let again = Store::connect(&url).await.unwrap();
+        assert_eq!(rows(&again).await, kept);
+    }
+
+    #[tokio::test]
+    async fn a_writer_gone_mid_transaction_undoes_only_its_own_changes() {
+        let (_dir, store) = store().await;
+        // The first writer's change waits in an open batch while a second
+        // one is queued...
+        let first = store.begin().await.unwrap();
+        let queued = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.unwrap();
+                sqlx::query("INSERT INTO t (n) VALUES (2)")
+                    .execute(tx.conn())
+                    .await
+                    .unwrap();
+                // ...which is cancelled: dropped without commit.
+                drop(tx);
+            }
+        });
+        let mut first = first;
+        sqlx::query("INSERT INTO t (n) VALUES (1)")
+            .execute(first.conn())
+            .await
+            .unwrap();
+        while store.writer.as_ref().unwrap().queued.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        first.commit().await.unwrap();
+        queued.await.unwrap();
+        assert_eq!(rows(&store).await, vec![1]);
+        // The writer is free again for the next one.
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (n) VALUES (3)")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(rows(&store).await, vec![1, 3]);
+    }
+}

@@ -20,6 +20,37 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 
+/// Every binding: from the cache while no write has committed since it was
+/// read, else read on `conn`.
+pub async fn all(
+    state: &AppState,
+    conn: &mut store::AnyConnection,
+) -> Result<std::sync::Arc<Vec<store::Binding>>, gatehouse_store::StoreError> {
+    let generation = state.store.config_generation();
+    if let Some(b) = state.caches.bindings.get_at(generation, &()) {
+        return Ok(b);
+    }
+    let b = std::sync::Arc::new(store::list_bindings(conn).await?);
+    state.caches.bindings.put(generation, (), b.clone());
+    Ok(b)
+}
+
+/// The binding of an alias or stage for a project: the project's own, else
+/// the one for every project.
+pub async fn binding_for(
+    state: &AppState,
+    conn: &mut store::AnyConnection,
+    project: &gatehouse_core::ProjectKey,
+    kind: BindingKind,
+    name: &str,
+) -> Result<Option<store::Binding>, gatehouse_store::StoreError> {
+    let all = all(state, conn).await?;
+    Ok(super::shape::applicable(&all, project, kind)
+        .into_iter()
+        .find(|b| b.name == name)
+        .cloned())
+}
+
 fn shape(b: store::Binding) -> Binding {
     Binding {
         id: b.id,

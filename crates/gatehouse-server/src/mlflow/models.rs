@@ -351,7 +351,14 @@ pub async fn set_alias(
     let v = store::version(&mut conn, m.id, number)
         .await
         .map_err(|_| version_missing(&m, number))?;
-    let binding = store::binding_for(&mut conn, m.project_id, BindingKind::Alias, &alias).await?;
+    let binding = super::bindings::binding_for(
+        &state,
+        &mut conn,
+        &m.model.project,
+        BindingKind::Alias,
+        &alias,
+    )
+    .await?;
     drop(conn);
     let ctx = auth.ctx(&state);
     match binding {
@@ -382,7 +389,14 @@ pub async fn delete_alias(
     let m = resolve(&state, &args.req("name")?).await?;
     let alias = args.req("alias")?;
     let mut conn = state.store.conn().await?;
-    if let Some(b) = store::binding_for(&mut conn, m.project_id, BindingKind::Alias, &alias).await?
+    if let Some(b) = super::bindings::binding_for(
+        &state,
+        &mut conn,
+        &m.model.project,
+        BindingKind::Alias,
+        &alias,
+    )
+    .await?
     {
         return Err(MlError::conflict(format!(
             "alias '{alias}' is bound to infrastructure '{}': it names what is deployed there; deploy or roll back in Gatehouse instead",
@@ -408,7 +422,14 @@ pub async fn get_by_alias(
     let alias = args.req("alias")?;
     let mut conn = state.store.conn().await?;
     let m = resolve_in(&state, &mut conn, &name).await?;
-    let binding = store::binding_for(&mut conn, m.project_id, BindingKind::Alias, &alias).await?;
+    let binding = super::bindings::binding_for(
+        &state,
+        &mut conn,
+        &m.model.project,
+        BindingKind::Alias,
+        &alias,
+    )
+    .await?;
     let number = match binding {
         Some(b) => {
             drop(conn);

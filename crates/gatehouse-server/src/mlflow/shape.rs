@@ -162,7 +162,7 @@ type Slots = (
     HashMap<i64, BoundStages>,
 );
 
-async fn slots(conn: &mut AnyConnection, models: &[ModelRef]) -> MlResult<Slots> {
+async fn slots(state: &AppState, conn: &mut AnyConnection, models: &[ModelRef]) -> MlResult<Slots> {
     let mut ids: Vec<i64> = models.iter().map(|m| m.id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -171,7 +171,7 @@ async fn slots(conn: &mut AnyConnection, models: &[ModelRef]) -> MlResult<Slots>
         aliases.entry(id).or_default().insert(alias, version);
     }
     let mut stages: HashMap<i64, BoundStages> = HashMap::new();
-    let bindings = store::list_bindings(conn).await?;
+    let bindings = super::bindings::all(state, conn).await?;
     if bindings.is_empty() {
         return Ok((aliases, stages));
     }
@@ -262,7 +262,7 @@ impl Shaper {
     pub async fn for_versions(state: &AppState, versions: &[&MlVersion]) -> MlResult<Self> {
         let models: Vec<ModelRef> = versions.iter().map(|v| ModelRef::from(*v)).collect();
         let mut conn = state.store.conn().await?;
-        let (aliases, stages) = slots(&mut conn, &models).await?;
+        let (aliases, stages) = slots(state, &mut conn, &models).await?;
         Self::finish(state, &mut conn, aliases, stages, versions).await
     }
 
@@ -277,7 +277,7 @@ impl Shaper {
         let refs: Vec<ModelRef> = models.iter().map(|m| ModelRef::from(*m)).collect();
         let ids: Vec<i64> = refs.iter().map(|m| m.id).collect();
         let mut conn = state.store.conn().await?;
-        let (aliases, stages) = slots(&mut conn, &refs).await?;
+        let (aliases, stages) = slots(state, &mut conn, &refs).await?;
         // A stored stage's highest version may be one a bound stage shows
         // elsewhere: one more per stage than versions live in bound slots.
         let per_stage = 1 + stages.values().map(|s| s.live.len()).max().unwrap_or(0);
@@ -316,14 +316,24 @@ impl Shaper {
         stages: HashMap<i64, BoundStages>,
         versions: &[&MlVersion],
     ) -> MlResult<Self> {
-        let governance = signoffs::governance(
+        let projects: Vec<String> = versions
+            .iter()
+            .map(|v| v.version.project.to_string())
+            .collect();
+        let generation = state.store.config_generation();
+        let known = state.caches.project_terms.get_many(generation, &projects);
+        let (governance, read) = signoffs::governance_with(
             conn,
             versions
                 .iter()
                 .map(|v| (v.version.project.as_str(), v.version.subject.as_str())),
             state.clock.now(),
+            &known,
         )
         .await?;
+        for (key, terms) in read {
+            state.caches.project_terms.put(generation, key, terms);
+        }
         Ok(Shaper {
             aliases: aliases
                 .into_iter()

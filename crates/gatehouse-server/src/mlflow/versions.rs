@@ -257,7 +257,14 @@ pub async fn transition_stage(
     let archive = args.bool("archive_existing_versions");
     let ctx = auth.ctx(&state);
     let mut conn = state.store.conn().await?;
-    let binding = store::binding_for(&mut conn, m.project_id, BindingKind::Stage, stage).await?;
+    let binding = super::bindings::binding_for(
+        &state,
+        &mut conn,
+        &m.model.project,
+        BindingKind::Stage,
+        stage,
+    )
+    .await?;
     drop(conn);
     match binding {
         Some(b) => govern::deploy(&state, &ctx, &b, &v, Through::Stage(stage, archive)).await?,

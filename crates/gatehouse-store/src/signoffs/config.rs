@@ -78,6 +78,7 @@ pub struct NewConfig {
     pub separation_of_duties: bool,
 }
 
+#[derive(Debug, Clone)]
 pub(super) struct Config {
     pub(super) stages: Vec<StoredStage>,
     pub(super) separation_of_duties: bool,
@@ -281,6 +282,7 @@ pub async fn set_config(
     }
     stages.sort_by_key(|s| s.stage);
     let text = crate::json_text(&stages);
+    tx.touch_config();
     sqlx::query(
         "INSERT INTO signoff_config (project_id, stages, separation_of_duties, updated_by, updated_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id) DO UPDATE SET stages = excluded.stages, \
@@ -380,6 +382,7 @@ pub(crate) async fn rename_role(
             changed |= rename(&mut s.slots);
         }
         if changed {
+            tx.touch_config();
             sqlx::query("UPDATE signoff_config SET stages = $1 WHERE project_id = $2")
                 .bind(crate::json_text(&stages))
                 .bind(project_id)

@@ -29,8 +29,8 @@ pub use config::{
 };
 pub(crate) use config::{rename_role, role_in_use};
 pub use queries::{
-    GateView, Governance, PendingReview, PendingSlot, approved_now, for_gate, get, governance,
-    is_final_approver, pending,
+    GateView, Governance, PendingReview, PendingSlot, ProjectTerms, approved_now, for_gate, get,
+    governance, governance_with, is_final_approver, pending,
 };
 pub use views::{
     AnswerView, CycleView, DecisionView, DelegationView, ResetView, SignoffView, SlotView,

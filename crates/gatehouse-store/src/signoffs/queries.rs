@@ -3,6 +3,7 @@
 //! (`for_gate`, `approved_now`, `is_final_approver`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use gatehouse_core::inventory::{RiskTier, Stage};
 use gatehouse_core::policy::TierPolicy;
@@ -44,10 +45,19 @@ pub async fn get(
 /// when asked for.
 pub struct Governance {
     /// By project key.
-    projects: HashMap<String, (TierPolicy, Config)>,
+    projects: HashMap<String, Arc<ProjectTerms>>,
     /// By subject text, then stage: the stored sign-off's JSON.
     signoffs: HashMap<String, BTreeMap<Stage, String>>,
     now: Timestamp,
+}
+
+/// A project's tier policy and sign-off configuration, as [`Governance`]
+/// reads them: what a caller may keep between requests (see
+/// [`governance_with`]).
+#[derive(Debug, Clone)]
+pub struct ProjectTerms {
+    policy: TierPolicy,
+    config: Config,
 }
 
 /// Reads the governance of `subjects`, each given as (project key, subject
@@ -57,6 +67,20 @@ pub async fn governance<'a>(
     subjects: impl IntoIterator<Item = (&'a str, &'a str)>,
     now: Timestamp,
 ) -> Result<Governance> {
+    Ok(governance_with(conn, subjects, now, &HashMap::new())
+        .await?
+        .0)
+}
+
+/// [`governance`], taking the terms of the projects in `known` as given
+/// rather than reading them (one statement fewer when all are known); also
+/// returns the terms it read.
+pub async fn governance_with<'a>(
+    conn: &mut AnyConnection,
+    subjects: impl IntoIterator<Item = (&'a str, &'a str)>,
+    now: Timestamp,
+    known: &HashMap<String, Arc<ProjectTerms>>,
+) -> Result<(Governance, Vec<(String, Arc<ProjectTerms>)>)> {
     let mut keys = BTreeSet::new();
     let mut texts = BTreeSet::new();
     for (project, subject) in subjects {
@@ -68,23 +92,38 @@ pub async fn governance<'a>(
         signoffs: HashMap::new(),
         now,
     };
+    let mut read = Vec::new();
     if keys.is_empty() {
-        return Ok(g);
+        return Ok((g, read));
     }
-    let mut q = sqlx::query(sqlf!(
-        "SELECT p.key, p.risk_tier, tp.policy, c.stages, c.separation_of_duties, c.updated_by, c.updated_at \
-         FROM projects p LEFT JOIN signoff_config c ON c.project_id = p.id \
-         LEFT JOIN tier_policies tp ON tp.tier = p.risk_tier WHERE p.key IN ({})",
-        crate::in_list(1, keys.len())
-    ));
-    for key in &keys {
-        q = q.bind(*key);
-    }
-    for r in q.fetch_all(&mut *conn).await? {
-        let tier = RiskTier::new(r.try_get("risk_tier")?)?;
-        let policy = crate::tiers::policy_of(tier, r.try_get("policy")?)?;
-        g.projects
-            .insert(r.try_get("key")?, (policy, config_of_row(&r)?));
+    keys.retain(|k| match known.get(*k) {
+        Some(terms) => {
+            g.projects.insert((*k).to_owned(), terms.clone());
+            false
+        }
+        None => true,
+    });
+    if !keys.is_empty() {
+        let mut q = sqlx::query(sqlf!(
+            "SELECT p.key, p.risk_tier, tp.policy, c.stages, c.separation_of_duties, c.updated_by, c.updated_at \
+             FROM projects p LEFT JOIN signoff_config c ON c.project_id = p.id \
+             LEFT JOIN tier_policies tp ON tp.tier = p.risk_tier WHERE p.key IN ({})",
+            crate::in_list(1, keys.len())
+        ));
+        for key in &keys {
+            q = q.bind(*key);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let tier = RiskTier::new(r.try_get("risk_tier")?)?;
+            let policy = crate::tiers::policy_of(tier, r.try_get("policy")?)?;
+            let terms = Arc::new(ProjectTerms {
+                policy,
+                config: config_of_row(&r)?,
+            });
+            let key: String = r.try_get("key")?;
+            read.push((key.clone(), terms.clone()));
+            g.projects.insert(key, terms);
+        }
     }
     let mut q = sqlx::query(sqlf!(
         "SELECT subject, stage, doc FROM signoffs WHERE subject IN ({})",
@@ -101,22 +140,23 @@ pub async fn governance<'a>(
                 .insert(stage, r.try_get("doc")?);
         }
     }
-    Ok(g)
+    Ok((g, read))
 }
 
 impl Governance {
     /// The risk tier of a project read, if it exists.
     pub fn tier(&self, project: &str) -> Option<RiskTier> {
-        self.projects.get(project).map(|(policy, _)| policy.tier)
+        self.projects.get(project).map(|t| t.policy.tier)
     }
 
     /// A subject's governance status: one entry per configured stage (and
     /// per stage that has a sign-off though no longer configured), lowest
     /// first.
     pub fn stages(&self, project: &str, subject: &str) -> Result<Vec<StageStatus>> {
-        let (policy, config) = self
+        let ProjectTerms { policy, config } = self
             .projects
             .get(project)
+            .map(|t| t.as_ref())
             .ok_or_else(|| StoreError::not_found(format!("project '{project}'")))?;
         let stored = self.signoffs.get(subject);
         let mut stages: BTreeSet<Stage> = config.stage_list().into_iter().collect();
@@ -136,7 +176,8 @@ impl Governance {
     /// Whether a subject's sign-off for `stage` is approved and its approval
     /// counts now under its project's tier policy.
     pub fn approved_now(&self, project: &str, subject: &str, stage: Stage) -> Result<bool> {
-        let Some((policy, _)) = self.projects.get(project) else {
+        let Some(ProjectTerms { policy, .. }) = self.projects.get(project).map(|t| t.as_ref())
+        else {
             return Ok(false);
         };
         Ok(
