@@ -457,13 +457,32 @@ pub async fn context_of(
     subject: &Subject,
     tier: RiskTier,
 ) -> Result<SubjectContext> {
+    context_given(conn, subject, tier, None).await
+}
+
+/// [`context_of`], with the version itself when the caller has it as it
+/// stands in this transaction.
+async fn context_given(
+    conn: &mut AnyConnection,
+    subject: &Subject,
+    tier: RiskTier,
+    given: Option<&versions::ModelVersion>,
+) -> Result<SubjectContext> {
     let text = subject.to_string();
     let documents = subject_documents(conn, &text).await?;
     let project = subject.project().as_str();
     Ok(match subject {
         Subject::Version { model, version, .. } => {
-            let v = versions::get(conn, project, model.as_str(), i64::from(*version)).await?;
-            SubjectContext::version(project, tier.get(), version_context(&v), documents)
+            let read;
+            let v = match given {
+                Some(v) => v,
+                None => {
+                    read =
+                        versions::get(conn, project, model.as_str(), i64::from(*version)).await?;
+                    &read
+                }
+            };
+            SubjectContext::version(project, tier.get(), version_context(v), documents)
         }
         Subject::Bundle { tag, .. } => {
             let b = bundles::get(conn, project, tag.as_str()).await?;
@@ -493,19 +512,20 @@ fn defs(checks: Vec<Check>) -> Vec<CheckDef> {
 /// anything (what a sign-off command decides on).
 pub async fn evaluate(conn: &mut AnyConnection, subject: &Subject) -> Result<Vec<CheckResult>> {
     let info = resolve(&mut *conn, subject).await?;
-    evaluate_resolved(conn, subject, &info).await
+    evaluate_resolved(conn, subject, &info, None).await
 }
 
 async fn evaluate_resolved(
     conn: &mut AnyConnection,
     subject: &Subject,
     info: &SubjectInfo,
+    given: Option<&versions::ModelVersion>,
 ) -> Result<Vec<CheckResult>> {
     let checks = applicable(&mut *conn, info.project_id, info.tier).await?;
     if checks.is_empty() {
         return Ok(Vec::new());
     }
-    let ctx = context_of(conn, subject, info.tier).await?;
+    let ctx = context_given(conn, subject, info.tier, given).await?;
     Ok(gatehouse_checks::evaluate_all(defs(checks), ctx).await)
 }
 
@@ -543,8 +563,23 @@ pub async fn run_for_subject(
     trigger: Trigger,
 ) -> Result<Vec<CheckResult>> {
     let info = resolve(tx.conn(), subject).await?;
-    let results = evaluate_resolved(tx.conn(), subject, &info).await?;
+    let results = evaluate_resolved(tx.conn(), subject, &info, None).await?;
     record_resolved(tx, ctx, subject, &info, trigger, &results).await?;
+    Ok(results)
+}
+
+/// [`run_for_subject`] for a version the caller has just written in `tx`
+/// (as it stands there): it is not read again.
+pub async fn run_for_version(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    version: &versions::ModelVersion,
+    trigger: Trigger,
+) -> Result<Vec<CheckResult>> {
+    let subject = versions::subject_of(version);
+    let info = resolve(tx.conn(), &subject).await?;
+    let results = evaluate_resolved(tx.conn(), &subject, &info, Some(version)).await?;
+    record_resolved(tx, ctx, &subject, &info, trigger, &results).await?;
     Ok(results)
 }
 

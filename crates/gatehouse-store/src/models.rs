@@ -107,9 +107,14 @@ pub async fn create(
     description: &str,
 ) -> Result<Model> {
     right.covers(project)?;
-    let p = projects::load(tx.conn(), project).await?;
-    projects::ensure_active(&p.project)?;
-    if load(tx.conn(), project, name.as_str()).await.is_ok() {
+    let project_id = projects::active_id(tx.conn(), project).await?;
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM models WHERE project_id = $1 AND name = $2")
+            .bind(project_id)
+            .bind(name.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+    if exists.is_some() {
         return Err(StoreError::Conflict(format!(
             "model '{name}' already exists in project '{project}'"
         )));
@@ -118,7 +123,7 @@ pub async fn create(
         "INSERT INTO models (project_id, name, description, next_version, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, 1, $4, $5, $5)",
     )
-    .bind(p.id)
+    .bind(project_id)
     .bind(name.as_str())
     .bind(description)
     .bind(ctx.actor_name())

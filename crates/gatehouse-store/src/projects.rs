@@ -102,6 +102,23 @@ pub async fn load(conn: &mut AnyConnection, key: &str) -> Result<Loaded> {
     from_row(conn, &row).await
 }
 
+/// A project's id, if it exists and is not archived (what a change inside
+/// it needs to know), in one statement.
+pub async fn active_id(conn: &mut AnyConnection, key: &str) -> Result<i64> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT id, archived FROM projects WHERE key = $1")
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
+    match row {
+        None => Err(StoreError::not_found(format!("project '{key}'"))),
+        Some((_, archived)) if archived != 0 => Err(StoreError::Conflict(format!(
+            "project '{key}' is archived; unarchive it first"
+        ))),
+        Some((id, _)) => Ok(id),
+    }
+}
+
 pub async fn get(conn: &mut AnyConnection, key: &str) -> Result<Project> {
     Ok(load(conn, key).await?.project)
 }

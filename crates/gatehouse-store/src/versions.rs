@@ -59,7 +59,12 @@ pub struct NewVersion {
 #[derive(Debug, Clone, Default)]
 pub struct VersionPatch {
     pub description: Option<String>,
+    /// All the tags, replacing those there.
     pub tags: Option<BTreeMap<String, String>>,
+    /// Single tags set (`Some`) or removed (`None`), applied after `tags` to
+    /// the tags as they stand in the transaction: concurrent changes of
+    /// different tags both stay.
+    pub tag_changes: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -212,8 +217,7 @@ pub async fn register(
     new: &NewVersion,
 ) -> Result<ModelVersion> {
     right.covers(project)?;
-    let p = projects::get(tx.conn(), project).await?;
-    projects::ensure_active(&p)?;
+    projects::active_id(tx.conn(), project).await?;
     let m = models::load(tx.conn(), project, model).await?;
     // One statement takes the number and locks the model row, so concurrent
     // registrations queue here and never share a number.
@@ -253,7 +257,7 @@ pub async fn register(
             .after(json!(v)),
     )
     .await?;
-    crate::checks::run_for_subject(tx, ctx, &subject_of(&v), Trigger::Registered).await?;
+    crate::checks::run_for_version(tx, ctx, &v, Trigger::Registered).await?;
     Ok(v)
 }
 
@@ -267,12 +271,42 @@ pub async fn update(
     patch: &VersionPatch,
 ) -> Result<ModelVersion> {
     right.covers(project)?;
+    if !patch.tag_changes.is_empty() && tx.backend() == crate::Backend::Postgres {
+        // The tags are changed from what is read here: hold the row until
+        // the commit (SQLite's one writer already does).
+        sqlx::query(
+            "SELECT v.id FROM model_versions v JOIN models m ON m.id = v.model_id \
+             JOIN projects p ON p.id = m.project_id \
+             WHERE p.key = $1 AND m.name = $2 AND v.version = $3 FOR UPDATE OF v",
+        )
+        .bind(project)
+        .bind(model)
+        .bind(version)
+        .fetch_optional(tx.conn())
+        .await?;
+    }
     let before = load(tx.conn(), project, model, version).await?;
+    let tags = if patch.tag_changes.is_empty() {
+        patch.tags.clone()
+    } else {
+        let mut tags = patch
+            .tags
+            .clone()
+            .unwrap_or_else(|| before.version.tags.clone());
+        for (key, value) in &patch.tag_changes {
+            match value {
+                Some(v) => tags.insert(key.clone(), v.clone()),
+                None => tags.remove(key),
+            };
+        }
+        gatehouse_core::inventory::check_string_map("tags", &tags)?;
+        Some(tags)
+    };
     sqlx::query(
         "UPDATE model_versions SET description = COALESCE($1, description), tags = COALESCE($2, tags), updated_at = $3 WHERE id = $4",
     )
     .bind(patch.description.as_deref())
-    .bind(patch.tags.as_ref().map(json_text))
+    .bind(tags.as_ref().map(json_text))
     .bind(ctx.now.as_micros())
     .bind(before.id)
     .execute(tx.conn())
@@ -282,8 +316,8 @@ pub async fn update(
     if let Some(d) = &patch.description {
         after.description.clone_from(d);
     }
-    if let Some(t) = &patch.tags {
-        after.tags.clone_from(t);
+    if let Some(t) = tags {
+        after.tags = t;
     }
     after.updated_at = ctx.now;
     record(
@@ -295,7 +329,7 @@ pub async fn update(
             .after(json!({"description": after.description, "tags": after.tags})),
     )
     .await?;
-    crate::checks::run_for_subject(tx, ctx, &subject_of(&after), Trigger::Changed).await?;
+    crate::checks::run_for_version(tx, ctx, &after, Trigger::Changed).await?;
     Ok(after)
 }
 

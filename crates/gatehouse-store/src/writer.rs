@@ -365,7 +365,14 @@ mod tests {
             .execute(first.conn())
             .await
             .unwrap();
-        while store.writer.as_ref().unwrap().queued.load(Ordering::Acquire) == 0 {
+        while store
+            .writer
+            .as_ref()
+            .unwrap()
+            .queued
+            .load(Ordering::Acquire)
+            == 0
+        {
             tokio::task::yield_now().await;
         }
         first.commit().await.unwrap();

@@ -170,6 +170,7 @@ async fn update_version(
     let patch = VersionPatch {
         description: body.description,
         tags: body.tags,
+        tag_changes: Vec::new(),
     };
     let v = versions::update(&mut tx, &right, &ctx, &key, &name, n, &patch).await?;
     tx.commit().await?;

@@ -165,6 +165,7 @@ pub async fn update(
         let p = VersionPatch {
             description: Some(d),
             tags: None,
+            tag_changes: Vec::new(),
         };
         patch(&state, &auth, &m, &v, &p).await?;
     }
@@ -290,12 +291,12 @@ pub async fn set_tag(
     check_tag_key(&key, true)?;
     let value = args.opt("value").unwrap_or_default();
     check_text("value", &value, TAG_VALUE_MAX)?;
-    let mut tags = v.version.tags.clone();
-    tags.insert(key, value);
-    check_string_map("tags", &tags)?;
+    // Applied to the tags as they stand when written (a concurrent change of
+    // another tag stays); the limits are checked there.
     let p = VersionPatch {
         description: None,
-        tags: Some(tags),
+        tags: None,
+        tag_changes: vec![(key, Some(value))],
     };
     patch(&state, &auth, &m, &v, &p).await?;
     Ok(empty())
@@ -310,13 +311,13 @@ pub async fn delete_tag(
     let (m, v) = target(&state, &args).await?;
     let key = args.req("key")?;
     check_tag_key(&key, true)?;
-    let mut tags = v.version.tags.clone();
-    if tags.remove(&key).is_none() {
+    if !v.version.tags.contains_key(&key) {
         return Ok(empty());
     }
     let p = VersionPatch {
         description: None,
-        tags: Some(tags),
+        tags: None,
+        tag_changes: vec![(key, None)],
     };
     patch(&state, &auth, &m, &v, &p).await?;
     Ok(empty())

@@ -759,3 +759,76 @@ async fn a_wrong_method_is_405_in_mlflows_shape() {
         assert!(allow.is_some_and(|a| !a.is_empty()), "{method} {path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_tag_changes_on_one_version_all_stay() {
+    let app = ml_app().await;
+    create(&app, "tagged", None).await;
+    version(&app, "tagged").await;
+    // Sixteen clients set one tag each on the same version at once: each is
+    // applied to the tags as they stand when written, so none is lost.
+    let url = app.url("/api/2.0/mlflow/model-versions/set-tag");
+    let sets: Vec<_> = (0..16)
+        .map(|i| {
+            let request = app
+                .client
+                .post(&url)
+                .bearer_auth(&app.admin_token)
+                .json(&json!({"name": "tagged", "version": "1", "key": format!("k{i}"), "value": format!("v{i}")}));
+            tokio::spawn(async move {
+                let r = request.send().await.expect("request");
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            })
+        })
+        .collect();
+    for t in sets {
+        let (status, body) = t.await.expect("task");
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = ml(
+        &app,
+        Method::GET,
+        "/model-versions/get?name=tagged&version=1",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let tags: std::collections::BTreeMap<&str, &str> = body["model_version"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap(), t["value"].as_str().unwrap()))
+        .collect();
+    for i in 0..16 {
+        assert_eq!(
+            tags.get(format!("k{i}").as_str()).copied(),
+            Some(format!("v{i}").as_str()),
+            "{tags:?}"
+        );
+    }
+    // Removing one leaves the others.
+    let (status, _) = ml(
+        &app,
+        Method::DELETE,
+        "/model-versions/delete-tag",
+        Some(json!({"name": "tagged", "version": "1", "key": "k3"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, body) = ml(
+        &app,
+        Method::GET,
+        "/model-versions/get?name=tagged&version=1",
+        None,
+    )
+    .await;
+    let keys: Vec<&str> = body["model_version"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["key"].as_str())
+        .filter(|k| !k.starts_with("gatehouse."))
+        .collect();
+    assert_eq!(keys.len(), 15, "{keys:?}");
+    assert!(!keys.contains(&"k3"));
+}
