@@ -8,7 +8,8 @@
 //! open goes on in it, inside a savepoint of its own. When a writer is done:
 //!
 //! - if nobody is queued behind it, it commits the transaction, for itself
-//!   and for everyone whose work is in it, and tells them the outcome;
+//!   and for everyone whose work is in it, and tells them the outcome (a
+//!   writer alone in its transaction commits it as its own);
 //! - otherwise it leaves the transaction open in the slot for the next one,
 //!   wakes the flusher (a task that queues for the slot like a writer and
 //!   commits whatever it finds there), and waits for the outcome.
@@ -149,11 +150,17 @@ impl Held {
             abandon(guard, batch, &writer, true).await;
             return Err(e.into());
         }
+        let queued = writer.queued.load(std::sync::atomic::Ordering::Acquire);
+        if batch.members == 0 && queued == 0 {
+            // Alone in it, and nobody waiting: commit here, as a transaction
+            // of its own would (no one else's change depends on it).
+            let committed = batch.tx.commit().await;
+            drop(guard);
+            return committed.map_err(StoreError::from);
+        }
         batch.members += 1;
         let mut outcome = batch.outcome.subscribe();
-        if writer.queued.load(std::sync::atomic::Ordering::Acquire) > 0
-            && batch.members < MAX_MEMBERS
-        {
+        if queued > 0 && batch.members < MAX_MEMBERS {
             // Someone is queued: leave the transaction open for them.
             *guard = Some(batch);
             drop(guard);
