@@ -329,7 +329,12 @@ pub async fn update(
             .after(json!({"description": after.description, "tags": after.tags})),
     )
     .await?;
-    crate::checks::run_for_version(tx, ctx, &after, Trigger::Changed).await?;
+    // A check sees metrics, params, sensitivity, tags and documents: of those
+    // an update changes only the tags, and when it leaves them as they were
+    // the last results still stand.
+    if after.tags != before.version.tags {
+        crate::checks::run_for_version(tx, ctx, &after, Trigger::Changed).await?;
+    }
     Ok(after)
 }
 

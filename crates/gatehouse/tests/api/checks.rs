@@ -401,6 +401,23 @@ async fn checks_run_when_a_subject_is_registered_or_changed() {
     .await
     .ok(200);
     assert_eq!(app.get(&v2).await.ok(200)["trigger"], "changed");
+    // A description is nothing a check sees: changing it runs none.
+    let mark = app.audit_mark().await;
+    app.as_user(
+        &p.alice,
+        Method::PATCH,
+        &format!("/projects/{PROJECT}/models/{M}/versions/2"),
+        Some(json!({"description": "retrained on March data"})),
+    )
+    .await
+    .ok(200);
+    let actions: Vec<String> = app
+        .audit_events_since(mark)
+        .await
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["version.update"]);
     // A bundle sees the union of its versions' labels.
     app.post(
         "/checks",
