@@ -74,13 +74,29 @@ pub struct AuditKey {
     pub retired_at: Option<Timestamp>,
 }
 
+/// The head of the chain as this transaction sees it: read (and locked on
+/// PostgreSQL) at its first event, then kept by the transaction, which
+/// writes it back once, when it commits (`Tx::commit`).
 async fn head_locked(tx: &mut Tx) -> Result<(i64, String)> {
+    if let Some(head) = tx.audit_head() {
+        return Ok(head);
+    }
     let head_sql = match tx.backend() {
         Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
         Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
     };
     let head = sqlx::query(head_sql).fetch_one(tx.conn()).await?;
     Ok((head.try_get("seq")?, head.try_get("hash")?))
+}
+
+/// Writes the head a transaction's events moved to (called by `Tx::commit`).
+pub(crate) async fn write_head(conn: &mut sqlx::AnyConnection, seq: i64, hash: &str) -> Result<()> {
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Appends one event; the caller's transaction commits or rolls back both.
@@ -119,11 +135,7 @@ async fn append_hashed(tx: &mut Tx, at: Timestamp, ev: NewAuditEvent) -> Result<
     .bind(&hash)
     .execute(tx.conn())
     .await?;
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(&hash)
-        .execute(tx.conn())
-        .await?;
+    tx.set_audit_head(seq, hash.clone());
     if let Some(signing) = tx.audit_signing()
         && signing.every > 0
         && seq % signing.every == 0

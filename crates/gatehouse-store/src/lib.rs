@@ -322,6 +322,7 @@ impl Store {
             touched_accounts: false,
             config: self.config.clone(),
             touched_config: false,
+            audit_head: None,
             notified: false,
         })
     }
@@ -354,6 +355,9 @@ pub struct Tx {
     config: Arc<AtomicU64>,
     /// Configuration was written: see [`Store::config_generation`].
     touched_config: bool,
+    /// The audit chain's head after this transaction's last event, written
+    /// back to `audit_head` once, at the commit.
+    audit_head: Option<(i64, String)>,
     /// Rows were queued in the outbox: wake the worker after the commit.
     notified: bool,
 }
@@ -366,6 +370,9 @@ enum Open {
 impl Tx {
     /// Makes the changes durable; returns once they are.
     pub async fn commit(mut self) -> Result<()> {
+        if let Some((seq, hash)) = self.audit_head.take() {
+            audit::write_head(self.conn(), seq, &hash).await?;
+        }
         let committed = match self.open.take() {
             Some(Open::Sqlite(held)) => held.commit().await,
             Some(Open::Postgres(tx)) => tx.commit().await.map_err(StoreError::from),
@@ -419,6 +426,15 @@ impl Tx {
 
     pub(crate) fn audit_signing(&self) -> Option<Arc<AuditSigning>> {
         self.audit.clone()
+    }
+
+    /// The audit head this transaction's events moved to, if any.
+    pub(crate) fn audit_head(&self) -> Option<(i64, String)> {
+        self.audit_head.clone()
+    }
+
+    pub(crate) fn set_audit_head(&mut self, seq: i64, hash: String) {
+        self.audit_head = Some((seq, hash));
     }
 }
 
