@@ -253,6 +253,16 @@ mod tests {
         }
     }
 
+    /// Recursion that would overflow a 2 MiB stack in any build.
+    fn deep(n: u32) -> u32 {
+        let pad = std::hint::black_box([0u8; 1024]);
+        if n == 0 {
+            u32::from(pad[0])
+        } else {
+            deep(n - 1) + u32::from(pad[1])
+        }
+    }
+
     #[test]
     fn results_and_panics_come_back() {
         assert_eq!(run(|| 41 + 1), Ok(42));
@@ -291,14 +301,6 @@ mod tests {
 
     #[test]
     fn pool_threads_have_the_stack_too_and_survive_panics() {
-        fn deep(n: u32) -> u32 {
-            let pad = std::hint::black_box([0u8; 1024]);
-            if n == 0 {
-                u32::from(pad[0])
-            } else {
-                deep(n - 1) + u32::from(pad[1])
-            }
-        }
         for _ in 0..CONCURRENT_MAX * 2 {
             assert!(block_on(spawn(|| -> u8 { panic!("again") })).is_err());
         }
@@ -307,15 +309,6 @@ mod tests {
 
     #[test]
     fn the_thread_has_the_stack_it_says() {
-        // Recursion that would overflow a 2 MiB stack in any build.
-        fn deep(n: u32) -> u32 {
-            let pad = std::hint::black_box([0u8; 1024]);
-            if n == 0 {
-                u32::from(pad[0])
-            } else {
-                deep(n - 1) + u32::from(pad[1])
-            }
-        }
         assert_eq!(run(|| deep(16_000)), Ok(0));
     }
 }

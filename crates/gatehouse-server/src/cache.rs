@@ -3,20 +3,19 @@
 //! the MLflow bindings and the governance terms of projects (every MLflow
 //! answer reads them).
 //!
-//! An entry is stamped with the store's [`Store::cache_generation`] read
+//! An entry is stamped with the store's [`Store::cache_generation`](gatehouse_store::Store::cache_generation) read
 //! *before* the query that produced it, and served only while that number is
 //! still current: any write transaction committed since, whatever it changed,
 //! retires every entry. Credentials are stamped with
-//! [`Store::accounts_generation`] instead, which only transactions that
+//! [`Store::accounts_generation`](gatehouse_store::Store::accounts_generation) instead, which only transactions that
 //! wrote users or API tokens move, and bindings and governance terms with
-//! [`Store::config_generation`], which only configuration changes move. The store gives no generation on PostgreSQL (other
+//! [`Store::config_generation`](gatehouse_store::Store::config_generation), which only configuration changes move. The store gives no generation on PostgreSQL (other
 //! replicas write there), and nothing is cached.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use gatehouse_store::Store;
 use gatehouse_store::mlflow::Binding;
 use gatehouse_store::signoffs::ProjectTerms;
 use gatehouse_store::tokens::TokenUse;
@@ -39,13 +38,8 @@ impl<K: Eq + Hash, V: Clone> Default for GenCache<K, V> {
 }
 
 impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
-    /// The entry for `key`, if it was read at the current generation.
-    pub fn get(&self, store: &Store, key: &K) -> Option<V> {
-        self.get_at(store.cache_generation(), key)
-    }
-
-    /// The entry for `key`, if it was read at generation `now` (a
-    /// generation of the store's other than [`Store::cache_generation`]).
+    /// The entry for `key`, if it was read at generation `now` (one of the
+    /// store's generations, read now).
     pub fn get_at(&self, now: Option<u64>, key: &K) -> Option<V> {
         let now = now?;
         let entries = self.entries.lock().ok()?;
@@ -56,7 +50,7 @@ impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
     }
 
     /// Keeps `value`, read by a query that started at `generation` (the
-    /// value [`Store::cache_generation`] gave before it).
+    /// value [`Store::cache_generation`](gatehouse_store::Store::cache_generation) gave before it).
     pub fn put(&self, generation: Option<u64>, key: K, value: V) {
         let Some(generation) = generation else {
             return;
@@ -109,19 +103,20 @@ impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
 pub struct Caches {
     /// By token hash: the user and the token, as `tokens::authenticate`
     /// found them (live at the time; expiry is checked again on each use).
-    /// Checked against [`Store::accounts_generation`]: it holds until users
+    /// Checked against [`Store::accounts_generation`](gatehouse_store::Store::accounts_generation): it holds until users
     /// or tokens change.
     pub tokens: GenCache<String, (Credentials, TokenUse)>,
-    /// Every MLflow binding (checked against [`Store::config_generation`]).
+    /// Every MLflow binding (checked against [`Store::config_generation`](gatehouse_store::Store::config_generation)).
     pub bindings: GenCache<(), Arc<Vec<Binding>>>,
     /// By project key: its tier policy and sign-off configuration (checked
-    /// against [`Store::config_generation`]).
+    /// against [`Store::config_generation`](gatehouse_store::Store::config_generation)).
     pub project_terms: GenCache<String, Arc<ProjectTerms>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_store::Store;
 
     async fn sqlite() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -136,17 +131,17 @@ mod tests {
         let g = store.cache_generation();
         assert!(g.is_some());
         cache.put(g, 1, "one");
-        assert_eq!(cache.get(&store, &1), Some("one"));
-        assert_eq!(cache.get(&store, &2), None);
+        assert_eq!(cache.get_at(store.cache_generation(), &1), Some("one"));
+        assert_eq!(cache.get_at(store.cache_generation(), &2), None);
         cache.update(&1, |v| *v = "uno");
-        assert_eq!(cache.get(&store, &1), Some("uno"));
+        assert_eq!(cache.get_at(store.cache_generation(), &1), Some("uno"));
         // An empty transaction, committed: the entry is retired.
         store.begin().await.unwrap().commit().await.unwrap();
-        assert_eq!(cache.get(&store, &1), None);
+        assert_eq!(cache.get_at(store.cache_generation(), &1), None);
         // A rolled-back one leaves a new entry alone.
         cache.put(store.cache_generation(), 1, "again");
         drop(store.begin().await.unwrap());
-        assert_eq!(cache.get(&store, &1), Some("again"));
+        assert_eq!(cache.get_at(store.cache_generation(), &1), Some("again"));
     }
 
     #[tokio::test]
@@ -157,7 +152,7 @@ mod tests {
         // The query ran while a write committed: what it read may be stale.
         store.begin().await.unwrap().commit().await.unwrap();
         cache.put(before, 1, "stale");
-        assert_eq!(cache.get(&store, &1), None);
+        assert_eq!(cache.get_at(store.cache_generation(), &1), None);
     }
 
     #[tokio::test]
@@ -169,6 +164,9 @@ mod tests {
             cache.put(g, i, i);
         }
         assert!(cache.entries.lock().unwrap().len() <= CAPACITY);
-        assert_eq!(cache.get(&store, &(CAPACITY + 9)), Some(CAPACITY + 9));
+        assert_eq!(
+            cache.get_at(store.cache_generation(), &(CAPACITY + 9)),
+            Some(CAPACITY + 9)
+        );
     }
 }

@@ -528,26 +528,6 @@ pub async fn list_bindings(conn: &mut AnyConnection) -> Result<Vec<Binding>> {
     rows.iter().map(binding_from_row).collect()
 }
 
-/// The binding of an alias or stage for a project: the project's own, else
-/// the one for every project.
-pub async fn binding_for(
-    conn: &mut AnyConnection,
-    project_id: i64,
-    kind: BindingKind,
-    name: &str,
-) -> Result<Option<Binding>> {
-    let row = sqlx::query(sqlf!(
-        "{BINDING_SELECT} WHERE (b.project_id = $1 OR b.project_id IS NULL) AND b.kind = $2 AND b.name = $3 \
-         ORDER BY b.project_id IS NULL LIMIT 1"
-    ))
-    .bind(project_id)
-    .bind(kind.as_str())
-    .bind(name)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(binding_from_row).transpose()
-}
-
 /// Binds an alias or a stage to an infrastructure (administrators).
 pub async fn add_binding(
     tx: &mut Tx,
