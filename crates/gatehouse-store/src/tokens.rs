@@ -264,6 +264,21 @@ pub async fn revoke(tx: &mut Tx, _: &SelfOrAdminRight, ctx: &Ctx, token: &Token)
 /// Revokes every live token of a user (on a password change and when the
 /// user is disabled, so that re-enabling them revives nothing); the number
 /// revoked, for the caller's audit event.
+/// Makes a user's live tokens expire at `cap` at the latest; returns how
+/// many were shortened.
+pub(crate) async fn cap_expiry_of(tx: &mut Tx, user_id: i64, cap: Timestamp) -> Result<u64> {
+    tx.touch_accounts();
+    let done = sqlx::query(
+        "UPDATE api_tokens SET expires_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > $1)",
+    )
+    .bind(cap.as_micros())
+    .bind(user_id)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn revoke_all_of(tx: &mut Tx, user_id: i64, now: Timestamp) -> Result<u64> {
     tx.touch_accounts();
     let done = sqlx::query(

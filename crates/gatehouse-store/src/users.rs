@@ -56,6 +56,10 @@ pub struct UserPatch {
     pub is_risk_officer: Option<bool>,
     pub disabled: Option<bool>,
     pub password_hash: Option<String>,
+    /// The latest a non-administrator's token may expire (the server's
+    /// token lifetime from now): if this change takes administrator away,
+    /// the user's tokens that never expire, or expire later, expire then.
+    pub token_expiry_cap: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -283,6 +287,16 @@ pub async fn update(
         event = event
             .detail("tokens_revoked", json!(revoked))
             .detail("sessions_ended", json!(ended));
+    } else if before.is_admin
+        && !after.is_admin
+        && let Some(cap) = patch.token_expiry_cap
+    {
+        // Tokens that never expire, or outlive the server's token lifetime,
+        // are an administrator's privilege: a demoted user keeps theirs
+        // only as long as anyone else's would last.
+        let user_id = id_of(tx.conn(), username).await?;
+        let shortened = crate::tokens::cap_expiry_of(tx, user_id, cap).await?;
+        event = event.detail("tokens_shortened", json!(shortened));
     }
     record(tx, ctx, event).await?;
     Ok(after)

@@ -29,6 +29,13 @@ use gatehouse_api::users::UserView;
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
+/// The latest a non-administrator's token may expire: the server's token
+/// lifetime from now.
+pub(crate) fn lifetime_end(state: &AppState) -> Timestamp {
+    let days = i64::from(state.accounts.token_ttl_days());
+    Timestamp::from_micros(state.clock.now().as_micros() + days * DAY_MICROS)
+}
+
 /// When a new token expires: as asked within the caller's rights, and never
 /// after the token it is minted with.
 fn expiry(

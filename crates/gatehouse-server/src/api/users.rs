@@ -204,6 +204,7 @@ async fn patch(
         is_risk_officer: body.is_risk_officer,
         disabled: body.disabled,
         password_hash: hash(state, body.password.as_deref()).await?,
+        token_expiry_cap: Some(super::identity::lifetime_end(state)),
     };
     let ctx = auth.ctx(state);
     let mut tx = state.store.begin().await?;

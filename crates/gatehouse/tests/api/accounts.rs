@@ -159,6 +159,122 @@ async fn tokens_expire_and_callers_may_only_shorten_their_lifetime() {
     app.as_user(&again, Method::GET, "/me", None).await.ok(200);
 }
 
+/// Tokens that never expire, or outlive the token lifetime, are an
+/// administrator's: taking administrator away shortens them to the lifetime
+/// anyone else's token has from then, in the change's own audit event.
+#[tokio::test]
+async fn a_demoted_administrators_tokens_last_no_longer_than_anyone_elses() {
+    let app = spawn_app_with(AppOptions {
+        token_ttl_days: 30,
+        ..Default::default()
+    })
+    .await;
+    let t0 = START_MICROS;
+    app.create_user("dana", "dana-password-1").await;
+    app.patch("/users/dana", json!({"is_admin": true}))
+        .await
+        .ok(200);
+    let login = |name: &str, expires: Value| {
+        json!({"name": name, "username": "dana", "password": "dana-password-1",
+               "expires_in_days": expires})
+    };
+    let forever = app
+        .send(
+            Method::POST,
+            "/tokens",
+            None,
+            Some(&login("forever", json!("never"))),
+        )
+        .await;
+    assert_eq!(forever.ok(201)["expires_at"], Value::Null);
+    let forever = forever.body["token"].as_str().unwrap().to_owned();
+    let year = app
+        .send(
+            Method::POST,
+            "/tokens",
+            None,
+            Some(&login("year", json!(365))),
+        )
+        .await;
+    assert_eq!(year.ok(201)["expires_at"], ts(t0 + 365 * DAY));
+    let fortnight = app
+        .send(
+            Method::POST,
+            "/tokens",
+            None,
+            Some(&login("fortnight", json!(14))),
+        )
+        .await;
+    assert_eq!(fortnight.ok(201)["expires_at"], ts(t0 + 14 * DAY));
+
+    // Ten days on, dana stops being an administrator.
+    app.clock
+        .set(gatehouse_core::Timestamp::from_micros(t0 + 10 * DAY));
+    let mark = app.audit_mark().await;
+    app.patch("/users/dana", json!({"is_admin": false}))
+        .await
+        .ok(200);
+    let listed = app.as_user(&forever, Method::GET, "/tokens", None).await;
+    let expiry = |name: &str| {
+        items(&listed)
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["expires_at"].clone())
+            .unwrap_or_else(|| panic!("token {name} listed"))
+    };
+    let end = ts(t0 + 40 * DAY);
+    assert_eq!(expiry("forever"), end, "never-expiring: now the lifetime");
+    assert_eq!(expiry("year"), end, "beyond the lifetime: shortened");
+    assert_eq!(expiry("fortnight"), ts(t0 + 14 * DAY), "shorter ones stay");
+    let events = app.audit_events_since(mark).await;
+    let update = events
+        .iter()
+        .find(|e| e.action == "user.update" && e.subject == "user:dana")
+        .expect("the demotion is audited");
+    assert_eq!(update.details["tokens_shortened"], json!(2));
+
+    // The token still works, as a non-administrator's, until the new end.
+    app.as_user(&forever, Method::GET, "/me", None)
+        .await
+        .ok(200);
+    app.as_user(&forever, Method::GET, "/users?is_admin=true", None)
+        .await
+        .problem(403, "forbidden");
+    app.clock
+        .set(gatehouse_core::Timestamp::from_micros(t0 + 40 * DAY));
+    app.as_user(&forever, Method::GET, "/me", None)
+        .await
+        .problem(401, "unauthenticated");
+
+    // Other changes to an administrator leave their tokens alone.
+    let admin_forever = app
+        .send(
+            Method::POST,
+            "/tokens",
+            None,
+            Some(&json!({"name": "forever", "username": "admin",
+                         "password": ADMIN_PASSWORD, "expires_in_days": "never"})),
+        )
+        .await;
+    let admin_forever = admin_forever.ok(201)["token"].as_str().unwrap().to_owned();
+    app.as_user(
+        &admin_forever,
+        Method::PATCH,
+        "/users/admin",
+        Some(json!({"display_name": "The administrator"})),
+    )
+    .await
+    .ok(200);
+    let mine = app
+        .as_user(&admin_forever, Method::GET, "/tokens", None)
+        .await;
+    let kept = items(&mine)
+        .iter()
+        .find(|t| t["name"] == "forever")
+        .cloned();
+    assert_eq!(kept.expect("listed")["expires_at"], Value::Null);
+}
+
 #[tokio::test]
 async fn a_tokens_use_is_written_at_most_once_a_minute() {
     let app = spawn_app().await;
