@@ -235,6 +235,12 @@ struct InfraPage {
     comment: String,
     reason: String,
     break_glass_open: bool,
+    /// The viewer may deploy and roll back here (an administrator, or a
+    /// holder of a deploy grant for some project): otherwise the forms are
+    /// replaced by a word on how to get a grant.
+    may_deploy: bool,
+    /// The viewer holds an emergency grant here.
+    may_break_glass: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -296,6 +302,9 @@ async fn render_page(
     let mut conn = state.store.conn().await.map_err(&ve)?;
     let i: Infrastructure = infra::get(&mut conn, name).await.map_err(&ve)?;
     let live = deployments::live(&mut conn, name, None, now)
+        .await
+        .map_err(&ve)?;
+    let held = deployments::grants_held(&mut conn, name, viewer.user.username.as_str())
         .await
         .map_err(&ve)?;
     let paged = cursor.is_some();
@@ -409,6 +418,8 @@ async fn render_page(
         comment: entered.comment,
         reason: entered.reason,
         break_glass_open: entered.break_glass,
+        may_deploy: viewer.user.is_admin || held.normal,
+        may_break_glass: held.emergency,
     };
     Ok(render(status, &page))
 }

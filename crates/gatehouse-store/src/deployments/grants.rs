@@ -293,6 +293,35 @@ pub async fn record_grant_refusal(
     Ok(())
 }
 
+/// Which deploy grants a user holds on an infrastructure, for any project,
+/// directly or through a group (administrators deploy without one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GrantsHeld {
+    pub normal: bool,
+    pub emergency: bool,
+}
+
+/// [`GrantsHeld`] by `user` on the infrastructure `infra`, by its name or
+/// by its stage.
+pub async fn grants_held(conn: &mut AnyConnection, infra: &str, user: &str) -> Result<GrantsHeld> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(CASE WHEN g.emergency = 0 THEN 1 ELSE 0 END), 0) AS normal, \
+         COALESCE(SUM(CASE WHEN g.emergency = 1 THEN 1 ELSE 0 END), 0) AS emergency \
+         FROM deploy_grants g JOIN infrastructures i ON i.name = $1 \
+         JOIN users u ON u.username = $2 \
+         WHERE u.disabled = 0 AND (g.infra_id = i.id OR g.stage = i.stage) \
+         AND (g.user_id = u.id OR g.group_id IN (SELECT group_id FROM group_members WHERE user_id = u.id))",
+    )
+    .bind(infra)
+    .bind(user)
+    .fetch_one(conn)
+    .await?;
+    Ok(GrantsHeld {
+        normal: row.try_get::<i64, _>("normal")? > 0,
+        emergency: row.try_get::<i64, _>("emergency")? > 0,
+    })
+}
+
 /// Whether `user` holds a grant (or, `emergency`, the break-glass grant) for
 /// the project on this infrastructure, directly or through a group.
 pub(super) async fn holds_grant(

@@ -21,8 +21,8 @@ pub use crate::subject_status::ever_deployed;
 pub use emergency::{decide_emergency, get_emergency, list_emergency, record_emergency_refusal};
 pub use gate::{Attempt, DeployRequest, GateCheck, check, deploy, rollback};
 pub use grants::{
-    Grant, GrantTarget, Grantee, NewGrant, add_grant, list_grants, record_grant_refusal,
-    remove_grant,
+    Grant, GrantTarget, Grantee, GrantsHeld, NewGrant, add_grant, grants_held, list_grants,
+    record_grant_refusal, remove_grant,
 };
 pub(crate) use grants::{delete_grant, grant_by_id, grants_of_group};
 pub use inventory::{InventoryFilter, InventoryRow, LiveAt, inventory, inventory_of};

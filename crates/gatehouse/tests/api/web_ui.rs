@@ -617,3 +617,73 @@ async fn owners_assess_a_projects_risk_and_edit_tier_policies_from_the_pages() {
         200
     );
 }
+
+/// The infrastructure page offers its deploy, break-glass and rollback forms
+/// only to those the gate could let through: administrators and holders of a
+/// deploy grant there (by infrastructure or by stage, directly or through a
+/// group); the others read how to get one. A forced form is still refused.
+#[tokio::test]
+async fn the_deploy_forms_are_offered_to_those_who_hold_a_grant() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    app.approve(&w.rita, &v(1), "prod").await;
+    app.deploy(&app.admin_token, "prod-api", &v(1))
+        .await
+        .ok(201);
+    let has = |p: &Page, id: &str| p.body.contains(&format!("id=\"{id}\""));
+
+    // bob holds no grant: no form, a word on grants instead.
+    let mut bob = Browser::new(&app);
+    bob.login("bob", "bob-password-1").await;
+    let page = bob.get("/infrastructures/prod-api").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(has(&page, "no-deploy-grant"), "{}", page.body);
+    for form in ["deploy", "break-glass", "rollback"] {
+        assert!(!has(&page, form), "bob is offered form {form}");
+    }
+    let csrf = hidden(&page.body, "csrf");
+    let p = bob
+        .post(
+            "/infrastructures/prod-api/deploy",
+            &[("csrf", csrf.as_str()), ("subject", v(1).as_str())],
+        )
+        .await;
+    assert_ne!(p.status, StatusCode::SEE_OTHER, "bob deployed: {}", p.body);
+
+    // dave's group holds the prod stage's grant: deploy and roll back, no
+    // break-glass.
+    app.grant(PROJECT, json!({"stage": "prod", "group": "deployers"}))
+        .await;
+    let mut dave = Browser::new(&app);
+    dave.login("dave", "dave-password-1").await;
+    let page = dave.get("/infrastructures/prod-api").await;
+    assert!(
+        has(&page, "deploy") && has(&page, "rollback"),
+        "{}",
+        page.body
+    );
+    assert!(!has(&page, "break-glass") && !has(&page, "no-deploy-grant"));
+    // Not on a QA infrastructure: the grant is prod's.
+    let page = dave.get("/infrastructures/qa-api").await;
+    assert!(has(&page, "no-deploy-grant") && !has(&page, "deploy"));
+
+    // alice's group gets the emergency grant on prod-api alone: break-glass
+    // only.
+    app.grant(
+        PROJECT,
+        json!({"infrastructure": "prod-api", "group": "analysts", "emergency": true}),
+    )
+    .await;
+    let mut alice = Browser::new(&app);
+    alice.login("alice", "alice-password-1").await;
+    let page = alice.get("/infrastructures/prod-api").await;
+    assert!(has(&page, "break-glass"), "{}", page.body);
+    assert!(!has(&page, "deploy") && !has(&page, "rollback"));
+    assert!(!has(&page, "no-deploy-grant"));
+
+    // The administrator deploys without a grant.
+    let mut admin = Browser::new(&app);
+    admin.login("admin", ADMIN_PASSWORD).await;
+    let page = admin.get("/infrastructures/qa-api").await;
+    assert!(has(&page, "deploy") && !has(&page, "no-deploy-grant"));
+}
