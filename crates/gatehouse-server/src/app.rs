@@ -247,6 +247,7 @@ impl Application {
             self.state.clock.clone(),
             self.state.notifier.poll_interval(),
             self.state.notifier.approval_reminder_days(),
+            self.state.notifier.delivery_log_days(),
         ));
         let jobs = if self.state.notifier.runs_jobs() {
             tokio::spawn(scheduler.run(stopped))

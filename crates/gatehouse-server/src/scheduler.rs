@@ -1,8 +1,8 @@
 //! The job scheduler: jobs that run every so often on the server's `Clock`
 //! (settable in tests). A replica runs a job when it claims the job's lease
 //! row (`notifications::claim_job`): on PostgreSQL one replica at a time,
-//! once per interval. The daily e-mail digest is the first job; later ones
-//! (approval expiry, reminders) are added to [`JOBS`].
+//! once per interval: the daily e-mail digest, approval expiry and
+//! reminders (hourly), and the daily trim of the delivery log ([`JOBS`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,8 @@ pub enum Work {
     EmailDigest,
     /// Resets expired approvals and reminds of the ones expiring soon.
     ApprovalExpiry,
+    /// Deletes delivered notifications older than the delivery log keeps.
+    DeliveryLogTrim,
 }
 
 /// A job: its name (the lease row), how often it runs, what it does.
@@ -40,6 +42,11 @@ pub const JOBS: &[Job] = &[
         every: Duration::from_secs(3600),
         work: Work::ApprovalExpiry,
     },
+    Job {
+        name: "delivery_log_trim",
+        every: Duration::from_secs(24 * 3600),
+        work: Work::DeliveryLogTrim,
+    },
 ];
 
 pub struct Scheduler {
@@ -49,15 +56,24 @@ pub struct Scheduler {
     tick: Duration,
     /// Days before expiry an approval's people are reminded (0: never).
     reminder_days: u32,
+    /// Days delivered notifications stay in the delivery log (0: forever).
+    log_days: u32,
 }
 
 impl Scheduler {
-    pub fn new(store: Store, clock: Clock, tick: Duration, reminder_days: u32) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        tick: Duration,
+        reminder_days: u32,
+        log_days: u32,
+    ) -> Self {
         Self {
             store,
             clock,
             tick,
             reminder_days,
+            log_days,
         }
     }
 
@@ -92,6 +108,16 @@ impl Scheduler {
                                 "approval expiry"
                             )
                         })
+                }
+                Work::DeliveryLogTrim if self.log_days == 0 => Ok(()),
+                Work::DeliveryLogTrim => {
+                    let now = self.clock.now();
+                    let before = now
+                        .as_micros()
+                        .saturating_sub(i64::from(self.log_days) * 86_400_000_000);
+                    notifications::trim_log(&self.store, now, before)
+                        .await
+                        .map(|n| tracing::info!(deleted = n, "trimmed the delivery log"))
                 }
             };
             if let Err(e) = result {

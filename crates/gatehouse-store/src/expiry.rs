@@ -36,7 +36,7 @@ pub struct ExpiryRun {
     pub tier_raised: usize,
 }
 
-fn system(now: Timestamp) -> Result<Ctx> {
+pub(crate) fn system(now: Timestamp) -> Result<Ctx> {
     Ok(Ctx {
         actor: Principal {
             username: Username::parse("system")?,

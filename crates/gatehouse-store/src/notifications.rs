@@ -910,6 +910,73 @@ pub(crate) async fn deployment_event(
 // The scheduler's jobs
 // ---------------------------------------------------------------------------
 
+/// Delivered notifications deleted per transaction by [`trim_log`].
+const TRIM_BATCH: i64 = 5_000;
+
+/// Deletes the delivery log's delivered rows (and their attempts) delivered
+/// before `before`, in batches of [`TRIM_BATCH`], each with an audit event
+/// `notification.log_trimmed` in its transaction. Pending deliveries and
+/// dead letters stay, whatever their age. Returns how many were deleted.
+pub async fn trim_log(store: &Store, now: gatehouse_core::Timestamp, before: i64) -> Result<u64> {
+    let ctx = crate::expiry::system(now)?;
+    let mut deleted = 0;
+    loop {
+        let mut tx = store.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE state = 'delivered' AND delivered_at < $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(before)
+        .bind(TRIM_BATCH)
+        .fetch_all(tx.conn())
+        .await?;
+        let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
+            return Ok(deleted);
+        };
+        // By the range of ids just read (no statement grows with the batch):
+        // rows of the range delivered later are not delivered before `before`.
+        sqlx::query(
+            "DELETE FROM notification_attempts WHERE outbox_id IN (SELECT id FROM outbox \
+             WHERE id BETWEEN $1 AND $2 AND state = 'delivered' AND delivered_at < $3)",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(before)
+        .execute(tx.conn())
+        .await?;
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE id BETWEEN $1 AND $2 AND state = 'delivered' \
+             AND delivered_at < $3",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(before)
+        .execute(tx.conn())
+        .await?;
+        let n = done.rows_affected();
+        record(
+            &mut tx,
+            &ctx,
+            NewAuditEvent::new(
+                ctx.actor_name(),
+                "notification.log_trimmed",
+                "notifications",
+            )
+            .detail("deliveries", json!(n))
+            .detail(
+                "delivered_before",
+                json!(gatehouse_core::Timestamp::from_micros(before)),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        deleted += n;
+        if (ids.len() as i64) < TRIM_BATCH {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// Claims a scheduled job: true when this caller moved its lease from the
 /// past to `next` and so runs it now (one UPDATE: of racing replicas exactly
 /// one sees a row changed). Bookkeeping, not audited.

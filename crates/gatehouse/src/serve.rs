@@ -12,7 +12,8 @@ use gatehouse_server::app::{Bootstrap, DEFAULT_CHECKPOINT_EVERY, Secret};
 use gatehouse_server::audit_key::{self, AuditKeySource};
 use gatehouse_server::demo::{self, DemoSeed};
 use gatehouse_server::notify::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_REMINDER_DAYS, NotifySettings, SmtpSecurity, SmtpSettings,
+    DEFAULT_DELIVERY_LOG_DAYS, DEFAULT_MAX_ATTEMPTS, DEFAULT_REMINDER_DAYS, NotifySettings,
+    SmtpSecurity, SmtpSettings,
 };
 use gatehouse_server::serving::{self, HttpSettings};
 use gatehouse_server::ui::WebSettings;
@@ -123,6 +124,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEHOUSE_APPROVAL_REMINDER_DAYS", value_name = "DAYS",
           value_parser = clap::value_parser!(u32).range(0..=365))]
     approval_reminder_days: Option<u32>,
+    /// Days the delivery log keeps delivered notifications and their
+    /// attempts (pending ones and dead letters stay); 0: forever [default: 90]
+    #[arg(long, env = "GATEHOUSE_DELIVERY_LOG_DAYS", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(0..=36500))]
+    delivery_log_days: Option<u32>,
     /// Hosts (names or addresses) webhooks may call, comma-separated; none:
     /// webhooks are off. Loopback, link-local and private addresses are
     /// called only when listed as addresses
@@ -164,6 +170,7 @@ struct FileConfig {
     smtp_from: Option<String>,
     notify_max_attempts: Option<u32>,
     approval_reminder_days: Option<u32>,
+    delivery_log_days: Option<u32>,
     webhook_allow_hosts: Option<Vec<String>>,
 }
 
@@ -320,6 +327,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .or(file.approval_reminder_days)
             .unwrap_or(DEFAULT_REMINDER_DAYS)
             .min(365),
+        delivery_log_days: args
+            .delivery_log_days
+            .or(file.delivery_log_days)
+            .unwrap_or(DEFAULT_DELIVERY_LOG_DAYS)
+            .min(36500),
         webhook_allow_hosts: args
             .webhook_allow_hosts
             .or(file.webhook_allow_hosts)

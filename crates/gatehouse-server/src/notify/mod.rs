@@ -83,6 +83,9 @@ pub struct NotifySettings {
     /// Days before an approval expires that its people are reminded; 0: no
     /// reminder.
     pub approval_reminder_days: u32,
+    /// Days the delivery log keeps delivered notifications and their
+    /// attempts; 0: forever. Pending deliveries and dead letters stay.
+    pub delivery_log_days: u32,
     /// Whether this server runs the scheduler's jobs (the digest, approval
     /// expiry). Always on for `serve`; tests that move the clock past an
     /// approval's expiry to look at it turn it off.
@@ -91,6 +94,9 @@ pub struct NotifySettings {
 
 /// Default of [`NotifySettings::approval_reminder_days`].
 pub const DEFAULT_REMINDER_DAYS: u32 = 14;
+
+/// Default of [`NotifySettings::delivery_log_days`].
+pub const DEFAULT_DELIVERY_LOG_DAYS: u32 = 90;
 
 impl Default for NotifySettings {
     fn default() -> Self {
@@ -105,6 +111,7 @@ impl Default for NotifySettings {
             webhook_allow_hosts: Vec::new(),
             timeout: Duration::from_secs(15),
             approval_reminder_days: DEFAULT_REMINDER_DAYS,
+            delivery_log_days: DEFAULT_DELIVERY_LOG_DAYS,
             run_jobs: true,
         }
     }
@@ -175,6 +182,11 @@ impl Notifier {
     /// See [`NotifySettings::approval_reminder_days`].
     pub fn approval_reminder_days(&self) -> u32 {
         self.settings.approval_reminder_days
+    }
+
+    /// See [`NotifySettings::delivery_log_days`].
+    pub fn delivery_log_days(&self) -> u32 {
+        self.settings.delivery_log_days
     }
 
     pub fn public_url(&self) -> &str {

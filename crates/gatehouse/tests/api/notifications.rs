@@ -616,3 +616,104 @@ async fn an_owners_webhook_hears_of_the_reviews_of_their_project_only() {
         "{text}"
     );
 }
+
+/// The daily trim of the delivery log: delivered notifications (and their
+/// attempts) older than the log keeps go, in an audited transaction;
+/// recent ones, pending deliveries and dead letters stay, whatever their age.
+#[tokio::test]
+async fn the_delivery_log_forgets_old_delivered_notifications_only() {
+    let app = spawn_app().await;
+    let day: i64 = 86_400_000_000;
+    let now = app.clock.now().as_micros();
+    // (state, delivered or created this many days ago)
+    let rows = [
+        ("delivered", 100),
+        ("delivered", 91),
+        ("delivered", 89),
+        ("pending", 200),
+        ("dead", 200),
+    ];
+    let mut ids = Vec::new();
+    for (state, age) in rows {
+        let at = now - age * day;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (kind, recipients, payload, created_at, attempts, delivered_at, \
+             channel, target, event_id, state, next_attempt_at) \
+             VALUES ('deployment', '[]', '{}', $1, 1, $2, 'email', 'x@example.com', $3, $4, $1) \
+             RETURNING id",
+        )
+        .bind(at)
+        .bind((state == "delivered").then_some(at))
+        .bind(format!("e-{state}-{age}"))
+        .bind(state)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO notification_attempts (outbox_id, at, status) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(if state == "delivered" {
+            "delivered"
+        } else {
+            "failed"
+        })
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let left = || async {
+        let outbox: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
+        let attempts: Vec<i64> =
+            sqlx::query_scalar("SELECT outbox_id FROM notification_attempts ORDER BY outbox_id")
+                .fetch_all(app.store.pool())
+                .await
+                .unwrap();
+        (outbox, attempts)
+    };
+    let mark = app.audit_mark().await;
+
+    // Kept forever (0 days): nothing goes.
+    let forever = gatehouse_server::scheduler::Scheduler::new(
+        app.store.clone(),
+        app.clock.clone(),
+        Duration::from_secs(1),
+        14,
+        0,
+    );
+    assert!(forever.run_due().await.contains(&"delivery_log_trim"));
+    assert_eq!(left().await, (ids.clone(), ids.clone()));
+
+    // 90 days: the two older delivered ones go, with their attempts.
+    sqlx::query("UPDATE scheduled_jobs SET lease_until = 0")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let ninety = gatehouse_server::scheduler::Scheduler::new(
+        app.store.clone(),
+        app.clock.clone(),
+        Duration::from_secs(1),
+        14,
+        90,
+    );
+    assert!(ninety.run_due().await.contains(&"delivery_log_trim"));
+    let kept = ids[2..].to_vec();
+    assert_eq!(left().await, (kept.clone(), kept));
+    let events: Vec<_> = app
+        .audit_events_since(mark)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "notification.log_trimmed")
+        .collect();
+    assert_eq!(events.len(), 1, "one audited batch");
+    assert_eq!(events[0].actor, "system");
+    assert_eq!(events[0].details["deliveries"], json!(2));
+    // The audit chain still verifies.
+    let report = app.get("/audit/verify").await.ok(200).clone();
+    assert_eq!(report["ok"], json!(true), "{report}");
+}
