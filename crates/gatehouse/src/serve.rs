@@ -91,6 +91,18 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEHOUSE_SESSION_MAX_HOURS", value_name = "HOURS",
           value_parser = clap::value_parser!(u64).range(1..))]
     session_max_hours: Option<u64>,
+    /// Failed logins of one username within the login window before logins
+    /// answer 429; 0: unlimited [default: 5]
+    #[arg(long, env = "GATEHOUSE_LOGIN_FAILURES_PER_USER", value_name = "N")]
+    login_failures_per_user: Option<u32>,
+    /// Failed logins from one client address within the login window before
+    /// logins answer 429; 0: unlimited [default: 20]
+    #[arg(long, env = "GATEHOUSE_LOGIN_FAILURES_PER_ADDRESS", value_name = "N")]
+    login_failures_per_address: Option<u32>,
+    /// The window failed logins are counted over [default: 15]
+    #[arg(long, env = "GATEHOUSE_LOGIN_WINDOW_MINUTES", value_name = "MINUTES",
+          value_parser = clap::value_parser!(u64).range(1..=1440))]
+    login_window_minutes: Option<u64>,
     /// Project of registered models created through the MLflow API without a
     /// `gatehouse.project` tag; it also wins when a model name is in several
     /// projects
@@ -160,6 +172,9 @@ struct FileConfig {
     behind_tls: Option<bool>,
     session_idle_minutes: Option<u64>,
     session_max_hours: Option<u64>,
+    login_failures_per_user: Option<u32>,
+    login_failures_per_address: Option<u32>,
+    login_window_minutes: Option<u64>,
     mlflow_default_project: Option<String>,
     public_url: Option<String>,
     smtp_host: Option<String>,
@@ -360,7 +375,23 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .token_ttl_days
             .or(file.token_ttl_days)
             .unwrap_or(DEFAULT_TOKEN_TTL_DAYS),
-        login_limits: LoginLimits::default(),
+        login_limits: {
+            let default = LoginLimits::default();
+            LoginLimits {
+                failures_per_user: args
+                    .login_failures_per_user
+                    .or(file.login_failures_per_user)
+                    .unwrap_or(default.failures_per_user),
+                failures_per_address: args
+                    .login_failures_per_address
+                    .or(file.login_failures_per_address)
+                    .unwrap_or(default.failures_per_address),
+                window: args
+                    .login_window_minutes
+                    .or(file.login_window_minutes)
+                    .map_or(default.window, |m| Duration::from_secs(60 * m)),
+            }
+        },
         web: WebSettings {
             secure_cookies: http.behind_tls,
             idle: Duration::from_secs(

@@ -640,3 +640,77 @@ async fn revoking_someone_elses_token_answers_as_a_missing_one() {
     );
     app.get("/me").await.ok(200);
 }
+
+/// `gatehouse serve` takes the login throttle's limits from its flags (here
+/// 2 failures per username, none per address): the third wrong password in
+/// a row answers 429; a window of 0 minutes is refused at start.
+#[tokio::test]
+async fn serve_takes_the_login_limits_from_its_flags() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = |extra: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .current_dir(dir.path())
+            .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("GATEHOUSE_LOG", "warn")
+            .env_remove("GATEHOUSE_CONFIG")
+            .env_remove("GATEHOUSE_DATABASE_URL")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+
+    let refused = serve(&["--login-window-minutes", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "a usage error");
+    let words = String::from_utf8_lossy(&refused.stderr);
+    assert!(words.contains("--login-window-minutes"), "{words}");
+
+    let mut child = serve(&[
+        "--login-failures-per-user",
+        "2",
+        "--login-failures-per-address",
+        "0",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("Gatehouse listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("gatehouse serve exited before listening");
+    })
+    .await
+    .expect("gatehouse serve did not start within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let login = |password: &'static str| {
+        http.post(format!("{base}/api/v1/tokens"))
+            .json(&json!({"name": "t", "username": "admin", "password": password}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(login("wrong-password-0").await.unwrap().status(), 401);
+    }
+    let third = login("wrong-password-0").await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert!(third.headers().contains_key("retry-after"));
+    // The right password waits out the window too: the limit is the user's.
+    assert_eq!(login(ADMIN_PASSWORD).await.unwrap().status(), 429);
+}
