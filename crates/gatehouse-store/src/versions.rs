@@ -131,10 +131,30 @@ pub async fn load(
     model: &str,
     version: i64,
 ) -> Result<Loaded> {
+    load_row(conn, project, model, version, "").await
+}
+
+/// [`load`], holding the version's row until the transaction ends
+/// (PostgreSQL; SQLite's one writer already holds everything).
+async fn load_for_update(tx: &mut Tx, project: &str, model: &str, version: i64) -> Result<Loaded> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR UPDATE OF v",
+        crate::Backend::Sqlite => "",
+    };
+    load_row(tx.conn(), project, model, version, lock).await
+}
+
+async fn load_row(
+    conn: &mut AnyConnection,
+    project: &str,
+    model: &str,
+    version: i64,
+    lock: &str,
+) -> Result<Loaded> {
     // One statement when it exists; the model is looked up apart only to
     // say which of the two is missing.
     let row = sqlx::query(sqlf!(
-        "{SELECT} WHERE p.key = $1 AND m.name = $2 AND v.version = $3"
+        "{SELECT} WHERE p.key = $1 AND m.name = $2 AND v.version = $3{lock}"
     ))
     .bind(project)
     .bind(model)
@@ -271,21 +291,13 @@ pub async fn update(
     patch: &VersionPatch,
 ) -> Result<ModelVersion> {
     right.covers(project)?;
-    if !patch.tag_changes.is_empty() && tx.backend() == crate::Backend::Postgres {
-        // The tags are changed from what is read here: hold the row until
-        // the commit (SQLite's one writer already does).
-        sqlx::query(
-            "SELECT v.id FROM model_versions v JOIN models m ON m.id = v.model_id \
-             JOIN projects p ON p.id = m.project_id \
-             WHERE p.key = $1 AND m.name = $2 AND v.version = $3 FOR UPDATE OF v",
-        )
-        .bind(project)
-        .bind(model)
-        .bind(version)
-        .fetch_optional(tx.conn())
-        .await?;
-    }
-    let before = load(tx.conn(), project, model, version).await?;
+    // Tag changes apply to the tags read here: the row is held until the
+    // commit, so concurrent changes of other tags are not lost.
+    let before = if patch.tag_changes.is_empty() {
+        load(tx.conn(), project, model, version).await?
+    } else {
+        load_for_update(tx, project, model, version).await?
+    };
     let tags = if patch.tag_changes.is_empty() {
         patch.tags.clone()
     } else {
