@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use super::projects::own_right;
 use super::roles::parse_stage;
-use super::{PageOf, PageParams, Problems, Shape, created, shape_all};
+use super::{PageOf, PageParams, Problems, Shape, created};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -53,6 +53,10 @@ pub struct SlotQuery {
     /// Only this slot (`PROJECT/model`, `PROJECT/service` or `PROJECT`).
     #[param(pattern = "^[A-Za-z0-9._-]{1,64}(/[^/]+)?$")]
     pub slot: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page (the last slot it listed).
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -338,7 +342,7 @@ async fn list_deployments(
 }
 
 /// What runs on an infrastructure now: the live deployment of every slot, by
-/// slot (an empty list when nothing runs there).
+/// slot, a page at a time (an empty list when nothing runs there).
 #[utoipa::path(get, path = "/api/v1/infrastructures/{name}/live", tag = "deployments",
     params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "dev-api"), SlotQuery),
     responses((status = 200, body = PageOf<Deployment>), Problems))]
@@ -349,13 +353,17 @@ async fn live_deployment(
     ApiQuery(q): ApiQuery<SlotQuery>,
 ) -> ApiResult<Json<PageOf<Deployment>>> {
     let slot = parse_slot(q.slot.as_deref())?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(PageOf {
-        items: shape_all(
-            deployments::live(&mut conn, &name, slot.as_ref(), state.clock.now()).await?,
-        ),
-        next_cursor: None,
-    }))
+    Ok(Json(
+        deployments::live_page(&mut conn, &name, slot.as_ref(), &page, state.clock.now())
+            .await?
+            .shape(),
+    ))
 }
 
 /// Roll a slot back: redeploy its previous subject through the same gate, or,

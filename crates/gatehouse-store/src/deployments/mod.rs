@@ -270,14 +270,29 @@ pub async fn live(
     slot: Option<&DeploySlot>,
     now: Timestamp,
 ) -> Result<Vec<Deployment>> {
+    let every = PageRequest::first(i64::from(u32::MAX));
+    Ok(live_page(conn, infra_name, slot, &every, now).await?.items)
+}
+
+/// [`live`], a page of slots at a time (the cursor is the last slot).
+pub async fn live_page(
+    conn: &mut AnyConnection,
+    infra_name: &str,
+    slot: Option<&DeploySlot>,
+    page: &PageRequest,
+    now: Timestamp,
+) -> Result<Page<Deployment>> {
     let (infra_id, _) = infra::load(conn, infra_name).await?;
     let rows = sqlx::query(sqlf!(
         "{DEP_SELECT} WHERE d.infra_id = $1 AND d.live = 1 AND ($2 IS NULL OR d.slot = $2) \
-         ORDER BY d.slot"
+         AND ($3 IS NULL OR d.slot > $3) ORDER BY d.slot LIMIT $4"
     ))
     .bind(infra_id)
     .bind(slot.map(|s| s.to_string()))
+    .bind(page.after.as_deref())
+    .bind(page.fetch())
     .fetch_all(&mut *conn)
     .await?;
-    deps_from_rows(conn, &rows, now).await
+    let items = deps_from_rows(conn, &rows, now).await?;
+    Ok(Page::from_rows(items, page, |d| d.slot.clone()))
 }

@@ -621,15 +621,12 @@ async fn live(api: &Api, json: bool, a: &LiveArgs) -> Result<(), CliError> {
     let slot = a.slot.resolve()?;
     let query = Query::default().opt("slot", slot.clone()).0;
     let answer = api
-        .send(
-            Method::GET,
+        .list(
             &["infrastructures", a.infra.name(), "live"],
             &query,
-            None,
-            true,
+            &PageArgs::every_page(),
         )
-        .await?
-        .unwrap_or_default();
+        .await?;
     if json {
         output::print_json(&answer);
         return Ok(());

@@ -44,7 +44,20 @@ async fn limit_and_cursor_visit_every_item_once() {
         app.create_model("P", &format!("model {i}")).await;
         app.register_version("P", "m").await;
     }
+    // Five slots live on infra-0: version n of m as service svcN.
+    let admin = app.admin_token.clone();
+    for n in 1..=5 {
+        app.deploy_with(
+            &admin,
+            "infra-0",
+            &format!("version:P/m/{n}"),
+            json!({"service": format!("svc{n}")}),
+        )
+        .await
+        .ok(201);
+    }
     let tables: &[(&str, &str, usize)] = &[
+        ("/infrastructures/infra-0/live", "slot", 5),
         ("/users", "username", 6),
         ("/projects", "key", 6),
         ("/infrastructures", "name", 5),
