@@ -15,7 +15,7 @@ use crate::audit::record;
 use crate::error::at_field;
 use crate::role_members::role_members;
 pub use crate::role_members::{exists, members_by_role};
-use crate::{Ctx, Result, StoreError, Tx, projects, signoffs, users};
+use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, projects, signoffs, users};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Role {
@@ -109,18 +109,31 @@ pub async fn get(conn: &mut AnyConnection, project: &str, name: &str) -> Result<
 
 /// All roles of a project, by name (a project has a handful).
 pub async fn list(conn: &mut AnyConnection, project: &str) -> Result<Vec<Role>> {
+    let every = PageRequest::first(i64::from(u32::MAX));
+    Ok(list_page(conn, project, &every).await?.items)
+}
+
+/// [`list`], a page at a time, by name (the cursor is the last name).
+pub async fn list_page(
+    conn: &mut AnyConnection,
+    project: &str,
+    page: &PageRequest,
+) -> Result<Page<Role>> {
     let p = projects::load(conn, project).await?;
     let rows = sqlx::query(sqlf!(
-        "SELECT {COLS} FROM project_roles WHERE project_id = $1 ORDER BY name"
+        "SELECT {COLS} FROM project_roles WHERE project_id = $1 \
+         AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3"
     ))
     .bind(p.id)
+    .bind(page.after.as_deref())
+    .bind(page.fetch())
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         out.push(role_from_row(conn, project, r).await?.1);
     }
-    Ok(out)
+    Ok(Page::from_rows(out, page, |r| r.name.clone()))
 }
 
 async fn set_members(

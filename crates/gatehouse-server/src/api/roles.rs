@@ -17,11 +17,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::projects::own_right;
-use super::{PageOf, Problems, Shape, created, shape_all};
+use super::{PageOf, PageParams, Problems, Shape, created};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 pub(crate) fn parse_stage(field: &str, s: &str) -> Result<Stage, InvalidInput> {
     Stage::parse(s).ok_or_else(|| {
@@ -32,19 +32,34 @@ pub(crate) fn parse_stage(field: &str, s: &str) -> Result<Stage, InvalidInput> {
     })
 }
 
-/// List a project's reviewer roles.
+/// Paging of the roles list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page (the last role name it listed).
+    pub cursor: Option<String>,
+}
+
+/// List a project's reviewer roles, by name, a page at a time.
 #[utoipa::path(get, path = "/api/v1/projects/{key}/roles", tag = "roles",
-    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD")), responses((status = 200, body = PageOf<Role>), Problems))]
+    params(("key" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "FRAUD"), ListQuery), responses((status = 200, body = PageOf<Role>), Problems))]
 async fn list_roles(
     State(state): State<AppState>,
     _: Auth,
     ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<PageOf<Role>>> {
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
     let mut conn = state.store.conn().await?;
-    Ok(Json(PageOf {
-        items: shape_all(roles::list(&mut conn, &key).await?),
-        next_cursor: None,
-    }))
+    Ok(Json(
+        roles::list_page(&mut conn, &key, &page).await?.shape(),
+    ))
 }
 
 /// Create a reviewer role (project owners).

@@ -147,7 +147,7 @@ pub async fn role(opts: &ClientOpts, cmd: RoleCommand) -> Result<(), CliError> {
                 .list(
                     &["projects", &project.project, "roles"],
                     &[],
-                    &PageArgs::default(),
+                    &PageArgs::every_page(),
                 )
                 .await?;
             output::print_list(json, &answer, ROLE_COLS);

@@ -56,8 +56,13 @@ async fn limit_and_cursor_visit_every_item_once() {
         .await
         .ok(201);
     }
+    // Five reviewer roles of P, one with a name that sorts between others.
+    for name in ["Risk", "Audit & Control", "IT Ops", "Model Risk", "Data"] {
+        create_role(&app, &admin, "P", name, &[], &[]).await;
+    }
     let tables: &[(&str, &str, usize)] = &[
         ("/infrastructures/infra-0/live", "slot", 5),
+        ("/projects/P/roles", "name", 5),
         ("/users", "username", 6),
         ("/projects", "key", 6),
         ("/infrastructures", "name", 5),
