@@ -823,3 +823,40 @@ async fn writes_without_the_right_get_403() {
         assert_eq!(r.status, 200, "bob reads {path}: {}", r.body);
     }
 }
+
+/// An integer written with a zero fraction is that integer (JSON Schema's
+/// reading); with a fraction it is refused, naming the field.
+#[tokio::test]
+async fn integers_written_as_whole_floats_are_accepted() {
+    let app = spawn_app_with(AppOptions {
+        token_ttl_days: 30,
+        ..Default::default()
+    })
+    .await;
+    app.create_user("alice", "alice-password-1").await;
+    let login = |days: Value| {
+        json!({"name": "t", "username": "alice", "password": "alice-password-1",
+               "expires_in_days": days})
+    };
+    let week = app
+        .send(
+            reqwest::Method::POST,
+            "/tokens",
+            None,
+            Some(&login(json!(7.0))),
+        )
+        .await;
+    let day = 86_400_000_000_i64;
+    let expected = gatehouse_core::Timestamp::from_micros(START_MICROS + 7 * day);
+    assert_eq!(week.ok(201)["expires_at"], json!(expected));
+    let before = app.snapshot().await;
+    app.send(
+        reqwest::Method::POST,
+        "/tokens",
+        None,
+        Some(&login(json!(7.5))),
+    )
+    .await
+    .invalid("expires_in_days");
+    app.assert_unchanged(&before, &app.snapshot().await, "7.5 days");
+}
