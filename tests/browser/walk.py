@@ -696,9 +696,18 @@ class Walk:
         return "timeline and history show the deployments, rollback offered; infrastructure.png"
 
     def infrastructure_axe(self) -> str:
+        # The deploy forms are offered to holders of a deploy grant: ivan.
+        if self.b.user != "ivan":
+            self.b.login("ivan")
         self.b.open("/infrastructures/prod-api")
         self.b.one("form#deploy")
-        return self.b.axe("infrastructure page")
+        result = self.b.axe("infrastructure page")
+        # mark holds no grant there: no form, a word on how to get one.
+        self.b.login("mark")
+        self.b.open("/infrastructures/prod-api")
+        self.b.one("#no-deploy-grant")
+        expect(not self.b.has("form#deploy"), "mark, without a deploy grant, is offered the deploy form")
+        return f"{result}; without a grant (mark) no deploy form"
 
     def home_live(self) -> str:
         n = self.deployed
@@ -799,7 +808,7 @@ def main() -> int:
         Check("home lists what is live", walk.home_live,
               ["ivan deploys approved v5 to prod-api", "ivan deploys unapproved v4 to qa-api (warn)"]),
         Check("axe: home", walk.home_axe),
-        Check("axe: infrastructure page", walk.infrastructure_axe),
+        Check("axe: infrastructure page; its forms for grant holders only", walk.infrastructure_axe),
         Check("axe: policy matrix, forms for administrators only", walk.policies_page),
         Check("home on a phone (390 px)", walk.home_phone),
     ]
