@@ -2,7 +2,7 @@
 //! of users and groups that reviewer slots are assigned to. Managed by project
 //! owners; not a permission level.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gatehouse_core::audit::NewAuditEvent;
 use gatehouse_core::authz::OwnRight;
@@ -13,7 +13,6 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::record;
 use crate::error::at_field;
-use crate::role_members::role_members;
 pub use crate::role_members::{exists, members_by_role};
 use crate::{Ctx, Page, PageRequest, Result, StoreError, Tx, projects, signoffs, users};
 
@@ -53,42 +52,6 @@ pub struct RolePatch {
 
 const COLS: &str = "id, name, description, created_at, updated_at";
 
-async fn role_from_row(
-    conn: &mut AnyConnection,
-    project: &str,
-    r: &sqlx::any::AnyRow,
-) -> Result<(i64, Role)> {
-    let id: i64 = r.try_get("id")?;
-    let users: Vec<String> = sqlx::query_scalar(
-        "SELECT u.username FROM project_role_users ru JOIN users u ON u.id = ru.user_id \
-         WHERE ru.role_id = $1 ORDER BY u.username",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let groups: Vec<String> = sqlx::query_scalar(
-        "SELECT g.name FROM project_role_groups rg JOIN groups g ON g.id = rg.group_id \
-         WHERE rg.role_id = $1 ORDER BY g.name",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let members = role_members(conn, id).await?;
-    Ok((
-        id,
-        Role {
-            project: project.to_owned(),
-            name: r.try_get("name")?,
-            description: r.try_get("description")?,
-            users,
-            groups,
-            members: members.iter().map(|m| m.to_string()).collect(),
-            created_at: Timestamp::from_micros(r.try_get("created_at")?),
-            updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
-        },
-    ))
-}
-
 async fn load(conn: &mut AnyConnection, project: &str, name: &str) -> Result<(i64, i64, Role)> {
     let p = projects::load(conn, project).await?;
     let row = sqlx::query(sqlf!(
@@ -99,7 +62,11 @@ async fn load(conn: &mut AnyConnection, project: &str, name: &str) -> Result<(i6
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| StoreError::not_found(format!("role '{name}' in project '{project}'")))?;
-    let (id, role) = role_from_row(conn, project, &row).await?;
+    let id: i64 = row.try_get("id")?;
+    let role = roles_from_rows(conn, project, std::slice::from_ref(&row))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found(format!("role '{name}' in project '{project}'")))?;
     Ok((p.id, id, role))
 }
 
@@ -129,11 +96,77 @@ pub async fn list_page(
     .bind(page.fetch())
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(role_from_row(conn, project, r).await?.1);
-    }
+    let out = roles_from_rows(conn, project, &rows).await?;
     Ok(Page::from_rows(out, page, |r| r.name.clone()))
+}
+
+/// Roles of `rows` with their users, groups and members: three statements
+/// whatever the number of rows.
+async fn roles_from_rows(
+    conn: &mut AnyConnection,
+    project: &str,
+    rows: &[sqlx::any::AnyRow],
+) -> Result<Vec<Role>> {
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get::<i64, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = crate::in_list(1, ids.len());
+    let mut named: [BTreeMap<i64, Vec<String>>; 3] = Default::default();
+    let queries = [
+        sqlf!(
+            "SELECT ru.role_id, u.username AS name FROM project_role_users ru \
+             JOIN users u ON u.id = ru.user_id WHERE ru.role_id IN ({list}) ORDER BY u.username"
+        ),
+        sqlf!(
+            "SELECT rg.role_id, g.name FROM project_role_groups rg \
+             JOIN groups g ON g.id = rg.group_id WHERE rg.role_id IN ({list}) ORDER BY g.name"
+        ),
+        // As `role_members`: enabled users named or in a named group, once.
+        sqlf!(
+            "SELECT x.role_id, u.username AS name FROM users u JOIN ( \
+               SELECT ru.role_id, ru.user_id FROM project_role_users ru \
+                 WHERE ru.role_id IN ({list}) \
+               UNION SELECT rg.role_id, gm.user_id FROM project_role_groups rg \
+                 JOIN group_members gm ON gm.group_id = rg.group_id \
+                 WHERE rg.role_id IN ({list})) x ON x.user_id = u.id \
+             WHERE u.disabled = 0"
+        ),
+    ];
+    for (query, into) in queries.into_iter().zip(named.iter_mut()) {
+        let mut q = sqlx::query(query);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            into.entry(r.try_get("role_id")?)
+                .or_default()
+                .push(r.try_get("name")?);
+        }
+    }
+    let [mut users, mut groups, mut members] = named;
+    // In the order and uniqueness of `role_members`' set.
+    for names in members.values_mut() {
+        names.sort();
+        names.dedup();
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for (r, id) in rows.iter().zip(&ids) {
+        out.push(Role {
+            project: project.to_owned(),
+            name: r.try_get("name")?,
+            description: r.try_get("description")?,
+            users: users.remove(id).unwrap_or_default(),
+            groups: groups.remove(id).unwrap_or_default(),
+            members: members.remove(id).unwrap_or_default(),
+            created_at: Timestamp::from_micros(r.try_get("created_at")?),
+            updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+        });
+    }
+    Ok(out)
 }
 
 async fn set_members(
