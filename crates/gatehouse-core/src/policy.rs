@@ -24,8 +24,6 @@ pub const VALIDITY_DAYS_MAX: u32 = 3650;
 /// Most documents a tier may require.
 pub const REQUIRED_DOCUMENTS_MAX: usize = 16;
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
 /// What one risk tier asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierPolicy {
@@ -127,7 +125,7 @@ impl TierPolicy {
 
     /// When an approval given at `at` under this policy expires, if it does.
     pub fn expires_at(&self, at: Timestamp) -> Option<Timestamp> {
-        self.validity_days().map(|d| add_days(at, d))
+        self.validity_days().map(|d| at.plus_days(i64::from(d)))
     }
 
     /// Whether the tier's projects may deploy to an infrastructure of `stage`.
@@ -173,14 +171,6 @@ impl TierPolicy {
             names.join(", ")
         ))
     }
-}
-
-/// `at` plus `days` whole days.
-pub fn add_days(at: Timestamp, days: u32) -> Timestamp {
-    Timestamp::from_micros(
-        at.as_micros()
-            .saturating_add(i64::from(days) * MICROS_PER_DAY),
-    )
 }
 
 fn stage_list(stages: &[Stage]) -> String {
@@ -324,7 +314,9 @@ mod tests {
         let at = Timestamp::from_micros(1_000);
         assert_eq!(
             p.expires_at(at),
-            Some(Timestamp::from_micros(1_000 + 365 * MICROS_PER_DAY))
+            Some(Timestamp::from_micros(
+                1_000 + 365 * crate::timestamp::MICROS_PER_DAY
+            ))
         );
         p.approval_validity_days = 0;
         assert_eq!(p.expires_at(at), None);

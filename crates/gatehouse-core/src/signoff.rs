@@ -1357,8 +1357,7 @@ pub fn approval_validity_days(tier: RiskTier) -> Option<u32> {
 
 /// When an approval given at `decided_at` expires under `tier`, if it does.
 pub fn approval_expires_at(tier: RiskTier, decided_at: Timestamp) -> Option<Timestamp> {
-    approval_validity_days(tier)
-        .map(|d| Timestamp::from_micros(decided_at.as_micros() + i64::from(d) * 86_400_000_000))
+    approval_validity_days(tier).map(|d| decided_at.plus_days(i64::from(d)))
 }
 
 /// Separation of duties may be turned off only in tier 1 projects; for any
@@ -1501,7 +1500,7 @@ pub fn approval_status_under(
     let granted = d.tier.unwrap_or(tier_now);
     let own = match d.validity_days {
         Some(0) => None,
-        Some(days) => Some(crate::policy::add_days(d.at, days)),
+        Some(days) => Some(d.at.plus_days(i64::from(days))),
         None => approval_expires_at(granted, d.at),
     };
     let expires_at = match (own, policy_now.expires_at(d.at)) {

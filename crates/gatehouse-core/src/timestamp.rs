@@ -7,6 +7,9 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// Microseconds in a day.
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
@@ -17,6 +20,12 @@ impl Timestamp {
 
     pub const fn as_micros(self) -> i64 {
         self.0
+    }
+
+    /// This instant moved by `days` whole days (back when negative),
+    /// saturating at the ends of the range.
+    pub const fn plus_days(self, days: i64) -> Self {
+        Self(self.0.saturating_add(days.saturating_mul(MICROS_PER_DAY)))
     }
 
     /// RFC 3339 text, always with six fractional digits and `Z`.
@@ -69,6 +78,17 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_move_an_instant_and_saturate() {
+        let t = Timestamp::parse_rfc3339("2026-11-30T07:00:00Z").unwrap();
+        assert_eq!(t.plus_days(30).to_rfc3339(), "2026-12-30T07:00:00.000000Z");
+        assert_eq!(t.plus_days(-90).to_rfc3339(), "2026-09-01T07:00:00.000000Z");
+        assert_eq!(t.plus_days(0), t);
+        assert_eq!(t.plus_days(i64::MAX).as_micros(), i64::MAX);
+        let before_epoch = Timestamp::from_micros(-1);
+        assert_eq!(before_epoch.plus_days(i64::MIN).as_micros(), i64::MIN);
+    }
 
     #[test]
     fn renders_with_micros() {

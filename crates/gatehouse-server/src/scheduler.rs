@@ -112,9 +112,7 @@ impl Scheduler {
                 Work::DeliveryLogTrim if self.log_days == 0 => Ok(()),
                 Work::DeliveryLogTrim => {
                     let now = self.clock.now();
-                    let before = now
-                        .as_micros()
-                        .saturating_sub(i64::from(self.log_days) * 86_400_000_000);
+                    let before = now.plus_days(-i64::from(self.log_days)).as_micros();
                     notifications::trim_log(&self.store, now, before)
                         .await
                         .map(|n| tracing::info!(deleted = n, "trimmed the delivery log"))

@@ -113,7 +113,7 @@ pub async fn run(store: &Store, now: Timestamp, remind_days: u32) -> Result<Expi
         let Some(expires_at) = c.status.expires_at else {
             continue;
         };
-        let due = gatehouse_core::policy::add_days(now, remind_days);
+        let due = now.plus_days(i64::from(remind_days));
         if remind_days > 0 && expires_at <= due && remind(store, &ctx, &c, expires_at).await? {
             done.reminded += 1;
         }

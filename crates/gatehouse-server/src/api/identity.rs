@@ -27,13 +27,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use gatehouse_api::users::UserView;
 
-const DAY_MICROS: i64 = 86_400_000_000;
-
 /// The latest a non-administrator's token may expire: the server's token
 /// lifetime from now.
 pub(crate) fn lifetime_end(state: &AppState) -> Timestamp {
     let days = i64::from(state.accounts.token_ttl_days());
-    Timestamp::from_micros(state.clock.now().as_micros() + days * DAY_MICROS)
+    state.clock.now().plus_days(days)
 }
 
 /// When a new token expires: as asked within the caller's rights, and never
@@ -46,7 +44,7 @@ fn expiry(
 ) -> ApiResult<Option<Timestamp>> {
     let now = state.clock.now();
     let ttl = state.accounts.token_ttl_days();
-    let in_days = |d: u32| Timestamp::from_micros(now.as_micros() + i64::from(d) * DAY_MICROS);
+    let in_days = |d: u32| now.plus_days(i64::from(d));
     let asked = match asked {
         None => Some(in_days(ttl)),
         Some(ExpiresIn::Days(0)) => {
