@@ -10,24 +10,33 @@ use sqlx::{AnyConnection, Row};
 
 use crate::Result;
 
-/// Enabled users of a role, groups expanded.
-pub(crate) async fn role_members(
+/// The enabled users of each of these roles, groups expanded, in one
+/// statement, by role id (a role without members is absent).
+pub(crate) async fn members_of(
     conn: &mut AnyConnection,
-    role_id: i64,
-) -> Result<BTreeSet<Username>> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT u.username FROM users u WHERE u.disabled = 0 AND u.id IN ( \
-           SELECT ru.user_id FROM project_role_users ru WHERE ru.role_id = $1 \
-           UNION SELECT gm.user_id FROM project_role_groups rg \
-             JOIN group_members gm ON gm.group_id = rg.group_id WHERE rg.role_id = $1)",
-    )
-    .bind(role_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(names
-        .into_iter()
-        .filter_map(|n| Username::parse(n).ok())
-        .collect())
+    role_ids: &[i64],
+) -> Result<BTreeMap<i64, BTreeSet<Username>>> {
+    let mut out: BTreeMap<i64, BTreeSet<Username>> = BTreeMap::new();
+    if role_ids.is_empty() {
+        return Ok(out);
+    }
+    let list = crate::in_list(1, role_ids.len());
+    let mut q = sqlx::query(sqlf!(
+        "SELECT x.role_id, u.username FROM users u JOIN ( \
+           SELECT ru.role_id, ru.user_id FROM project_role_users ru WHERE ru.role_id IN ({list}) \
+           UNION SELECT rg.role_id, gm.user_id FROM project_role_groups rg \
+             JOIN group_members gm ON gm.group_id = rg.group_id WHERE rg.role_id IN ({list})) x \
+         ON x.user_id = u.id WHERE u.disabled = 0"
+    ));
+    for id in role_ids {
+        q = q.bind(id);
+    }
+    for r in q.fetch_all(conn).await? {
+        if let Ok(name) = Username::parse(r.try_get::<String, _>("username")?) {
+            out.entry(r.try_get("role_id")?).or_default().insert(name);
+        }
+    }
+    Ok(out)
 }
 
 /// The members of every role of a project, by role name.
@@ -39,11 +48,15 @@ pub async fn members_by_role(
         .bind(project_id)
         .fetch_all(&mut *conn)
         .await?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut members = members_of(conn, &ids).await?;
     let mut out = BTreeMap::new();
-    for r in &rows {
-        let id: i64 = r.try_get("id")?;
+    for (r, id) in rows.iter().zip(&ids) {
         let name: String = r.try_get("name")?;
-        out.insert(name, role_members(conn, id).await?);
+        out.insert(name, members.remove(id).unwrap_or_default());
     }
     Ok(out)
 }

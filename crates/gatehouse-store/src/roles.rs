@@ -115,7 +115,7 @@ async fn roles_from_rows(
         return Ok(Vec::new());
     }
     let list = crate::in_list(1, ids.len());
-    let mut named: [BTreeMap<i64, Vec<String>>; 3] = Default::default();
+    let mut named: [BTreeMap<i64, Vec<String>>; 2] = Default::default();
     let queries = [
         sqlf!(
             "SELECT ru.role_id, u.username AS name FROM project_role_users ru \
@@ -124,16 +124,6 @@ async fn roles_from_rows(
         sqlf!(
             "SELECT rg.role_id, g.name FROM project_role_groups rg \
              JOIN groups g ON g.id = rg.group_id WHERE rg.role_id IN ({list}) ORDER BY g.name"
-        ),
-        // As `role_members`: enabled users named or in a named group, once.
-        sqlf!(
-            "SELECT x.role_id, u.username AS name FROM users u JOIN ( \
-               SELECT ru.role_id, ru.user_id FROM project_role_users ru \
-                 WHERE ru.role_id IN ({list}) \
-               UNION SELECT rg.role_id, gm.user_id FROM project_role_groups rg \
-                 JOIN group_members gm ON gm.group_id = rg.group_id \
-                 WHERE rg.role_id IN ({list})) x ON x.user_id = u.id \
-             WHERE u.disabled = 0"
         ),
     ];
     for (query, into) in queries.into_iter().zip(named.iter_mut()) {
@@ -147,12 +137,8 @@ async fn roles_from_rows(
                 .push(r.try_get("name")?);
         }
     }
-    let [mut users, mut groups, mut members] = named;
-    // In the order and uniqueness of `role_members`' set.
-    for names in members.values_mut() {
-        names.sort();
-        names.dedup();
-    }
+    let [mut users, mut groups] = named;
+    let mut members = crate::role_members::members_of(conn, &ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for (r, id) in rows.iter().zip(&ids) {
         out.push(Role {
@@ -161,7 +147,12 @@ async fn roles_from_rows(
             description: r.try_get("description")?,
             users: users.remove(id).unwrap_or_default(),
             groups: groups.remove(id).unwrap_or_default(),
-            members: members.remove(id).unwrap_or_default(),
+            members: members
+                .remove(id)
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             created_at: Timestamp::from_micros(r.try_get("created_at")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
         });

@@ -647,7 +647,6 @@ async fn revoking_someone_elses_token_answers_as_a_missing_one() {
 #[tokio::test]
 async fn serve_takes_the_login_limits_from_its_flags() {
     use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, BufReader};
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -686,18 +685,7 @@ async fn serve_takes_the_login_limits_from_its_flags() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("Gatehouse listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("gatehouse serve exited before listening");
-    })
-    .await
-    .expect("gatehouse serve did not start within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = listening_url(&mut child).await;
 
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let login = |password: &'static str| {

@@ -10,7 +10,6 @@ use gatehouse_core::audit_key::AuditSigner;
 use gatehouse_store::Store;
 use gatehouse_store::audit::{self as store_audit, TrustedKeys};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
@@ -51,19 +50,7 @@ async fn start(database_url: &str) -> Server {
         .kill_on_drop(true)
         .spawn()
         .expect("start gatehouse serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("Gatehouse listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("gatehouse serve exited before listening");
-    })
-    .await
-    .expect("gatehouse serve did not start within 30 s");
-    // Keep reading stdout so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = listening_url(&mut child).await;
     Server {
         base,
         _child: child,

@@ -856,3 +856,24 @@ pub fn one_field(field: &str, value: Value) -> Value {
     m.insert(field.to_owned(), value);
     Value::Object(m)
 }
+
+/// The address a started `gatehouse serve` (its standard output piped)
+/// says it listens on; its output is drained from then on, so the server
+/// never blocks on a full pipe.
+pub async fn listening_url(child: &mut tokio::process::Child) -> String {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let out = child.stdout.take().expect("the server's stdout is piped");
+    let mut lines = BufReader::new(out).lines();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("Gatehouse listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("gatehouse serve exited before listening");
+    })
+    .await
+    .expect("gatehouse serve did not start within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    base
+}
