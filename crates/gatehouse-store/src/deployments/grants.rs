@@ -301,17 +301,21 @@ pub struct GrantsHeld {
     pub emergency: bool,
 }
 
+/// A grant `g` is held by the enabled user `u`: given to them or to one of
+/// their groups.
+const HELD_BY_U: &str = "u.disabled = 0 AND \
+    (g.user_id = u.id OR g.group_id IN (SELECT group_id FROM group_members WHERE user_id = u.id))";
+
 /// [`GrantsHeld`] by `user` on the infrastructure `infra`, by its name or
 /// by its stage.
 pub async fn grants_held(conn: &mut AnyConnection, infra: &str, user: &str) -> Result<GrantsHeld> {
-    let row = sqlx::query(
+    let row = sqlx::query(sqlf!(
         "SELECT COALESCE(SUM(CASE WHEN g.emergency = 0 THEN 1 ELSE 0 END), 0) AS normal, \
          COALESCE(SUM(CASE WHEN g.emergency = 1 THEN 1 ELSE 0 END), 0) AS emergency \
          FROM deploy_grants g JOIN infrastructures i ON i.name = $1 \
          JOIN users u ON u.username = $2 \
-         WHERE u.disabled = 0 AND (g.infra_id = i.id OR g.stage = i.stage) \
-         AND (g.user_id = u.id OR g.group_id IN (SELECT group_id FROM group_members WHERE user_id = u.id))",
-    )
+         WHERE (g.infra_id = i.id OR g.stage = i.stage) AND {HELD_BY_U}"
+    ))
     .bind(infra)
     .bind(user)
     .fetch_one(conn)
@@ -332,12 +336,11 @@ pub(super) async fn holds_grant(
     user: &str,
     emergency: bool,
 ) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
+    let n: i64 = sqlx::query_scalar(sqlf!(
         "SELECT COUNT(*) FROM deploy_grants g JOIN users u ON u.username = $4 \
-         WHERE g.project_id = $1 AND g.emergency = $5 AND u.disabled = 0 \
-         AND (g.infra_id = $2 OR g.stage = $3) \
-         AND (g.user_id = u.id OR g.group_id IN (SELECT group_id FROM group_members WHERE user_id = u.id))",
-    )
+         WHERE g.project_id = $1 AND g.emergency = $5 \
+         AND (g.infra_id = $2 OR g.stage = $3) AND {HELD_BY_U}"
+    ))
     .bind(project_id)
     .bind(infra_id)
     .bind(infra_stage.as_str())
