@@ -20,6 +20,7 @@ pub mod error;
 pub mod expiry;
 pub mod groups;
 pub mod infra;
+mod inline_sqlite;
 pub mod mlflow;
 pub mod models;
 pub mod notifications;
@@ -39,6 +40,7 @@ pub mod users;
 pub mod versions;
 mod writer;
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,6 +79,18 @@ impl Backend {
 }
 
 /// A URL with any password replaced, fit for logs and error messages.
+/// Installs the drivers `AnyConnection` uses: sqlx's for PostgreSQL, the
+/// store's inline driver for SQLite ([`inline_sqlite`]). Called by
+/// [`Store::connect`]; anything else opening an `AnyConnection` in this
+/// process calls it instead of sqlx's `install_default_drivers`.
+pub fn install_drivers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        sqlx::any::install_drivers(&[sqlx::postgres::any::DRIVER, inline_sqlite::DRIVER])
+            .expect("no other database drivers are installed");
+    });
+}
+
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
@@ -95,6 +109,8 @@ pub fn redact_url(url: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL the pool connected with (SQLite: with its `mode`).
+    url: String,
     /// SQLite has one writer: writes queue here instead of failing with
     /// SQLITE_BUSY, and share commits (`writer`). `None` on PostgreSQL.
     writer: Option<writer::Writer>,
@@ -150,7 +166,7 @@ impl Store {
     }
 
     async fn open(url: &str, create: bool) -> Result<Self> {
-        sqlx::any::install_default_drivers();
+        install_drivers();
         let backend = Backend::from_url(url)?;
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
@@ -161,6 +177,7 @@ impl Store {
             _ => url.to_owned(),
         };
         let opts: AnyConnectOptions = url
+            .as_str()
             .parse()
             .map_err(|e| StoreError::Config(format!("bad database URL: {e}")))?;
         // A SQLite connection is a file handle in this process: it cannot go
@@ -199,6 +216,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            url,
             writer: (backend == Backend::Sqlite).then(writer::Writer::new),
             audit: None,
             outbox: Arc::new(tokio::sync::Notify::new()),
@@ -228,11 +246,7 @@ impl Store {
     /// which fill a database as an older release left it and then migrate it.
     pub async fn connect_at_version(url: &str, version: i64) -> Result<Self> {
         let store = Self::open(url, true).await?;
-        store
-            .migrator()
-            .run_to(version, &store.pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        store.migrate_to(Some(version)).await?;
         Ok(store)
     }
 
@@ -244,10 +258,36 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        self.migrator()
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))
+        self.migrate_to(None).await
+    }
+
+    /// Runs the migrations (up to `version`, or all). On SQLite they run on
+    /// a connection of sqlx's own SQLite driver, which has the migration
+    /// machinery the store's inline driver leaves out; the file is the same.
+    async fn migrate_to(&self, version: Option<i64>) -> Result<()> {
+        let migrator = self.migrator();
+        let migrated = match self.backend {
+            Backend::Postgres => match version {
+                Some(v) => migrator.run_to(v, &self.pool).await,
+                None => migrator.run(&self.pool).await,
+            },
+            Backend::Sqlite => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)
+                    .map_err(|e| StoreError::Config(format!("bad database URL: {e}")))?
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let migrated = match version {
+                    Some(v) => migrator.run_to(v, &mut conn).await,
+                    None => migrator.run(&mut conn).await,
+                };
+                conn.close().await.ok();
+                migrated
+            }
+        };
+        migrated.map_err(|e| StoreError::Migration(e.to_string()))
     }
 
     pub fn backend(&self) -> Backend {
@@ -355,8 +395,9 @@ pub struct Tx {
     config: Arc<AtomicU64>,
     /// Configuration was written: see [`Store::config_generation`].
     touched_config: bool,
-    /// The audit chain's head after this transaction's last event, written
-    /// back to `audit_head` once, at the commit.
+    /// PostgreSQL: the audit chain's head after this transaction's last
+    /// event, written back to `audit_head` once, at the commit. (On SQLite
+    /// the shared batch keeps it: see `writer`.)
     audit_head: Option<(i64, String)>,
     /// Rows were queued in the outbox: wake the worker after the commit.
     notified: bool,
@@ -428,13 +469,20 @@ impl Tx {
         self.audit.clone()
     }
 
-    /// The audit head this transaction's events moved to, if any.
+    /// The audit head this transaction's events moved to, if any (on
+    /// SQLite: those of the batch it shares a commit with, if any).
     pub(crate) fn audit_head(&self) -> Option<(i64, String)> {
-        self.audit_head.clone()
+        match &self.open {
+            Some(Open::Sqlite(held)) => held.audit_head(),
+            _ => self.audit_head.clone(),
+        }
     }
 
     pub(crate) fn set_audit_head(&mut self, seq: i64, hash: String) {
-        self.audit_head = Some((seq, hash));
+        match &mut self.open {
+            Some(Open::Sqlite(held)) => held.set_audit_head(seq, hash),
+            _ => self.audit_head = Some((seq, hash)),
+        }
     }
 }
 

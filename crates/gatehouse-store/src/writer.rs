@@ -43,6 +43,10 @@ pub(crate) struct Batch {
     /// Writers whose changes are in it, waiting for the commit.
     members: usize,
     outcome: watch::Sender<Outcome>,
+    /// The audit chain's head after the batch's last event, once one of its
+    /// writers appended one: the writers after it go on from there, and it is
+    /// written back to `audit_head` once, just before the commit.
+    audit_head: Option<(i64, String)>,
 }
 
 #[derive(Clone)]
@@ -59,6 +63,9 @@ pub(crate) struct Held {
     batch: Batch,
     /// Whether its work is in a savepoint (it joined an open batch).
     savepoint: bool,
+    /// The batch's audit head when this writer began: what it goes back to
+    /// if this writer's changes are undone.
+    head_at_start: Option<(i64, String)>,
     writer: Writer,
 }
 
@@ -100,10 +107,12 @@ impl Writer {
                     self.flush.notify_one();
                     return Err(e.into());
                 }
+                let head_at_start = batch.audit_head.clone();
                 Ok(Held {
                     guard,
                     batch,
                     savepoint: true,
+                    head_at_start,
                     writer: self.clone(),
                 })
             }
@@ -116,8 +125,10 @@ impl Writer {
                         tx,
                         members: 0,
                         outcome,
+                        audit_head: None,
                     },
                     savepoint: false,
+                    head_at_start: None,
                     writer: self.clone(),
                 })
             }
@@ -137,6 +148,16 @@ impl Held {
         &mut self.batch.tx
     }
 
+    /// The audit chain's head as the batch left it, if one of its writers
+    /// (this one included) appended an event.
+    pub(crate) fn audit_head(&self) -> Option<(i64, String)> {
+        self.batch.audit_head.clone()
+    }
+
+    pub(crate) fn set_audit_head(&mut self, seq: i64, hash: String) {
+        self.batch.audit_head = Some((seq, hash));
+    }
+
     /// Makes this writer's changes durable (with those of the writers before
     /// it in the batch, and maybe after it): returns once they are on disk.
     pub(crate) async fn commit(self) -> Result<()> {
@@ -144,17 +165,21 @@ impl Held {
             mut guard,
             mut batch,
             savepoint,
+            head_at_start,
             writer,
         } = self;
         if savepoint && let Err(e) = batch.tx.execute("RELEASE SAVEPOINT gatehouse_write").await {
-            abandon(guard, batch, &writer, true).await;
+            abandon(guard, batch, &writer, true, head_at_start).await;
             return Err(e.into());
         }
         let queued = writer.queued.load(std::sync::atomic::Ordering::Acquire);
         if batch.members == 0 && queued == 0 {
             // Alone in it, and nobody waiting: commit here, as a transaction
             // of its own would (no one else's change depends on it).
-            let committed = batch.tx.commit().await;
+            let committed = match write_head(&mut batch).await {
+                Ok(()) => batch.tx.commit().await,
+                Err(e) => Err(e),
+            };
             drop(guard);
             return committed.map_err(StoreError::from);
         }
@@ -187,6 +212,7 @@ impl Held {
             guard,
             batch,
             savepoint,
+            head_at_start,
             writer,
         } = self;
         if !savepoint && batch.members == 0 {
@@ -197,7 +223,9 @@ impl Held {
         }
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(async move { abandon(guard, batch, &writer, savepoint).await });
+                rt.spawn(
+                    async move { abandon(guard, batch, &writer, savepoint, head_at_start).await },
+                );
             }
             Err(_) => {
                 let _ = batch
@@ -215,6 +243,7 @@ async fn abandon(
     mut batch: Batch,
     writer: &Writer,
     savepoint: bool,
+    head_at_start: Option<(i64, String)>,
 ) {
     let undone = if savepoint {
         batch
@@ -229,6 +258,7 @@ async fn abandon(
     };
     match undone {
         Ok(()) if batch.members > 0 => {
+            batch.audit_head = head_at_start;
             *guard = Some(batch);
             drop(guard);
             writer.flush.notify_one();
@@ -243,14 +273,32 @@ async fn abandon(
 }
 
 /// Commits a batch and tells its members; the slot is free once it is done.
-async fn commit_batch(guard: OwnedMutexGuard<Option<Batch>>, batch: Batch) {
-    let Batch { tx, outcome, .. } = batch;
-    let result = tx.commit().await.map_err(|e| e.to_string());
+async fn commit_batch(guard: OwnedMutexGuard<Option<Batch>>, mut batch: Batch) {
+    let result = match write_head(&mut batch).await {
+        Ok(()) => batch.tx.commit().await,
+        Err(e) => Err(e),
+    };
+    let Batch { outcome, .. } = batch;
+    let result = result.map_err(|e| e.to_string());
     if let Err(e) = &result {
         tracing::error!(error = %e, "a write transaction could not be committed");
     }
     drop(guard);
     let _ = outcome.send(Some(result));
+}
+
+/// Writes the batch's audit head back to `audit_head`, once for all its
+/// writers' events.
+async fn write_head(batch: &mut Batch) -> std::result::Result<(), sqlx::Error> {
+    if let Some((seq, hash)) = batch.audit_head.take() {
+        crate::audit::write_head(&mut batch.tx, seq, &hash)
+            .await
+            .map_err(|e| match e {
+                StoreError::Db(e) => e,
+                other => sqlx::Error::Protocol(other.to_string()),
+            })?;
+    }
+    Ok(())
 }
 
 /// Commits what writers left open in the slot once they are gone.
@@ -347,6 +395,49 @@ mod tests {
         let url = format!("sqlite:{}", _dir.path().join("db.sqlite").display());
         let again = Store::connect(&url).await.unwrap();
         assert_eq!(rows(&again).await, kept);
+    }
+
+    /// Writer `n` appends an audit event, and (when `n` is a multiple of
+    /// 4) gives up after it: the batch's audit head goes back to where it
+    /// was before that writer.
+    async fn audited(store: Store, n: i64) -> bool {
+        let mut tx = store.begin().await.unwrap();
+        crate::audit::append(
+            &mut tx,
+            gatehouse_core::Timestamp::from_micros(n),
+            gatehouse_core::audit::NewAuditEvent::new("tester", "test.write", format!("w{n}")),
+        )
+        .await
+        .unwrap();
+        tokio::task::yield_now().await;
+        if n % 4 == 0 {
+            drop(tx);
+            return false;
+        }
+        tx.commit().await.unwrap();
+        true
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_sharing_a_commit_extend_one_audit_chain() {
+        let (_dir, store) = store().await;
+        let tasks: Vec<_> = (1..=60)
+            .map(|n| tokio::spawn(audited(store.clone(), n)))
+            .collect();
+        let mut kept = 0;
+        for t in tasks {
+            kept += i64::from(t.await.unwrap());
+        }
+        assert_eq!(kept, 45);
+        let summary = crate::audit::verify(&store, &crate::audit::TrustedKeys::Stored)
+            .await
+            .unwrap()
+            .expect("the chain verifies");
+        assert_eq!(summary.events, 45);
+        let mut conn = store.conn().await.unwrap();
+        let (seq, hash) = crate::audit::head(&mut conn).await.unwrap();
+        assert_eq!((seq, hash), (summary.head_seq, summary.head_hash));
+        assert_eq!(seq, 45);
     }
 
     #[tokio::test]

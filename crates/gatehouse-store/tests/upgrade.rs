@@ -180,7 +180,7 @@ async fn upgrade_to_slots_and_admission_on_sqlite() {
 async fn upgrade_to_slots_and_admission_on_postgres() {
     let admin = std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    sqlx::any::install_default_drivers();
+    gatehouse_store::install_drivers();
     let mut a = sqlx::AnyConnection::connect(&admin)
         .await
         .expect("the PostgreSQL test server must be reachable (TEST_POSTGRES_URL)");

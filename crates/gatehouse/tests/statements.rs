@@ -223,6 +223,10 @@ async fn lists_issue_as_many_statements_for_100_rows_as_for_10() {
     }
     println!("  gate check: {gate}");
     println!("  decide: {decide}");
+    assert!(
+        ten.iter().all(|&n| n > 0) && gate > 0 && decide > 0,
+        "every request was counted: {ten:?}, gate check {gate}, decide {decide}"
+    );
     assert_eq!(
         ten, hundred,
         "statements of [version list, bundle list, inventory, deployment history, live] for 10 rows and for 100"
