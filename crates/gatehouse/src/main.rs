@@ -1,6 +1,12 @@
 //! `gatehouse`: the server (`gatehouse serve`) and the command-line client that
 //! talks to a server over HTTP (every other subcommand).
 
+/// A request allocates many small, short-lived values (rows, JSON, headers)
+/// on two runtime threads at once: mimalloc serves those faster than the
+/// system allocator (see BENCHMARKS.md, MLflow Model Registry API).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod serve;
 
