@@ -200,6 +200,8 @@ struct State {
     /// The result columns of the prepared statements, by SQL text: built
     /// once, shared by every row of every execution.
     shapes: std::collections::HashMap<String, Arc<Shape>>,
+    /// The last `begin` failed: see [`InlineConnection::begin_now`].
+    begin_failed: bool,
 }
 
 /// A statement's result columns as `AnyRow` wants them.
@@ -271,6 +273,7 @@ impl InlineConnection {
                 conn,
                 depth: 0,
                 shapes: std::collections::HashMap::new(),
+                begin_failed: false,
             })),
         })
     }
@@ -283,6 +286,15 @@ impl InlineConnection {
 
     fn begin_now(&self, statement: Option<SqlStr>) -> Result<()> {
         let mut state = self.lock();
+        let begun = Self::begin_in(&mut state, statement);
+        // sqlx drops the transaction of a failed `begin` and so asks for a
+        // rollback "in case it was started": it was not, and a rollback
+        // would undo the enclosing transaction instead.
+        state.begin_failed = begun.is_err();
+        begun
+    }
+
+    fn begin_in(state: &mut State, statement: Option<SqlStr>) -> Result<()> {
         let sql = match statement {
             Some(_) if state.depth > 0 => return Err(Error::InvalidSavePointStatement),
             Some(sql) => {
@@ -598,6 +610,9 @@ impl AnyConnectionBackend for InlineConnection {
     }
 
     fn start_rollback(&mut self) {
+        if std::mem::take(&mut self.lock().begin_failed) {
+            return;
+        }
         if let Err(e) = self.rollback_now() {
             tracing::warn!(error = %e, "rolling back a dropped SQLite transaction failed");
         }
@@ -929,6 +944,243 @@ fn error(e: rusqlite::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use sqlx::{AnyConnection, Executor as _, Row as _};
+
+    async fn connect(dir: &tempfile::TempDir, mode: &str) -> AnyConnection {
+        crate::install_drivers();
+        let url = format!("sqlite:{}?mode={mode}", dir.path().join("t.db").display());
+        AnyConnection::connect(&url).await.unwrap()
+    }
+
+    async fn fresh() -> (tempfile::TempDir, AnyConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = connect(&dir, "rwc").await;
+        c.execute(
+            "PRAGMA foreign_keys = ON; \
+             CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE); \
+             CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id), \
+                             score REAL, body BLOB, note TEXT);",
+        )
+        .await
+        .unwrap();
+        (dir, c)
+    }
+
+    #[tokio::test]
+    async fn parameters_bind_by_number_and_in_order() {
+        let (_dir, mut c) = fresh().await;
+        // $N takes argument N, however often and in whatever order it appears.
+        sqlx::query("INSERT INTO p (id, name) VALUES ($2, $1), ($2 + 1, $1 || $1)")
+            .bind("a")
+            .bind(10_i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+        // Bare `?` take the arguments in order, across statements too.
+        sqlx::query(
+            "INSERT INTO p (id, name) VALUES (?, ?); INSERT INTO p (id, name) VALUES (?, ?)",
+        )
+        .bind(1_i64)
+        .bind("x")
+        .bind(2_i64)
+        .bind("y")
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let rows = sqlx::query("SELECT id, name FROM p ORDER BY id")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get("name"))).collect();
+        let want = [(1, "x"), (2, "y"), (10, "a"), (11, "aa")];
+        assert_eq!(got, want.map(|(i, n)| (i, n.to_owned())));
+        // Too few arguments is an error, not a NULL.
+        let short = sqlx::query("SELECT $1, $2")
+            .bind(1_i64)
+            .fetch_one(&mut c)
+            .await;
+        assert!(short.is_err());
+    }
+
+    #[tokio::test]
+    async fn values_keep_their_types() {
+        let (_dir, mut c) = fresh().await;
+        sqlx::query("INSERT INTO p (id, name) VALUES (1, 'p')")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO c (id, p, score, body, note) VALUES ($1, $2, $3, $4, $5)")
+            .bind(7_i64)
+            .bind(1_i32)
+            .bind(0.25_f64)
+            .bind(vec![0_u8, 159, 255])
+            .bind(None::<String>)
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let r = sqlx::query(
+            "SELECT id, p, score, body, note, note IS NULL AS missing, 2.5 AS lit FROM c",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(r.get::<i64, _>("id"), 7);
+        assert_eq!(r.get::<i32, _>("p"), 1);
+        assert_eq!(r.get::<f64, _>("score"), 0.25);
+        assert_eq!(r.get::<Vec<u8>, _>("body"), vec![0, 159, 255]);
+        assert_eq!(r.get::<Option<String>, _>("note"), None);
+        assert!(r.try_get::<String, _>("note").is_err());
+        assert_eq!(r.get::<i64, _>("missing"), 1);
+        assert_eq!(r.get::<f64, _>("lit"), 2.5);
+        // A text column read as a number is a decoding error.
+        let r = sqlx::query("SELECT name FROM p")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert!(r.try_get::<i64, _>("name").is_err());
+    }
+
+    #[tokio::test]
+    async fn results_count_changed_rows_and_stop_at_the_first_when_asked() {
+        let (_dir, mut c) = fresh().await;
+        let done = sqlx::query("INSERT INTO p (name) VALUES ('a'), ('b'), ('c')")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 3);
+        let done = sqlx::query("UPDATE p SET name = name || '!' WHERE name <> $1")
+            .bind("a")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 2);
+        let done = sqlx::query("SELECT * FROM p")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 0);
+        // The first row of a statement that returns several; a change with
+        // RETURNING is made whole even when one row is read.
+        let first: Option<String> =
+            sqlx::query_scalar("UPDATE p SET name = name || '?' RETURNING name")
+                .fetch_optional(&mut c)
+                .await
+                .unwrap();
+        assert!(first.is_some());
+        let marked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM p WHERE name LIKE '%?'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(marked, 3);
+        let none: Option<i64> = sqlx::query_scalar("SELECT id FROM p WHERE id < 0")
+            .fetch_optional(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[tokio::test]
+    async fn constraint_failures_have_their_kinds_and_codes() {
+        let (_dir, mut c) = fresh().await;
+        sqlx::query("INSERT INTO p (id, name) VALUES (1, 'a')")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let kind = |e: Error| match e {
+            Error::Database(db) => (db.kind(), db.code().map(|c| c.into_owned())),
+            other => panic!("not a database error: {other}"),
+        };
+        let dup = sqlx::query("INSERT INTO p (id, name) VALUES (2, 'a')")
+            .execute(&mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(kind(dup), (ErrorKind::UniqueViolation, Some("2067".into())));
+        let orphan = sqlx::query("INSERT INTO c (id, p) VALUES (1, 99)")
+            .execute(&mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            kind(orphan),
+            (ErrorKind::ForeignKeyViolation, Some("787".into()))
+        );
+        let null = sqlx::query("INSERT INTO p (id, name) VALUES (3, NULL)")
+            .execute(&mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(kind(null).0, ErrorKind::NotNullViolation);
+        let bad = sqlx::query("SELEC 1").execute(&mut c).await.unwrap_err();
+        assert_eq!(kind(bad).0, ErrorKind::Other);
+        // The store maps them as it maps sqlx's own SQLite errors.
+        let dup = sqlx::query("INSERT INTO p (id, name) VALUES (2, 'a')")
+            .execute(&mut c)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            crate::StoreError::from(dup),
+            crate::StoreError::Conflict(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn transactions_nest_as_savepoints_and_roll_back_when_dropped() {
+        let (_dir, mut c) = fresh().await;
+        let count = async |c: &mut AnyConnection| -> i64 {
+            sqlx::query_scalar("SELECT COUNT(*) FROM p")
+                .fetch_one(c)
+                .await
+                .unwrap()
+        };
+        {
+            let mut outer = c.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query("INSERT INTO p (name) VALUES ('kept')")
+                .execute(&mut *outer)
+                .await
+                .unwrap();
+            {
+                let mut inner = outer.begin().await.unwrap();
+                sqlx::query("INSERT INTO p (name) VALUES ('undone')")
+                    .execute(&mut *inner)
+                    .await
+                    .unwrap();
+                // Dropped: rolled back to its savepoint only.
+            }
+            let mut inner = outer.begin().await.unwrap();
+            sqlx::query("INSERT INTO p (name) VALUES ('released')")
+                .execute(&mut *inner)
+                .await
+                .unwrap();
+            inner.commit().await.unwrap();
+            // A custom BEGIN inside a transaction is refused.
+            assert!(outer.begin_with("BEGIN IMMEDIATE").await.is_err());
+            outer.commit().await.unwrap();
+        }
+        assert_eq!(count(&mut c).await, 2);
+        {
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query("INSERT INTO p (name) VALUES ('dropped')")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        assert_eq!(count(&mut c).await, 2);
+        let mut tx = c.begin().await.unwrap();
+        sqlx::query("INSERT INTO p (name) VALUES ('rolled back')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(count(&mut c).await, 2);
+        // A second connection reads what was committed: it is in the file.
+        let dir = _dir;
+        let mut other = connect(&dir, "ro").await;
+        assert_eq!(count(&mut other).await, 2);
+        // Read-only connections refuse to write.
+        let refused = sqlx::query("INSERT INTO p (name) VALUES ('no')")
+            .execute(&mut other)
+            .await;
+        assert!(refused.is_err());
+    }
 
     #[test]
     fn urls() {
