@@ -128,8 +128,36 @@ impl<T> Future for OnStack<T> {
     }
 }
 
-/// Runs `work` on a check thread; the future completes with its result.
+std::thread_local! {
+    /// Whether this thread declared a stack of [`STACK_SIZE`]: see
+    /// [`this_thread_has_the_stack`].
+    static HAS_THE_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Declares that the calling thread was started with a stack of at least
+/// [`STACK_SIZE`] (a runtime built with `thread_stack_size(STACK_SIZE)`
+/// calls it in `on_thread_start`): [`spawn`] then runs its work on this
+/// thread, where it is awaited, instead of handing it to a check thread and
+/// waiting to be woken. A panic is still caught. The bound on work at once
+/// does not apply: such a runtime has its own, its worker threads.
+pub fn this_thread_has_the_stack() {
+    HAS_THE_STACK.with(|h| h.set(true));
+}
+
+/// Runs `work` on a check thread (or here, on a thread that declared the
+/// stack: [`this_thread_has_the_stack`]); the future completes with its
+/// result.
 pub fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> OnStack<T> {
+    if HAS_THE_STACK.with(std::cell::Cell::get) {
+        let done =
+            catch_unwind(AssertUnwindSafe(work)).map_err(|p| StackError::Panicked(panic_text(p)));
+        return OnStack {
+            slot: Arc::new(Mutex::new(Slot {
+                value: Some(done),
+                waker: None,
+            })),
+        };
+    }
     let slot = Arc::new(Mutex::new(Slot {
         value: None,
         waker: None,
@@ -305,6 +333,27 @@ mod tests {
             assert!(block_on(spawn(|| -> u8 { panic!("again") })).is_err());
         }
         assert_eq!(block_on(spawn(|| deep(16_000))), Ok(0));
+    }
+
+    #[test]
+    fn a_thread_with_the_stack_does_the_work_itself() {
+        let here = std::thread::Builder::new()
+            .stack_size(STACK_SIZE)
+            .spawn(|| {
+                this_thread_has_the_stack();
+                let me = std::thread::current().id();
+                let ran_on = block_on(spawn(|| std::thread::current().id())).unwrap();
+                let deep = block_on(spawn(|| deep(16_000)));
+                let e = block_on(spawn(|| -> u8 { panic!("inline") })).unwrap_err();
+                (ran_on == me, deep, e)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(here, (true, Ok(0), StackError::Panicked("inline".into())));
+        // Other threads still hand their work to a check thread.
+        let me = std::thread::current().id();
+        assert_ne!(block_on(spawn(|| std::thread::current().id())), Ok(me));
     }
 
     #[test]

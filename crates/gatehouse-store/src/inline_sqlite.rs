@@ -9,10 +9,12 @@
 //!
 //! This driver runs each statement where it is awaited, with rusqlite, as a
 //! short piece of CPU work: no hand-off, and the store's queries are the same
-//! ones (they see an `AnyConnection` either way). Two things still leave the
+//! ones (they see an `AnyConnection` either way). One thing still leaves the
 //! runtime's thread: the outermost `COMMIT`, which waits for the disk
-//! (`fsync`) and so runs on a blocking thread, and nothing else. The file
-//! is opened with the same settings the store gives sqlx's driver (the pool's
+//! (`fsync`), runs on a blocking thread. A statement that waits for a lock
+//! another process holds (the busy timeout) waits on the runtime's thread;
+//! within this process the store's writer queue keeps writers from waiting
+//! on each other that way. The file is opened with the same settings the store gives sqlx's driver (the pool's
 //! `after_connect` sets the pragmas); migrations still run through sqlx's own
 //! SQLite driver, which has the migration machinery.
 //!

@@ -96,8 +96,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // The runtime's threads have the stack of a check thread, so that a
+    // request evaluates its qualification checks where it runs (see
+    // gatehouse_checks::stack) instead of waiting for a check thread.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(gatehouse_checks::STACK_SIZE)
+        .on_thread_start(gatehouse_checks::stack::this_thread_has_the_stack)
         .build()
     {
         Ok(rt) => rt,
