@@ -750,6 +750,11 @@ impl TransactionManager for InlineTransactionManager {
     }
 }
 
+/// The type of the placeholders below.
+const NULL_TYPE: AnyTypeInfo = AnyTypeInfo {
+    kind: AnyTypeInfoKind::Null,
+};
+
 /// Never produced: rows come out as `AnyRow`.
 pub struct InlineRow;
 
@@ -783,10 +788,7 @@ impl sqlx_core::column::Column for InlineColumn {
     }
 
     fn type_info(&self) -> &AnyTypeInfo {
-        const NULL: AnyTypeInfo = AnyTypeInfo {
-            kind: AnyTypeInfoKind::Null,
-        };
-        &NULL
+        &NULL_TYPE
     }
 }
 
@@ -801,9 +803,7 @@ impl sqlx_core::value::Value for InlineValue {
     }
 
     fn type_info(&self) -> Cow<'_, AnyTypeInfo> {
-        Cow::Owned(AnyTypeInfo {
-            kind: AnyTypeInfoKind::Null,
-        })
+        Cow::Borrowed(&NULL_TYPE)
     }
 
     fn is_null(&self) -> bool {
@@ -819,9 +819,7 @@ impl sqlx_core::value::ValueRef<'_> for InlineValue {
     }
 
     fn type_info(&self) -> Cow<'_, AnyTypeInfo> {
-        Cow::Owned(AnyTypeInfo {
-            kind: AnyTypeInfoKind::Null,
-        })
+        Cow::Borrowed(&NULL_TYPE)
     }
 
     fn is_null(&self) -> bool {

@@ -371,12 +371,14 @@ mod tests {
         true
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_writers_share_commits_and_give_up_alone() {
-        let (_dir, store) = store().await;
-        let writer = store.writer.clone().unwrap();
+    /// Runs writers 1 to 60 at once; those that kept their change.
+    async fn all_at_once<F, Fut>(store: &Store, writer: F) -> Vec<i64>
+    where
+        F: Fn(Store, i64) -> Fut,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
         let tasks: Vec<_> = (1..=60)
-            .map(|n| tokio::spawn(write(store.clone(), n)))
+            .map(|n| tokio::spawn(writer(store.clone(), n)))
             .collect();
         let mut kept = Vec::new();
         for (n, t) in (1..=60).zip(tasks) {
@@ -384,6 +386,14 @@ mod tests {
                 kept.push(n);
             }
         }
+        kept
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_share_commits_and_give_up_alone() {
+        let (_dir, store) = store().await;
+        let writer = store.writer.clone().unwrap();
+        let kept = all_at_once(&store, write).await;
         // Every writer that committed is there, every one that gave up is not.
         assert_eq!(rows(&store).await, kept);
         assert_eq!(kept.len(), 40);
@@ -421,14 +431,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writers_sharing_a_commit_extend_one_audit_chain() {
         let (_dir, store) = store().await;
-        let tasks: Vec<_> = (1..=60)
-            .map(|n| tokio::spawn(audited(store.clone(), n)))
-            .collect();
-        let mut kept = 0;
-        for t in tasks {
-            kept += i64::from(t.await.unwrap());
-        }
-        assert_eq!(kept, 45);
+        let kept = all_at_once(&store, audited).await;
+        assert_eq!(kept.len(), 45);
         let summary = crate::audit::verify(&store, &crate::audit::TrustedKeys::Stored)
             .await
             .unwrap()
