@@ -22,7 +22,10 @@
 //! storage class (integer → `BIGINT`, real → `DOUBLE`, text, blob), a NULL's
 //! is its column's declared type; `$N` and `?N` parameters take the N-th
 //! argument, bare `?` the next one; the extended result code is the error
-//! code, and constraint codes give the error kinds the store maps.
+//! code, and constraint codes give the error kinds the store maps. Unlike
+//! sqlx's, it also keeps the prepared form of a statement sent without
+//! arguments (a savepoint, the audit head's read) unless it is sent as raw
+//! SQL: the cache is bounded, and those are the store's most frequent ones.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -450,8 +453,13 @@ impl<'c> Statement<'c> {
     }
 }
 
+/// Runs one statement that returns no rows (transaction control), prepared
+/// once per connection.
 fn exec(conn: &rusqlite::Connection, sql: &str) -> Result<()> {
-    conn.execute_batch(sql).map_err(error)
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(error)
 }
 
 /// Ends the innermost transaction or savepoint with `sql`.
@@ -640,7 +648,6 @@ impl AnyConnectionBackend for InlineConnection {
         persistent: bool,
         arguments: Option<AnyArguments>,
     ) -> BoxStream<'_, Result<Either<AnyQueryResult, AnyRow>>> {
-        let persistent = persistent && arguments.is_some();
         match self.run(query.as_str(), persistent, arguments, false) {
             Ok(items) => futures_util::stream::iter(items.into_iter().map(Ok)).boxed(),
             Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
@@ -653,7 +660,6 @@ impl AnyConnectionBackend for InlineConnection {
         persistent: bool,
         arguments: Option<AnyArguments>,
     ) -> BoxFuture<'_, Result<Option<AnyRow>>> {
-        let persistent = persistent && arguments.is_some();
         let answer = self
             .run(query.as_str(), persistent, arguments, true)
             .map(|items| items.into_iter().find_map(Either::right));
